@@ -1,0 +1,37 @@
+# The two commands the README opens with: `make lab` and `make test`.
+GO        ?= go
+BIN       := $(CURDIR)/bin/mpim
+# Packages that start clusters of real processes run one at a time (-p 1):
+# two clusters must never fight over the two cores of a CI machine.
+CLUSTER_PKGS := ./e2e/...
+
+.PHONY: build lab test unit e2e fuzz vet proto clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mpim
+
+lab:
+	$(GO) run ./cmd/mpim lab up
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: build
+	MPIM_BIN=$(BIN) $(GO) test -race -count=1 -p 1 -timeout 15m $(CLUSTER_PKGS)
+
+# One `go test -fuzz` invocation per target, briefly.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./gateway/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateRequest$$' -fuzztime $(FUZZTIME) ./gateway/wire
+
+test: vet unit e2e fuzz
+
+proto:
+	protoc --go_out=. --go_opt=module=mpim --go-grpc_out=. --go-grpc_opt=module=mpim proto/mpim.proto
+
+clean:
+	rm -rf bin

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"mpim/gateway"
+)
+
+func gatewayCmd() *cobra.Command {
+	cfg := gateway.DefaultConfig()
+	var secret, nodes, origins string
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run one gateway (the WebSocket front clients connect to)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Secret = []byte(secretOrEnv(secret))
+			cfg.Nodes = splitList(nodes)
+			cfg.AllowedOrigins = splitList(origins)
+			cfg.Logger = newLogger("gateway", cfg.ID)
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			g, err := gateway.Start(cfg)
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			fmt.Printf("gateway %s ws://%s/ws\n", cfg.ID, g.Addr())
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", cfg.ID, "gateway id (g1, g2, ...)")
+	f.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "address serving /ws, /healthz and /metrics")
+	f.StringVar(&nodes, "nodes", "127.0.0.1:7101", "node gRPC addresses, comma-separated, in order of preference")
+	f.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis HOST:PORT (empty: node streams only)")
+	f.StringVar(&secret, "secret", "", "token secret shared with the nodes (default $MPIM_SECRET)")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second per connection (0: off, for benchmarks)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "burst of the per-connection rate limit")
+	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued for one client before it is dropped as too slow")
+	f.StringVar(&origins, "origins", "", "allowed browser origins, comma-separated (\"*\" for any)")
+	f.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "WebSocket ping interval")
+	f.DurationVar(&cfg.PongTimeout, "pong-timeout", cfg.PongTimeout, "drop a client that has not answered pings for this long")
+	f.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "bound on one call to a node")
+	f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "node health-check interval")
+	f.DurationVar(&cfg.RouteTTL, "route-ttl", cfg.RouteTTL, "presence route lifetime (refreshed every third of it)")
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,356 @@
+// Package fsm is the deterministic chat state machine that both consistency
+// modes apply: users, groups, conversations, messages with a dense
+// per-conversation seq, (sender, conversation, cmid) deduplication and
+// delivery and read cursors.
+//
+// Like etcd-io/raft's core, it does no IO of its own: Apply is a pure
+// function of the state held in a Tx and the commands given, with no clocks,
+// no randomness and no dependence on the consistency mode. The applied log
+// index is written in the same transaction as the state it produced (etcd's
+// "consistent index"), so that replaying a log after a restart can never
+// apply a command twice.
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// DefaultDedupWindow is how many of a conversation's most recent messages
+// remember their (sender, cmid): a retry of a send is recognised as long as
+// fewer than this many messages were sent to its conversation after it.
+const DefaultDedupWindow = 4096
+
+// Config holds the machine's parameters; every replica must use the same.
+type Config struct {
+	// DedupWindow bounds the (sender, conv, cmid) dedup table per
+	// conversation, in messages.
+	DedupWindow uint64
+}
+
+// DefaultConfig returns the configuration the lab uses.
+func DefaultConfig() Config { return Config{DedupWindow: DefaultDedupWindow} }
+
+// Validate reports a configuration no machine can run with.
+func (c Config) Validate() error {
+	if c.DedupWindow < 1 {
+		return fmt.Errorf("fsm: dedup window must be at least 1, got %d", c.DedupWindow)
+	}
+	return nil
+}
+
+// Machine applies commands. It holds no state of its own beyond its
+// configuration; all state is in the Tx.
+type Machine struct {
+	cfg Config
+}
+
+// New returns a machine, or an error for an invalid configuration.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Machine{cfg: cfg}, nil
+}
+
+// User is a registered account.
+type User struct {
+	UID      uint64 `json:"uid"`
+	Name     string `json:"name"`
+	PwHash   []byte `json:"pw_hash"`
+	Nickname string `json:"nickname"`
+	Created  int64  `json:"created"`
+}
+
+// Group is a named group; its conversation is g:<Name>.
+type Group struct {
+	Name    string `json:"name"`
+	Creator uint64 `json:"creator"`
+	Created int64  `json:"created"`
+}
+
+// Conv is a conversation's header.
+type Conv struct {
+	MaxSeq uint64 `json:"max_seq"`
+}
+
+// Message is one stored chat message.
+type Message struct {
+	Conv    string `json:"conv"`
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	FromUID uint64 `json:"from_uid"`
+	Text    string `json:"text"`
+	Cmid    string `json:"cmid"`
+	Ts      int64  `json:"ts"`
+	Origin  string `json:"origin"`
+}
+
+// Apply applies the commands of the log entry at index in tx and records
+// index as applied. It returns ErrApplied, changing nothing, when index is
+// not above the applied index (a replay); an index of 0 is not recorded
+// (for callers without a log). Other errors are storage failures: the
+// caller must abort the transaction.
+func (m *Machine) Apply(tx Tx, index uint64, cmds []Command) ([]Result, error) {
+	if index != 0 {
+		if index <= Applied(tx) {
+			return nil, ErrApplied
+		}
+		if err := tx.Put(bMeta, keyApplied, u64(index)); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Result, len(cmds))
+	for i := range cmds {
+		r, err := m.apply(tx, &cmds[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Applied returns the last log index applied in tx's state.
+func Applied(tx Tx) uint64 { return getU64(tx.Get(bMeta, keyApplied)) }
+
+func (m *Machine) apply(tx Tx, c *Command) (Result, error) {
+	switch {
+	case c.Register != nil:
+		return m.register(tx, c.Register)
+	case c.UserUpdate != nil:
+		return m.userUpdate(tx, c.UserUpdate)
+	case c.GroupCreate != nil:
+		return m.groupCreate(tx, c.GroupCreate)
+	case c.GroupJoin != nil:
+		return m.groupJoin(tx, c.GroupJoin)
+	case c.GroupLeave != nil:
+		return m.groupLeave(tx, c.GroupLeave)
+	case c.Send != nil:
+		return m.send(tx, c.Send)
+	case c.Ack != nil:
+		return m.cursor(tx, c.Ack, true)
+	case c.Read != nil:
+		return m.cursor(tx, c.Read, false)
+	}
+	return Result{Err: ErrInvalid}, nil
+}
+
+func putJSON(tx Tx, bucket string, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, b)
+}
+
+func getJSON(tx Tx, bucket string, key []byte, v any) bool {
+	b := tx.Get(bucket, key)
+	if b == nil {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+func (m *Machine) register(tx Tx, r *Register) (Result, error) {
+	if r.Name == "" || len(r.PwHash) == 0 {
+		return Result{Err: ErrInvalid}, nil
+	}
+	if tx.Get(bUsers, []byte(r.Name)) != nil {
+		return Result{Err: ErrNameTaken}, nil
+	}
+	uid := r.UID
+	next := max(getU64(tx.Get(bMeta, keyNextUID)), 1)
+	if uid == 0 {
+		uid = next
+	} else if tx.Get(bUIDs, u64(uid)) != nil {
+		return Result{Err: ErrUIDTaken}, nil
+	}
+	// The counter only grows, so a uid is never handed out twice.
+	if err := tx.Put(bMeta, keyNextUID, u64(max(next, uid+1))); err != nil {
+		return Result{}, err
+	}
+	u := User{UID: uid, Name: r.Name, PwHash: r.PwHash, Created: r.Created}
+	if err := putJSON(tx, bUsers, []byte(r.Name), u); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Put(bUIDs, u64(uid), []byte(r.Name)); err != nil {
+		return Result{}, err
+	}
+	return Result{UID: uid}, nil
+}
+
+func (m *Machine) userUpdate(tx Tx, r *UserUpdate) (Result, error) {
+	name := tx.Get(bUIDs, u64(r.UID))
+	if name == nil {
+		return Result{Err: ErrNoSuchUser}, nil
+	}
+	var u User
+	if !getJSON(tx, bUsers, name, &u) {
+		return Result{Err: ErrNoSuchUser}, nil
+	}
+	u.Nickname = r.Nickname
+	return Result{UID: u.UID}, putJSON(tx, bUsers, name, u)
+}
+
+func (m *Machine) addMember(tx Tx, conv string, uid uint64) error {
+	if err := tx.Put(bMembers, memberKey(conv, uid), present); err != nil {
+		return err
+	}
+	return tx.Put(bUserConvs, userConvKey(uid, conv), present)
+}
+
+func (m *Machine) groupCreate(tx Tx, r *GroupCreate) (Result, error) {
+	if r.Group == "" || r.Creator == 0 {
+		return Result{Err: ErrInvalid}, nil
+	}
+	if tx.Get(bGroups, []byte(r.Group)) != nil {
+		return Result{Err: ErrGroupExists}, nil
+	}
+	conv := GroupConv(r.Group)
+	g := Group{Name: r.Group, Creator: r.Creator, Created: r.Created}
+	if err := putJSON(tx, bGroups, []byte(r.Group), g); err != nil {
+		return Result{}, err
+	}
+	if err := putJSON(tx, bConvs, []byte(conv), Conv{}); err != nil {
+		return Result{}, err
+	}
+	for _, uid := range append([]uint64{r.Creator}, r.Members...) {
+		if err := m.addMember(tx, conv, uid); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Conv: conv, Members: Members(tx, conv)}, nil
+}
+
+func (m *Machine) groupJoin(tx Tx, r *GroupMember) (Result, error) {
+	if tx.Get(bGroups, []byte(r.Group)) == nil {
+		return Result{Err: ErrNoSuchGroup}, nil
+	}
+	conv := GroupConv(r.Group)
+	if err := m.addMember(tx, conv, r.UID); err != nil {
+		return Result{}, err
+	}
+	return Result{Conv: conv, Members: Members(tx, conv)}, nil
+}
+
+func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
+	if tx.Get(bGroups, []byte(r.Group)) == nil {
+		return Result{Err: ErrNoSuchGroup}, nil
+	}
+	conv := GroupConv(r.Group)
+	if !IsMember(tx, conv, r.UID) {
+		return Result{Err: ErrNotMember}, nil
+	}
+	if err := tx.Delete(bMembers, memberKey(conv, r.UID)); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Delete(bUserConvs, userConvKey(r.UID, conv)); err != nil {
+		return Result{}, err
+	}
+	return Result{Conv: conv, Members: Members(tx, conv)}, nil
+}
+
+func (m *Machine) send(tx Tx, s *Send) (Result, error) {
+	if s.Conv == "" || s.FromUID == 0 || s.ID == "" || s.Cmid == "" {
+		return Result{Err: ErrInvalid}, nil
+	}
+	var conv Conv
+	exists := getJSON(tx, bConvs, []byte(s.Conv), &conv)
+	switch {
+	case strings.HasPrefix(s.Conv, "g:"):
+		if !exists {
+			return Result{Err: ErrNoSuchGroup}, nil
+		}
+		if !IsMember(tx, s.Conv, s.FromUID) {
+			return Result{Err: ErrNotMember}, nil
+		}
+	case strings.HasPrefix(s.Conv, "dm:"):
+		if !exists {
+			if s.To == 0 {
+				return Result{Err: ErrInvalid}, nil
+			}
+			for _, uid := range []uint64{s.FromUID, s.To} {
+				if err := m.addMember(tx, s.Conv, uid); err != nil {
+					return Result{}, err
+				}
+			}
+		} else if !IsMember(tx, s.Conv, s.FromUID) {
+			return Result{Err: ErrNotMember}, nil
+		}
+	default:
+		return Result{Err: ErrInvalid}, nil
+	}
+	dk := dedupKey(s.FromUID, s.Conv, s.Cmid)
+	if seq := getU64(tx.Get(bDedup, dk)); seq != 0 {
+		var prev Message
+		if getJSON(tx, bMsgs, msgKey(s.Conv, seq), &prev) {
+			return Result{Conv: s.Conv, Message: &prev, Dup: true, Seq: seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
+		}
+	}
+	conv.MaxSeq++
+	msg := Message{Conv: s.Conv, Seq: conv.MaxSeq, ID: s.ID, From: s.From, FromUID: s.FromUID,
+		Text: s.Text, Cmid: s.Cmid, Ts: s.Ts, Origin: s.Origin}
+	if err := putJSON(tx, bConvs, []byte(s.Conv), conv); err != nil {
+		return Result{}, err
+	}
+	if err := putJSON(tx, bMsgs, msgKey(s.Conv, msg.Seq), msg); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Put(bMsgIDs, []byte(msg.ID), msgKey(s.Conv, msg.Seq)); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Put(bDedup, dk, u64(msg.Seq)); err != nil {
+		return Result{}, err
+	}
+	if err := m.forgetDedup(tx, s.Conv, msg.Seq); err != nil {
+		return Result{}, err
+	}
+	return Result{Conv: s.Conv, Message: &msg, Seq: msg.Seq, ID: msg.ID, Members: Members(tx, s.Conv)}, nil
+}
+
+// forgetDedup drops the dedup entry of the message that just left the
+// window, keeping the table at DedupWindow entries per conversation.
+func (m *Machine) forgetDedup(tx Tx, conv string, seq uint64) error {
+	if seq <= m.cfg.DedupWindow {
+		return nil
+	}
+	var old Message
+	if !getJSON(tx, bMsgs, msgKey(conv, seq-m.cfg.DedupWindow), &old) {
+		return nil
+	}
+	return tx.Delete(bDedup, dedupKey(old.FromUID, conv, old.Cmid))
+}
+
+func (m *Machine) cursor(tx Tx, c *Cursor, delivered bool) (Result, error) {
+	if !IsMember(tx, c.Conv, c.UID) {
+		return Result{Err: ErrNotMember}, nil
+	}
+	var msg Message
+	switch {
+	case c.Seq != 0:
+		if !getJSON(tx, bMsgs, msgKey(c.Conv, c.Seq), &msg) {
+			return Result{Err: ErrNoSuchMessage}, nil
+		}
+	case c.ID != "":
+		k := tx.Get(bMsgIDs, []byte(c.ID))
+		if k == nil || !getJSON(tx, bMsgs, k, &msg) || msg.Conv != c.Conv {
+			return Result{Err: ErrNoSuchMessage}, nil
+		}
+	default:
+		return Result{Err: ErrInvalid}, nil
+	}
+	bucket, key := bReadCur, readKey(c.UID, c.Conv)
+	if delivered {
+		bucket, key = bDelivered, deliveredKey(c.UID, c.Device, c.Conv)
+	}
+	// Cursors only move forward: a late or repeated receipt changes nothing.
+	if getU64(tx.Get(bucket, key)) < msg.Seq {
+		if err := tx.Put(bucket, key, u64(msg.Seq)); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Conv: c.Conv, Seq: msg.Seq, ID: msg.ID, Members: Members(tx, c.Conv)}, nil
+}

@@ -1,0 +1,182 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// GroupConv is the conversation id of a group.
+func GroupConv(group string) string { return "g:" + group }
+
+// DMConv is the conversation id of two users' direct messages.
+func DMConv(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return "dm:" + a + ":" + b
+}
+
+// UserByName returns the user called name.
+func UserByName(tx Tx, name string) (User, bool) {
+	var u User
+	ok := getJSON(tx, bUsers, []byte(name), &u)
+	return u, ok
+}
+
+// UserByUID returns the user with that uid.
+func UserByUID(tx Tx, uid uint64) (User, bool) {
+	name := tx.Get(bUIDs, u64(uid))
+	if name == nil {
+		return User{}, false
+	}
+	return UserByName(tx, string(name))
+}
+
+// GroupByName returns the group called name.
+func GroupByName(tx Tx, name string) (Group, bool) {
+	var g Group
+	ok := getJSON(tx, bGroups, []byte(name), &g)
+	return g, ok
+}
+
+// IsMember reports whether uid is a member of conv.
+func IsMember(tx Tx, conv string, uid uint64) bool {
+	return tx.Get(bMembers, memberKey(conv, uid)) != nil
+}
+
+// Members returns conv's member uids in ascending order.
+func Members(tx Tx, conv string) []uint64 {
+	var out []uint64
+	p := convPrefix(conv)
+	_ = tx.Scan(bMembers, p, prefixEnd(p), false, func(k, _ []byte) bool {
+		out = append(out, getU64(k[len(p):]))
+		return true
+	})
+	return out
+}
+
+// MaxSeq returns the seq of conv's last message (0 when empty or unknown).
+func MaxSeq(tx Tx, conv string) uint64 {
+	var c Conv
+	getJSON(tx, bConvs, []byte(conv), &c)
+	return c.MaxSeq
+}
+
+// ConvExists reports whether conv has been created.
+func ConvExists(tx Tx, conv string) bool { return tx.Get(bConvs, []byte(conv)) != nil }
+
+// UserConvs returns the conversations uid is a member of, in byte order.
+func UserConvs(tx Tx, uid uint64) []string {
+	var out []string
+	p := u64(uid)
+	_ = tx.Scan(bUserConvs, p, prefixEnd(p), false, func(k, _ []byte) bool {
+		out = append(out, string(k[len(p):]))
+		return true
+	})
+	return out
+}
+
+// Messages returns up to limit messages of conv in seq order. With before
+// > 0 they are the last ones with seq < before; otherwise the first ones
+// with seq > after when after > 0, else the conversation's last ones. more
+// reports whether further messages exist in the direction read.
+func Messages(tx Tx, conv string, after, before uint64, limit int) (msgs []Message, more bool) {
+	if limit <= 0 {
+		return nil, false
+	}
+	p := convPrefix(conv)
+	from, to, reverse := msgKey(conv, after+1), prefixEnd(p), false
+	if before > 0 {
+		from, to, reverse = msgKey(conv, after+1), msgKey(conv, before), true
+	} else if after == 0 {
+		from, reverse = msgKey(conv, 1), true
+	}
+	_ = tx.Scan(bMsgs, from, to, reverse, func(_, v []byte) bool {
+		if len(msgs) == limit {
+			more = true
+			return false
+		}
+		var m Message
+		if json.Unmarshal(v, &m) == nil {
+			msgs = append(msgs, m)
+		}
+		return true
+	})
+	if reverse {
+		for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
+			msgs[i], msgs[j] = msgs[j], msgs[i]
+		}
+	}
+	return msgs, more
+}
+
+// MessageByID returns the message with that id.
+func MessageByID(tx Tx, id string) (Message, bool) {
+	var m Message
+	k := tx.Get(bMsgIDs, []byte(id))
+	if k == nil {
+		return m, false
+	}
+	ok := getJSON(tx, bMsgs, k, &m)
+	return m, ok
+}
+
+// Delivered returns the delivery cursor of uid's device in conv.
+func Delivered(tx Tx, uid uint64, device, conv string) uint64 {
+	return getU64(tx.Get(bDelivered, deliveredKey(uid, device, conv)))
+}
+
+// ReadCursor returns uid's read cursor in conv.
+func ReadCursor(tx Tx, uid uint64, conv string) uint64 {
+	return getU64(tx.Get(bReadCur, readKey(uid, conv)))
+}
+
+// Digest summarises conv on this replica: its message count and a hash of
+// its message ids in seq order. Replicas holding the same messages in the
+// same order have equal digests.
+func Digest(tx Tx, conv string) (count uint64, digest string) {
+	h := sha256.New()
+	p := convPrefix(conv)
+	_ = tx.Scan(bMsgs, p, prefixEnd(p), false, func(_, v []byte) bool {
+		var m Message
+		if json.Unmarshal(v, &m) == nil {
+			count++
+			h.Write([]byte(m.ID))
+			h.Write(sep)
+		}
+		return true
+	})
+	return count, hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Convs returns every conversation id on this replica in byte order.
+func Convs(tx Tx) []string {
+	var out []string
+	_ = tx.Scan(bConvs, nil, nil, false, func(k, _ []byte) bool {
+		out = append(out, string(k))
+		return true
+	})
+	return out
+}
+
+// MessagesAfter returns up to limit messages of conv with seq > after, in
+// seq order, and whether more follow.
+func MessagesAfter(tx Tx, conv string, after uint64, limit int) (msgs []Message, more bool) {
+	if limit <= 0 {
+		return nil, MaxSeq(tx, conv) > after
+	}
+	p := convPrefix(conv)
+	_ = tx.Scan(bMsgs, msgKey(conv, after+1), prefixEnd(p), false, func(_, v []byte) bool {
+		if len(msgs) == limit {
+			more = true
+			return false
+		}
+		var m Message
+		if json.Unmarshal(v, &m) == nil {
+			msgs = append(msgs, m)
+		}
+		return true
+	})
+	return msgs, more
+}

@@ -1,0 +1,172 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func seqs(msgs []Message) []uint64 {
+	out := []uint64{}
+	for _, m := range msgs {
+		out = append(out, m.Seq)
+	}
+	return out
+}
+
+func span(lo, hi uint64) []uint64 {
+	out := []uint64{}
+	for s := lo; s <= hi; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestMessages(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	h.users("alice")
+	h.ok(mkGroup("t", 1))
+	h.ok(mkGroup("team", 1)) // "g:t" is a prefix of "g:team"
+	for i := range 10 {
+		h.ok(send("g:team", 1, fmt.Sprintf("c%d", i)))
+	}
+	h.ok(send("g:t", 1, "x"))
+	cases := []struct {
+		name          string
+		conv          string
+		after, before uint64
+		limit         int
+		want          []uint64
+		wantMore      bool
+	}{
+		{"latest, fewer than all", "g:team", 0, 0, 3, span(8, 10), true},
+		{"latest, exactly all", "g:team", 0, 0, 10, span(1, 10), false},
+		{"latest, more than all", "g:team", 0, 0, 20, span(1, 10), false},
+		{"after, limited", "g:team", 7, 0, 2, span(8, 9), true},
+		{"after, to the end", "g:team", 7, 0, 3, span(8, 10), false},
+		{"after, past the end", "g:team", 7, 0, 10, span(8, 10), false},
+		{"after the last", "g:team", 10, 0, 5, nil, false},
+		{"after beyond the last", "g:team", 99, 0, 5, nil, false},
+		{"before, to the start", "g:team", 0, 4, 10, span(1, 3), false},
+		{"before, limited: the last ones before", "g:team", 0, 6, 2, span(4, 5), true},
+		{"before, exactly to the start", "g:team", 0, 4, 3, span(1, 3), false},
+		{"before 1", "g:team", 0, 1, 5, nil, false},
+		{"before beyond the last", "g:team", 0, 100, 4, span(7, 10), true},
+		{"between", "g:team", 2, 8, 10, span(3, 7), false},
+		{"between, limited: the last ones", "g:team", 2, 8, 3, span(5, 7), true},
+		{"between, exactly", "g:team", 2, 8, 5, span(3, 7), false},
+		{"between, empty", "g:team", 2, 3, 5, nil, false},
+		{"between, inverted", "g:team", 5, 2, 5, nil, false},
+		{"limit 0", "g:team", 0, 0, 0, nil, false},
+		{"negative limit", "g:team", 0, 0, -1, nil, false},
+		{"limit 1", "g:team", 0, 0, 1, []uint64{10}, true},
+		{"prefix conversation kept apart", "g:t", 0, 0, 20, []uint64{1}, false},
+		{"unknown conversation", "g:nope", 0, 0, 5, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs, more := Messages(h.kv, tc.conv, tc.after, tc.before, tc.limit)
+			got := seqs(msgs)
+			if tc.want == nil {
+				tc.want = []uint64{}
+			}
+			if !slices.Equal(got, tc.want) || more != tc.wantMore {
+				t.Fatalf("Messages(%s, after %d, before %d, limit %d) = %v more=%v, want %v more=%v",
+					tc.conv, tc.after, tc.before, tc.limit, got, more, tc.want, tc.wantMore)
+			}
+			for _, m := range msgs {
+				if m.Conv != tc.conv {
+					t.Fatalf("Messages(%s) returned seq %d of conversation %s", tc.conv, m.Seq, m.Conv)
+				}
+			}
+		})
+	}
+}
+
+// TestMessagesPaging pages backwards and forwards through a conversation
+// with the cursors a client would use, and checks every message is seen
+// exactly once in order.
+func TestMessagesPaging(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	h.users("alice")
+	h.ok(mkGroup("team", 1))
+	const n = 23
+	for i := range n {
+		h.ok(send("g:team", 1, fmt.Sprintf("c%d", i)))
+	}
+	for _, limit := range []int{1, 4, 5, 23, 30} {
+		// Backwards: latest page, then before the oldest seen.
+		var back []uint64
+		msgs, more := Messages(h.kv, "g:team", 0, 0, limit)
+		back = append(seqs(msgs), back...)
+		for more {
+			msgs, more = Messages(h.kv, "g:team", 0, back[0], limit)
+			back = append(seqs(msgs), back...)
+		}
+		if !slices.Equal(back, span(1, n)) {
+			t.Fatalf("limit %d: paging backwards saw %v, want 1..%d once each", limit, back, n)
+		}
+		// Forwards: a client that has seen seq 1 catches up with after.
+		// (after == 0 means "latest page", so forward sync starts from a seq.)
+		fwd := []uint64{1}
+		for more := true; more; {
+			var msgs []Message
+			msgs, more = Messages(h.kv, "g:team", fwd[len(fwd)-1], 0, limit)
+			if more && len(msgs) != limit {
+				t.Fatalf("limit %d: short page %v with more=true", limit, seqs(msgs))
+			}
+			fwd = append(fwd, seqs(msgs)...)
+		}
+		if !slices.Equal(fwd, span(1, n)) {
+			t.Fatalf("limit %d: paging forwards saw %v, want 1..%d once each", limit, fwd, n)
+		}
+	}
+}
+
+func TestDigest(t *testing.T) {
+	build := func(sends ...Command) *harness {
+		h := newHarness(t, DefaultConfig())
+		h.users("alice", "bob")
+		h.ok(mkGroup("team", 1, 2))
+		h.ok(mkGroup("other", 1))
+		for _, s := range sends {
+			h.ok(s)
+		}
+		return h
+	}
+	a, b, c := send("g:team", 1, "a"), send("g:team", 2, "b"), send("g:team", 1, "c")
+	base := build(a, b, c)
+	baseN, baseD := Digest(base.kv, "g:team")
+	if baseN != 3 {
+		t.Fatalf("conversation g:team: digest count %d, want 3", baseN)
+	}
+	cases := []struct {
+		name     string
+		h        *harness
+		wantSame bool
+	}{
+		{"same history", build(a, b, c), true},
+		{"same history, retries and other traffic in between", build(a, a, send("g:other", 1, "z"), b, a, c, ack(1, "p", "g:team", 2)), true},
+		{"different order", build(a, c, b), false},
+		{"prefix", build(a, b), false},
+		{"longer", build(a, b, c, send("g:team", 2, "d")), false},
+		{"different id", build(a, b, Command{Send: &Send{Conv: "g:team", FromUID: 1, Cmid: "c", ID: "other-id"}}), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, d := Digest(tc.h.kv, "g:team")
+			if same := n == baseN && d == baseD; same != tc.wantSame {
+				t.Fatalf("conversation g:team: digest (%d, %s) vs base (%d, %s): equal=%v, want %v",
+					n, d, baseN, baseD, same, tc.wantSame)
+			}
+		})
+	}
+	n0, d0 := Digest(base.kv, "g:nope")
+	n1, d1 := Digest(base.kv, "g:other")
+	if n0 != 0 || n1 != 0 || d0 != d1 {
+		t.Fatalf("empty conversations: digests (%d, %s) and (%d, %s), want equal with count 0", n0, d0, n1, d1)
+	}
+	if d0 == baseD {
+		t.Fatalf("empty conversation has the digest of a non-empty one")
+	}
+}

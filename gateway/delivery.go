@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"mpim/gateway/wire"
+	pb "mpim/proto/mpimpb"
+)
+
+// eventBuffer bounds the message pushes waiting for one session's
+// deliverer. When it is full the push is dropped and the session pulls
+// everything after its cursors instead (a catch-up), so nothing is lost.
+const eventBuffer = 1024
+
+// maxPage is the page size of the gateway's own pulls.
+const maxPage = 500
+
+// delivery is a session's push state: per conversation, the highest seq
+// this device has been pushed. The deliverer goroutine alone touches
+// cursor, which is what makes delivery exactly once and in order: a push at
+// or below the cursor is a duplicate (it came on both paths, or after a
+// pull), a push beyond cursor+1 reveals a gap that is pulled first (the
+// "seq + pull" model).
+type delivery struct {
+	events  chan *pb.Message
+	catchup chan struct{}
+	isReady atomic.Bool
+	cursor  map[string]uint64
+}
+
+func (d *delivery) init() {
+	d.events = make(chan *pb.Message, eventBuffer)
+	d.catchup = make(chan struct{}, 1)
+	d.cursor = map[string]uint64{}
+}
+
+func (s *session) ready() bool { return s.isReady.Load() }
+
+// offer hands a message push to the deliverer.
+func (s *session) offer(m *pb.Message) {
+	select {
+	case s.events <- m:
+	default:
+		s.requestCatchUp()
+	}
+}
+
+func (s *session) requestCatchUp() {
+	select {
+	case s.catchup <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) deliverLoop() {
+	select {
+	case <-s.authed:
+	case <-s.closing:
+		return
+	}
+	// The login backlog first: pushes that arrive meanwhile wait in events,
+	// so that none moves the cursor past a message not yet pulled.
+	s.backlog()
+	s.isReady.Store(true)
+	for {
+		select {
+		case m := <-s.events:
+			s.deliver(m)
+		case <-s.catchup:
+			s.catchUp()
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// pull calls a node for the deliverer; it gives up when the session closes.
+func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, werr := s.g.nodes.call(ctx, s.g.cfg.CallTimeout, readCall, fn)
+	if werr != nil && !s.closed() {
+		s.g.log.Warn("pull failed; will retry on the next push or catch-up", "session", s.id, "err", werr.Message)
+	}
+	return werr == nil
+}
+
+// backlog pushes every message after this device's delivery cursors.
+func (s *session) backlog() {
+	cursor := ""
+	for page := 0; page < 1000 && !s.closed(); page++ {
+		var rep *pb.SyncReply
+		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
+			var err error
+			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: cursor, FromDevice: cursor == "", Limit: maxPage})
+			return err
+		})
+		if !ok {
+			s.requestCatchUp()
+			return
+		}
+		for _, m := range rep.Messages {
+			s.push(m)
+		}
+		if !rep.More {
+			for _, c := range rep.Convs {
+				s.cursor[c.Conv] = max(s.cursor[c.Conv], c.MaxSeq)
+			}
+			return
+		}
+		cursor = rep.Cursor
+	}
+}
+
+// catchUp pushes everything after the cursors (after a lost push).
+func (s *session) catchUp() {
+	for page := 0; page < 1000 && !s.closed(); page++ {
+		after := make(map[string]uint64, len(s.cursor))
+		for k, v := range s.cursor {
+			after[k] = v
+		}
+		var rep *pb.SyncReply
+		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
+			var err error
+			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), After: after, Limit: maxPage})
+			return err
+		})
+		if !ok {
+			time.AfterFunc(time.Second, s.requestCatchUp)
+			return
+		}
+		for _, m := range rep.Messages {
+			s.deliver(m)
+		}
+		if !rep.More {
+			return
+		}
+	}
+}
+
+// deliver pushes m if it is the next of its conversation, after pulling
+// any gap before it; it drops m if the device has it.
+func (s *session) deliver(m *pb.Message) {
+	cur, known := s.cursor[m.Conv]
+	if !known {
+		// A conversation joined after login: push from here on; its
+		// history is the client's to read.
+		cur = m.Seq - 1
+	}
+	if m.Seq <= cur {
+		s.g.metrics.duplicates.Inc()
+		return
+	}
+	for cur+1 < m.Seq && !s.closed() {
+		s.g.metrics.gapFills.Inc()
+		before := min(m.Seq, cur+1+1000)
+		var rep *pb.HistoryReply
+		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
+			var err error
+			rep, err = n.messages.History(ctx, &pb.HistoryRequest{Caller: s.caller(), Conv: m.Conv,
+				After: cur, Before: before, Limit: uint32(before - cur - 1), Read: wire.ReadLocal})
+			return err
+		})
+		if !ok || len(rep.Messages) == 0 {
+			// Cannot fill the gap now: keep the cursor, so that the gap is
+			// pulled by the next catch-up rather than skipped.
+			time.AfterFunc(time.Second, s.requestCatchUp)
+			s.cursor[m.Conv] = cur
+			return
+		}
+		for _, g := range rep.Messages {
+			if g.Seq == cur+1 {
+				s.push(g)
+				cur = g.Seq
+			}
+		}
+		if cur+1 < before {
+			s.cursor[m.Conv] = cur
+			time.AfterFunc(time.Second, s.requestCatchUp)
+			return
+		}
+	}
+	s.push(m)
+}
+
+// push sends m to the client and advances its conversation's cursor.
+func (s *session) push(m *pb.Message) {
+	if m.Seq <= s.cursor[m.Conv] {
+		return
+	}
+	s.cursor[m.Conv] = m.Seq
+	s.send(wire.Push(wire.PushMessage, messageFields{Message: toWire(m)}))
+}

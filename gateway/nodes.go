@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"mpim/gateway/wire"
+	"mpim/internal/rpcerr"
+	pb "mpim/proto/mpimpb"
+)
+
+// nodeConn is the gateway's connection to one node.
+type nodeConn struct {
+	addr     string
+	cc       *grpc.ClientConn
+	users    pb.UsersClient
+	messages pb.MessagesClient
+	groups   pb.GroupsClient
+	presence pb.PresenceClient
+	gateways pb.GatewaysClient
+	admin    pb.AdminClient
+
+	healthy atomic.Bool
+	mu      sync.Mutex
+	id      string // learned from the node's status
+	mode    string
+}
+
+func (n *nodeConn) identity() (id, mode string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.id, n.mode
+}
+
+// nodePool is the seed's discovery and failover without ZooKeeper: the
+// gateway is given its nodes in order of preference, health-checks each,
+// and sends every call to the first healthy one.
+type nodePool struct {
+	nodes    []*nodeConn
+	log      *slog.Logger
+	interval time.Duration
+	changed  chan struct{} // pinged when a node's health flips
+}
+
+func newNodePool(addrs []string, interval time.Duration, log *slog.Logger) (*nodePool, error) {
+	p := &nodePool{log: log, interval: interval, changed: make(chan struct{}, 1)}
+	for _, a := range addrs {
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("gateway: node %s: %w", a, err)
+		}
+		p.nodes = append(p.nodes, &nodeConn{addr: a, cc: cc,
+			users: pb.NewUsersClient(cc), messages: pb.NewMessagesClient(cc), groups: pb.NewGroupsClient(cc),
+			presence: pb.NewPresenceClient(cc), gateways: pb.NewGatewaysClient(cc), admin: pb.NewAdminClient(cc)})
+		cc.Connect()
+	}
+	return p, nil
+}
+
+func (p *nodePool) close() {
+	for _, n := range p.nodes {
+		n.cc.Close()
+	}
+}
+
+// watch health-checks every node until ctx ends.
+func (p *nodePool) watch(ctx context.Context) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, n := range p.nodes {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.check(ctx, n) }()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *nodePool) check(ctx context.Context, n *nodeConn) {
+	cctx, cancel := context.WithTimeout(ctx, p.interval+200*time.Millisecond)
+	defer cancel()
+	st, err := n.admin.Status(cctx, &pb.Empty{})
+	if err == nil {
+		n.mu.Lock()
+		n.id, n.mode = st.Id, st.Mode
+		n.mu.Unlock()
+	}
+	p.setHealthy(n, err == nil, err)
+}
+
+func (p *nodePool) setHealthy(n *nodeConn, ok bool, why error) {
+	if n.healthy.Swap(ok) == ok {
+		return
+	}
+	if ok {
+		p.log.Info("node healthy", "addr", n.addr)
+	} else {
+		p.log.Warn("node unhealthy; failing over", "addr", n.addr, "err", why)
+	}
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// candidates lists healthy nodes in preference order, then the others (a
+// node that just came back may not be marked healthy yet).
+func (p *nodePool) candidates() []*nodeConn {
+	out := make([]*nodeConn, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		if n.healthy.Load() {
+			out = append(out, n)
+		}
+	}
+	for _, n := range p.nodes {
+		if !n.healthy.Load() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// preferred is the node the gateway attaches its push stream to.
+func (p *nodePool) preferred() *nodeConn { return p.candidates()[0] }
+
+// callKind says what a failed call may be retried as.
+type callKind int
+
+const (
+	// readCall has no effect: retry on another node freely.
+	readCall callKind = iota
+	// idempotentWrite is safe to repeat (send by cmid, cursors): retry on
+	// another node.
+	idempotentWrite
+	// write may not be repeated blindly: after a transport failure that
+	// may have reached the node, the answer is timeout.
+	write
+)
+
+// errNoNode: every node refused the connection.
+var errNoNode = errors.New("gateway: no node reachable")
+
+// call runs fn against the best node, failing over on transport failures
+// as kind allows. It returns a *wire.Error for every failure.
+func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
+	var last error
+	for _, n := range p.candidates() {
+		// A connection that is not up cannot have carried the request: it
+		// is refused before anything was sent, so any call may move on.
+		state := n.cc.GetState()
+		notSent := state == connectivity.TransientFailure || state == connectivity.Shutdown
+		if notSent {
+			n.cc.Connect()
+			last = fmt.Errorf("node %s: %s", n.addr, state)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := fn(cctx, n)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		code, msg, terr := rpcerr.Decode(err)
+		if terr == nil {
+			return n, &wire.Error{Code: wire.Code(code), Message: msg}
+		}
+		if ctx.Err() != nil {
+			return n, ambiguous(kind, fmt.Errorf("request cancelled: %w", ctx.Err()))
+		}
+		p.setHealthy(n, false, terr)
+		last = terr
+		if kind == write {
+			return n, ambiguous(kind, terr)
+		}
+	}
+	if last == nil {
+		last = errNoNode
+	}
+	return nil, wire.Errorf(wire.Unavailable, "no node could take the request (%v); nothing was applied, try again", last)
+}
+
+// ambiguous is the answer to a call that broke after it may have reached
+// a node.
+func ambiguous(kind callKind, err error) *wire.Error {
+	if kind == readCall {
+		return wire.Errorf(wire.Unavailable, "node unreachable (%v); try again", err)
+	}
+	return wire.Errorf(wire.Timeout, "the node did not answer (%v); the write may or may not have been applied, retry with the same cmid", err)
+}

@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"mpim/gateway/wire"
+	pb "mpim/proto/mpimpb"
+)
+
+// Close codes the gateway uses besides the standard ones.
+const (
+	closeKicked = 4001 // the session was kicked (see the kicked push)
+)
+
+// identity is who a session is logged in as; it never changes once set.
+type identity struct {
+	uid    uint64
+	user   string
+	device string
+}
+
+// session is one client connection. Three goroutines own it: the reader
+// (decodes frames, serves auth ops inline and other ops on up to
+// MaxInflight goroutines), the writer (the only one that writes data
+// frames, from a bounded queue, and sends pings), and the deliverer (pushes
+// messages in seq order per conversation, exactly once per device).
+type session struct {
+	g    *Gateway
+	conn *websocket.Conn
+	id   string
+
+	ident  atomic.Pointer[identity]
+	authed chan struct{} // closed at login or resume
+	gone   bool          // guarded by g.mu: forgotten, never index again
+
+	out       chan []byte
+	inflight  chan struct{}
+	bucket    tokenBucket
+	closing   chan struct{}
+	closeOnce sync.Once
+	ops       sync.WaitGroup
+	loops     sync.WaitGroup
+
+	delivery
+}
+
+func newSession(g *Gateway, conn *websocket.Conn, id string) *session {
+	s := &session{g: g, conn: conn, id: id, authed: make(chan struct{}),
+		out: make(chan []byte, g.cfg.SendQueue), inflight: make(chan struct{}, g.cfg.MaxInflight),
+		closing: make(chan struct{}), bucket: newTokenBucket(g.cfg.RateLimit, g.cfg.RateBurst)}
+	s.delivery.init()
+	return s
+}
+
+func (s *session) start() {
+	s.loops.Add(3)
+	go func() { defer s.loops.Done(); s.readLoop() }()
+	go func() { defer s.loops.Done(); s.writeLoop() }()
+	go func() { defer s.loops.Done(); s.deliverLoop() }()
+}
+
+// wait blocks until the session's goroutines have ended.
+func (s *session) wait() { s.loops.Wait() }
+
+func (s *session) who() *identity { return s.ident.Load() }
+
+// uid of the session, 0 before login.
+func (s *session) uidOf() uint64 {
+	if id := s.who(); id != nil {
+		return id.uid
+	}
+	return 0
+}
+
+// close ends the session with a close frame; safe to call many times and
+// from any goroutine. The close frame is written with a short deadline so
+// that a client that stopped reading cannot hold the session open.
+func (s *session) close(code int, text string) {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		go func() {
+			s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			s.conn.Close()
+		}()
+	})
+}
+
+func (s *session) closed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// send queues a frame for the client. A full queue means the client is not
+// reading: it is dropped rather than allowed to block anyone.
+func (s *session) send(frame []byte) bool {
+	select {
+	case s.out <- frame:
+		return true
+	case <-s.closing:
+		return false
+	default:
+		s.g.metrics.dropped.Inc()
+		s.g.log.Warn("client too slow: send queue full, dropping it", "session", s.id)
+		s.close(websocket.ClosePolicyViolation, "too slow: send queue full")
+		return false
+	}
+}
+
+func (s *session) readLoop() {
+	defer s.finish()
+	cfg := s.g.cfg
+	s.conn.SetReadLimit(wire.MaxFrame)
+	alive := func() { s.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout)) }
+	alive()
+	s.conn.SetPongHandler(func(string) error { alive(); return nil })
+	for {
+		mt, data, err := s.conn.ReadMessage()
+		if err != nil {
+			// Over-long frames were answered with 1009 by the library.
+			s.close(websocket.CloseNormalClosure, "")
+			return
+		}
+		alive()
+		if mt != websocket.TextMessage {
+			s.send(wire.ErrorReply(nil, wire.Errorf(wire.BadRequest, "binary frames are not accepted; send JSON in text frames")))
+			continue
+		}
+		req, id, werr := wire.Decode(data)
+		if !s.bucket.allow(time.Now()) {
+			s.g.metrics.requests.WithLabelValues("any", string(wire.RateLimited)).Inc()
+			s.send(wire.ErrorReply(id, wire.Errorf(wire.RateLimited, "more than %g requests per second on this connection; slow down and retry", cfg.RateLimit)))
+			continue
+		}
+		if werr != nil {
+			s.g.metrics.requests.WithLabelValues("invalid", string(werr.Code)).Inc()
+			s.send(wire.ErrorReply(id, werr))
+			continue
+		}
+		if !wire.NeedsAuth(req.Op) {
+			// Auth ops run inline, so that a request pipelined behind a
+			// login already sees the session authenticated.
+			s.serve(req)
+			continue
+		}
+		select {
+		case s.inflight <- struct{}{}:
+		case <-s.closing:
+			return
+		}
+		s.ops.Add(1)
+		go func() {
+			defer func() { <-s.inflight; s.ops.Done() }()
+			s.serve(req)
+		}()
+	}
+}
+
+// finish runs when the reader ends: the session leaves every index and its
+// route is removed.
+func (s *session) finish() {
+	s.close(websocket.CloseNormalClosure, "")
+	s.ops.Wait()
+	s.g.mu.Lock()
+	s.gone = true
+	s.g.mu.Unlock()
+	s.g.forget(s)
+	if id := s.who(); id != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.g.nodes.call(ctx, s.g.cfg.CallTimeout, readCall, func(ctx context.Context, n *nodeConn) error {
+			_, err := n.presence.Unbind(ctx, &pb.BindRequest{Caller: s.caller(), Gateway: s.g.cfg.ID})
+			return err
+		})
+		cancel()
+	}
+}
+
+func (s *session) writeLoop() {
+	cfg := s.g.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case frame := <-s.out:
+			s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				s.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				s.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// kick tells the client why and closes the session.
+func (s *session) kick(reason, message string) {
+	s.send(wire.Push(wire.PushKicked, kickedFields{Reason: reason, Message: message}))
+	// Give the writer a moment to flush the push before the close frame.
+	time.AfterFunc(100*time.Millisecond, func() { s.close(closeKicked, "kicked: "+reason) })
+}
+
+// caller is the identity a node acts for.
+func (s *session) caller() *pb.Caller {
+	id := s.who()
+	if id == nil {
+		return nil
+	}
+	return &pb.Caller{Uid: id.uid, User: id.user, Device: id.device, Gateway: s.g.cfg.ID, Session: s.id}
+}
+
+// authenticate makes the session act as id and indexes it; it reports
+// false when the session already has an identity or is closing.
+func (s *session) authenticate(id identity) bool {
+	if !s.ident.CompareAndSwap(nil, &id) {
+		return false
+	}
+	s.g.mu.Lock()
+	if !s.gone {
+		set := s.g.byUID[id.uid]
+		if set == nil {
+			set = map[*session]struct{}{}
+			s.g.byUID[id.uid] = set
+		}
+		set[s] = struct{}{}
+	}
+	s.g.mu.Unlock()
+	return true
+}
+
+// bind (re)binds the session's presence route.
+func (s *session) bind(ctx context.Context) {
+	s.g.nodes.call(ctx, s.g.cfg.CallTimeout, readCall, func(ctx context.Context, n *nodeConn) error {
+		_, err := n.presence.Bind(ctx, &pb.BindRequest{Caller: s.caller(), Gateway: s.g.cfg.ID, TtlMs: s.g.cfg.RouteTTL.Milliseconds()})
+		return err
+	})
+}
+
+// tokenBucket is the per-connection rate limiter.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+	mu                  sync.Mutex
+}
+
+func newTokenBucket(rate float64, burst int) tokenBucket {
+	return tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.rate == 0 {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,78 @@
+// Package rpcerr carries the protocol's error codes across gRPC between
+// nodes and gateways. Each code has one gRPC status code, chosen so that a
+// node's own answers never look like a transport failure: codes.Unavailable
+// and codes.DeadlineExceeded are left to gRPC itself, which a gateway must
+// judge by whether the request could have reached the node.
+package rpcerr
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Code is a protocol error code (see docs/protocol.md).
+type Code string
+
+// The protocol's error codes.
+const (
+	BadRequest   Code = "bad_request"
+	Unauthorized Code = "unauthorized"
+	Forbidden    Code = "forbidden"
+	NotFound     Code = "not_found"
+	Conflict     Code = "conflict"
+	TooLarge     Code = "too_large"
+	RateLimited  Code = "rate_limited"
+	Unavailable  Code = "unavailable"
+	Timeout      Code = "timeout"
+	Internal     Code = "internal"
+)
+
+var toGRPC = map[Code]codes.Code{
+	BadRequest:   codes.InvalidArgument,
+	Unauthorized: codes.Unauthenticated,
+	Forbidden:    codes.PermissionDenied,
+	NotFound:     codes.NotFound,
+	Conflict:     codes.AlreadyExists,
+	TooLarge:     codes.OutOfRange,
+	RateLimited:  codes.ResourceExhausted,
+	Unavailable:  codes.FailedPrecondition,
+	Timeout:      codes.Aborted,
+	Internal:     codes.Internal,
+}
+
+// Error returns a gRPC status error that a gateway decodes back into code.
+func Error(code Code, format string, args ...any) error {
+	c, ok := toGRPC[code]
+	if !ok {
+		c = codes.Internal
+	}
+	return status.Error(c, fmt.Sprintf(format, args...))
+}
+
+// ErrTransport marks a failure of the call itself rather than a node's
+// answer: the node may be down, or the connection broke.
+var ErrTransport = errors.New("rpcerr: transport failure")
+
+// Decode returns the protocol code and message of a node's error. For a
+// transport failure (gRPC's own Unavailable, Canceled or DeadlineExceeded)
+// it returns ErrTransport with the gRPC code in the message, and the caller
+// decides between unavailable and timeout.
+func Decode(err error) (Code, string, error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return Internal, err.Error(), nil
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
+		return "", st.Message(), fmt.Errorf("%w: %s: %s", ErrTransport, st.Code(), st.Message())
+	}
+	for code, c := range toGRPC {
+		if c == st.Code() {
+			return code, st.Message(), nil
+		}
+	}
+	return Internal, st.Message(), nil
+}

@@ -1,0 +1,559 @@
+// Package lab is the supervisor behind `mpim lab up`: it runs a whole local
+// cluster (Redis, nodes n1..nN and gateways g1..gM as separate OS processes
+// of the mpim binary), keeps every member on fixed loopback ports and data
+// directories so that a killed member comes back where it was, and exposes
+// the member faults (kill, restart, pause, resume) through one Go API, an
+// HTTP API (docs/lab-api.md) and a typed event stream.
+//
+// Lock order: member.op before Lab.mu; the event log's mutex is a leaf.
+// No lock is held while waiting for a process.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mpim/internal/redisproc"
+)
+
+// Lab supervises one local cluster. Create it with New, start it with Up,
+// and always Close it.
+type Lab struct {
+	cfg    Config
+	log    *slog.Logger
+	events *events
+
+	// Fixed by Up before any member starts.
+	data      string
+	tempData  bool
+	redisNote string // how Redis was chosen, for the banner
+	redisKind string // "redis-server", "embedded miniredis" or "external"
+	redisAddr string
+	dashboard string // http://HOST:PORT/
+	members   []*member
+	byName    map[string]*member
+	httpSrv   *http.Server
+	started   time.Time
+	stateFile string
+
+	mu     sync.Mutex // guards the mutable member fields, up and closed
+	up     bool
+	closed bool
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup // reapers, stdout readers, the HTTP server
+}
+
+// New checks cfg and returns a Lab that has not started anything yet.
+func New(cfg Config) (*Lab, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Lab{cfg: cfg, log: log, events: newEvents(cfg.EventLogSize), byName: map[string]*member{}}, nil
+}
+
+// Up starts the HTTP API, Redis, the nodes and then the gateways, and
+// returns once every member is ready, or with the first failure, having
+// stopped whatever it started. ctx bounds the start only: the members run
+// until Close.
+func (l *Lab) Up(ctx context.Context) (err error) {
+	l.mu.Lock()
+	if l.up || l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: Up may be called once per Lab", ErrClosed)
+	}
+	l.up = true
+	l.mu.Unlock()
+	defer func() {
+		if err != nil {
+			_ = l.Close()
+		}
+	}()
+	l.started = time.Now()
+	if err := l.prepare(); err != nil {
+		return err
+	}
+	ln, err := l.listenHTTP()
+	if err != nil {
+		return err
+	}
+	l.dashboard = "http://" + ln.Addr().String() + "/"
+	if err := l.plan(ln.Addr().String()); err != nil {
+		ln.Close()
+		return err
+	}
+	l.serveHTTP(ln)
+
+	var waves [3][]*member
+	for _, m := range l.members {
+		switch m.info.Kind {
+		case KindRedis:
+			waves[0] = append(waves[0], m)
+		case KindNode:
+			waves[1] = append(waves[1], m)
+		default:
+			waves[2] = append(waves[2], m)
+		}
+	}
+	// Members of a wave start together: nodes may only become ready once
+	// they reach each other.
+	for _, wave := range waves {
+		if err := l.startAll(ctx, wave); err != nil {
+			return err
+		}
+	}
+	if err := l.writeState(); err != nil {
+		l.log.Warn("cannot record the lab for `mpim fault`", "err", err)
+	}
+	l.log.Info("lab up", "dashboard", l.dashboard, "data", l.data)
+	return nil
+}
+
+// prepare resolves the binary, the data directory and the Redis choice.
+func (l *Lab) prepare() error {
+	if l.cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("lab: find the mpim binary: %w", err)
+		}
+		l.cfg.Binary = exe
+	}
+	l.data = l.cfg.Data
+	if l.data == "" {
+		dir, err := os.MkdirTemp("", "mpim-lab-")
+		if err != nil {
+			return fmt.Errorf("lab: create a data directory: %w (pass --data DIR)", err)
+		}
+		l.data, l.tempData = dir, true
+	}
+	abs, err := filepath.Abs(l.data)
+	if err != nil {
+		return fmt.Errorf("lab: data directory %s: %w", l.data, err)
+	}
+	l.data = abs
+	if err := os.MkdirAll(filepath.Join(l.data, "logs"), 0o755); err != nil {
+		return fmt.Errorf("lab: create %s: %w (pass a writable --data DIR)", l.data, err)
+	}
+	if l.cfg.Secret == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		l.cfg.Secret = hex.EncodeToString(b)
+	}
+	switch l.cfg.Redis {
+	case RedisAuto:
+		if redisproc.Available() {
+			l.redisKind, l.redisNote = "redis-server", "redis: redis-server (found on PATH)"
+		} else {
+			l.redisKind, l.redisNote = "embedded miniredis", "redis: embedded miniredis (no redis-server binary found)"
+		}
+	case RedisEmbedded:
+		l.redisKind, l.redisNote = "embedded miniredis", "redis: embedded miniredis (--redis embedded)"
+	default:
+		l.redisKind, l.redisNote = "external", "redis: external "+l.cfg.Redis+" (not managed by the lab)"
+	}
+	l.stateFile = l.cfg.StateFile
+	if l.stateFile == "" {
+		l.stateFile = DefaultStateFile()
+	}
+	return nil
+}
+
+// listenHTTP binds the API address, falling back to a free port when the
+// default one is busy.
+func (l *Lab) listenHTTP() (net.Listener, error) {
+	ln, err := net.Listen("tcp", l.cfg.HTTP)
+	if err != nil && l.cfg.HTTP == DefaultHTTP {
+		l.log.Info("default dashboard port busy; using a free port", "addr", DefaultHTTP)
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: listen for the HTTP API on %s: %w (pick another --http)", l.cfg.HTTP, err)
+	}
+	return ln, nil
+}
+
+// plan picks every member's ports up front, so that a restarted member
+// keeps its addresses, and builds the command lines.
+func (l *Lab) plan(httpAddr string) error {
+	need := 2*l.cfg.Nodes + l.cfg.Gateways
+	if l.redisKind != "external" {
+		need++
+	}
+	ports, err := freePorts(need)
+	if err != nil {
+		return err
+	}
+	next := func() string {
+		p := ports[0]
+		ports = ports[1:]
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	logPath := func(name string) string { return filepath.Join(l.data, "logs", name+".log") }
+
+	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.cfg.Env}
+	switch l.redisKind {
+	case "external":
+		l.redisAddr = l.cfg.Redis
+		redis.state = StateExternal
+	case "redis-server":
+		l.redisAddr = next()
+		_, portStr, _ := net.SplitHostPort(l.redisAddr)
+		port, _ := strconv.Atoi(portStr)
+		dir := filepath.Join(l.data, "redis")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("lab: create %s: %w", dir, err)
+		}
+		cmd, err := redisproc.Command(port, dir)
+		if err != nil {
+			return err
+		}
+		redis.path, redis.args = cmd.Path, cmd.Args[1:]
+		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
+	default:
+		l.redisAddr = next()
+		redis.path = l.cfg.Binary
+		redis.args = l.hook("redis", []string{"lab", "miniredis", "--listen", l.redisAddr})
+		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
+	}
+	redis.info.Redis = "redis://" + l.redisAddr
+	if redis.state == "" {
+		redis.state = StateStarting
+	}
+
+	var nodes []*member
+	for i := 1; i <= l.cfg.Nodes; i++ {
+		name := "n" + strconv.Itoa(i)
+		grpc, httpAddr := next(), next()
+		data := filepath.Join(l.data, name)
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return fmt.Errorf("lab: create %s: %w", data, err)
+		}
+		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
+			"--redis", l.redisAddr, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
+			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost)}
+		nodes = append(nodes, &member{
+			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, HTTP: "http://" + httpAddr + "/",
+				Data: data, Log: logPath(name)},
+			path: l.cfg.Binary, args: l.hook(name, args), env: l.cfg.Env,
+			readyPrefix: "node " + name + " ", healthURL: "http://" + httpAddr + "/healthz",
+			state: StateStarting,
+		})
+	}
+	var gateways []*member
+	for i := 1; i <= l.cfg.Gateways; i++ {
+		name := "g" + strconv.Itoa(i)
+		listen := next()
+		// Gateway gI talks first to node nI, then to the others in order.
+		first := (i - 1) % len(nodes)
+		var addrs []string
+		for j := range nodes {
+			addrs = append(addrs, nodes[(first+j)%len(nodes)].info.GRPC)
+		}
+		args := []string{"gateway", "--id", name, "--listen", listen, "--nodes", strings.Join(addrs, ","),
+			"--redis", l.redisAddr, "--secret", l.cfg.Secret, "--origins", "http://" + httpAddr}
+		gateways = append(gateways, &member{
+			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + listen + "/",
+				WS: "ws://" + listen + "/ws", Log: logPath(name)},
+			path: l.cfg.Binary, args: l.hook(name, args), env: l.cfg.Env,
+			readyPrefix: "gateway " + name + " ", healthURL: "http://" + listen + "/healthz",
+			state: StateStarting,
+		})
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.members = append(append(nodes, gateways...), redis)
+	for _, m := range l.members {
+		l.byName[m.info.Name] = m
+	}
+	return nil
+}
+
+func (l *Lab) hook(name string, args []string) []string {
+	if l.cfg.Args == nil {
+		return args
+	}
+	return l.cfg.Args(name, args)
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+// All listeners stay open until the last is bound, so no port repeats.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("lab: find a free loopback port: %w", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// startAll starts the members of one wave concurrently and returns every
+// failure joined.
+func (l *Lab) startAll(ctx context.Context, wave []*member) error {
+	errs := make([]error, len(wave))
+	var wg sync.WaitGroup
+	for i, m := range wave {
+		if m.state == StateExternal {
+			continue
+		}
+		wg.Go(func() {
+			m.op.Lock()
+			defer m.op.Unlock()
+			errs[i] = l.start(ctx, m)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close stops every process the lab started (gateways, then nodes, then
+// Redis; SIGTERM, then SIGKILL after StopGrace), waits for all of them,
+// shuts the HTTP API down and ends every subscription. It is idempotent.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		members := append([]*member(nil), l.members...)
+		l.mu.Unlock()
+		for _, kind := range []Kind{KindGateway, KindNode, KindRedis} {
+			var wg sync.WaitGroup
+			for _, m := range members {
+				if m.info.Kind != kind {
+					continue
+				}
+				wg.Go(func() {
+					m.op.Lock()
+					defer m.op.Unlock()
+					l.stop(m)
+				})
+			}
+			wg.Wait()
+		}
+		l.events.close()
+		if l.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := l.httpSrv.Shutdown(ctx); err != nil {
+				_ = l.httpSrv.Close()
+			}
+			cancel()
+		}
+		l.wg.Wait()
+		l.removeState()
+		l.log.Info("lab closed", "data", l.data)
+	})
+	return nil
+}
+
+// member returns the member called name, or ErrUnknownMember.
+func (l *Lab) member(name string) (*member, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m, ok := l.byName[name]; ok {
+		return m, nil
+	}
+	names := make([]string, 0, len(l.members))
+	for _, m := range l.members {
+		names = append(names, m.info.Name)
+	}
+	return nil, fmt.Errorf("%w %q (members: %s)", ErrUnknownMember, name, strings.Join(names, " "))
+}
+
+// Kill SIGKILLs the member's process group and waits until it is gone.
+// Killing a member that is not running is a no-op.
+func (l *Lab) Kill(member string) error {
+	m, err := l.member(member)
+	if err != nil {
+		return err
+	}
+	m.op.Lock()
+	defer m.op.Unlock()
+	if _, _, err := l.liveProcess(m); err != nil {
+		if errors.Is(err, ErrNotRunning) {
+			return nil
+		}
+		return err
+	}
+	l.kill(m, EventKilled)
+	return nil
+}
+
+// Restart starts a killed or exited member again with the same command
+// line: same data directory, same ports. It retries for RestartWindow while
+// the member exits before it is ready (e.g. its port is in TIME_WAIT), and
+// returns once it is ready. Restarting a running (or paused, or starting)
+// member is a no-op; resume a paused one with Resume.
+func (l *Lab) Restart(ctx context.Context, member string) error {
+	m, err := l.member(member)
+	if err != nil {
+		return err
+	}
+	m.op.Lock()
+	defer m.op.Unlock()
+	if _, _, err := l.liveProcess(m); err == nil || !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	deadline := time.Now().Add(l.cfg.RestartWindow)
+	for {
+		err = l.start(ctx, m)
+		if err == nil {
+			l.mu.Lock()
+			m.restarts++
+			l.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, errExitedEarly) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Pause SIGSTOPs the member's process group. Pausing a paused member is a
+// no-op; a member that is not running gives ErrNotRunning.
+func (l *Lab) Pause(member string) error {
+	return l.signal(member, StateRunning, StatePaused, sigStop, EventPaused)
+}
+
+// Resume SIGCONTs a paused member. Resuming a running member is a no-op; a
+// member that is not running gives ErrNotRunning.
+func (l *Lab) Resume(member string) error {
+	return l.signal(member, StatePaused, StateRunning, sigCont, EventResumed)
+}
+
+// signal moves a member from state from to state to by sending sig to its
+// process group; a member already in state to is left alone.
+func (l *Lab) signal(name string, from, to State, sig func(pid int) error, kind EventKind) error {
+	m, err := l.member(name)
+	if err != nil {
+		return err
+	}
+	m.op.Lock()
+	defer m.op.Unlock()
+	p, state, err := l.liveProcess(m)
+	if err != nil {
+		return err
+	}
+	if state == to {
+		return nil
+	}
+	if state != from {
+		return fmt.Errorf("%w: %s is %s", ErrNotRunning, name, state)
+	}
+	if err := sig(p.pid); err != nil {
+		return fmt.Errorf("lab: %s %s (pid %d): %w", kind, name, p.pid, err)
+	}
+	l.mu.Lock()
+	m.state = to
+	m.since = time.Now()
+	l.mu.Unlock()
+	l.emit(Event{Kind: kind, Member: name, PID: p.pid})
+	return nil
+}
+
+// Members returns a snapshot of every member: nodes, gateways, then redis.
+func (l *Lab) Members() []MemberState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]MemberState, 0, len(l.members))
+	for _, m := range l.members {
+		out = append(out, l.snapshotLocked(m))
+	}
+	return out
+}
+
+// Member returns a snapshot of one member, or ErrUnknownMember.
+func (l *Lab) Member(name string) (MemberState, error) {
+	m, err := l.member(name)
+	if err != nil {
+		return MemberState{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.snapshotLocked(m), nil
+}
+
+func (l *Lab) snapshotLocked(m *member) MemberState {
+	s := m.info
+	s.State, s.Restarts, s.Since = m.state, m.restarts, m.since
+	if m.proc != nil {
+		s.PID = m.proc.pid
+	}
+	return s
+}
+
+// Events returns the in-memory event log, oldest first (at most
+// Config.EventLogSize events).
+func (l *Lab) Events() []Event { return l.events.snapshot() }
+
+// Subscribe returns the events emitted from now on and a cancel function.
+// A subscriber more than 256 events behind misses events (Events still has
+// them). The channel is closed by cancel or by Close.
+func (l *Lab) Subscribe() (<-chan Event, func()) {
+	ch, _, cancel := l.events.subscribe()
+	return ch, cancel
+}
+
+func (l *Lab) emit(ev Event) {
+	ev = l.events.emit(ev)
+	l.log.Info("member "+string(ev.Kind), "member", ev.Member, "pid", ev.PID, "detail", ev.Detail)
+}
+
+// Dashboard returns the URL of the HTTP API and dashboard, once Up has
+// bound it.
+func (l *Lab) Dashboard() string { return l.dashboard }
+
+// Data returns the data directory, once Up has chosen it.
+func (l *Lab) Data() string { return l.data }
+
+// Banner returns the lines `mpim lab up` prints once the lab is ready: how
+// Redis was chosen, the data directory, one line per node, the Redis line,
+// one `gateway gI ws://HOST:PORT/ws` line per gateway and the
+// `dashboard http://HOST:PORT/` line last.
+func (l *Lab) Banner() []string {
+	data := "data " + l.data
+	if l.tempData {
+		data += " (temporary directory, kept after exit)"
+	}
+	lines := []string{l.redisNote, data}
+	for _, m := range l.Members() {
+		if m.Kind == KindNode {
+			lines = append(lines, fmt.Sprintf("node %s grpc %s http %s", m.Name, m.GRPC, m.HTTP))
+		}
+	}
+	lines = append(lines, fmt.Sprintf("redis %s (%s)", "redis://"+l.redisAddr, l.redisKind))
+	for _, m := range l.Members() {
+		if m.Kind == KindGateway {
+			lines = append(lines, fmt.Sprintf("gateway %s %s", m.Name, m.WS))
+		}
+	}
+	return append(lines, "dashboard "+l.dashboard)
+}

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"mpim/fsm"
+)
+
+// Config is one node's configuration. Timeouts live here, never in
+// package globals.
+type Config struct {
+	// ID names the node in the cluster (n1, n2, ...); it is the origin of
+	// the messages it accepts.
+	ID string
+	// DataDir holds one bbolt file per shard.
+	DataDir string
+	// ListenAddr is the gRPC address gateways call.
+	ListenAddr string
+	// HTTPAddr serves /metrics, /healthz and /admin/...; empty disables it.
+	HTTPAddr string
+	// RedisAddr is the Redis server for routes, the user cache and fan-out.
+	// Empty runs without Redis: every push takes the fallback path.
+	RedisAddr string
+	// RedisTimeout bounds every Redis call, so that a dead or paused Redis
+	// degrades the node instead of stalling it.
+	RedisTimeout time.Duration
+	// Secret signs session tokens; every member of a cluster shares it.
+	Secret []byte
+	// TokenTTL is how long a login token stays valid.
+	TokenTTL time.Duration
+	// Mode is "cp" or "ap". Until the replicated modes land, both run the
+	// single-node commit path; the mode is reported to clients as chosen.
+	Mode string
+	// Shards is the number of state shards (shard 0 holds users).
+	Shards int
+	// BcryptCost is the password hashing cost (bcrypt.DefaultCost in
+	// production; the lab's tests lower it to save CPU).
+	BcryptCost int
+	// RouteTTL is how long a presence route lives without a heartbeat.
+	RouteTTL time.Duration
+	// CacheTTL is how long a user-info entry stays in the Redis cache.
+	CacheTTL time.Duration
+	// MaxBatch caps the commands committed in one transaction.
+	MaxBatch int
+	// NoSync skips fsync (benchmarks that say so only).
+	NoSync bool
+	// TestHooks enables failure hooks that tests use to provoke errors
+	// (e.g. a send whose text is TestInternalText fails with internal).
+	TestHooks bool
+	FSM       fsm.Config
+	Logger    *slog.Logger
+}
+
+// TestInternalText, sent as a message's text to a node started with
+// TestHooks, makes the send fail with an internal error.
+const TestInternalText = "mpim:test:internal"
+
+// DefaultConfig returns a single node's defaults.
+func DefaultConfig() Config {
+	return Config{
+		ID:           "n1",
+		DataDir:      "data/n1",
+		ListenAddr:   "127.0.0.1:7101",
+		HTTPAddr:     "127.0.0.1:7201",
+		RedisTimeout: 250 * time.Millisecond,
+		TokenTTL:     24 * time.Hour,
+		Mode:         "cp",
+		Shards:       4,
+		BcryptCost:   bcrypt.DefaultCost,
+		RouteTTL:     30 * time.Second,
+		CacheTTL:     60 * time.Second,
+		MaxBatch:     256,
+		FSM:          fsm.DefaultConfig(),
+	}
+}
+
+// Validate reports a configuration the node cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("node: --id is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("node: --data is required"))
+	}
+	if len(c.Secret) < 16 {
+		errs = append(errs, errors.New("node: the token secret must be at least 16 bytes (--secret or MPIM_SECRET)"))
+	}
+	if c.Mode != "cp" && c.Mode != "ap" {
+		errs = append(errs, fmt.Errorf("node: --mode must be cp or ap, got %q", c.Mode))
+	}
+	if c.Shards < 1 || c.Shards > 64 {
+		errs = append(errs, fmt.Errorf("node: --shards must be in 1..64, got %d", c.Shards))
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("node: --bcrypt-cost must be in %d..%d", bcrypt.MinCost, bcrypt.MaxCost))
+	}
+	if c.RedisTimeout <= 0 || c.TokenTTL <= 0 || c.RouteTTL <= 0 || c.CacheTTL <= 0 {
+		errs = append(errs, errors.New("node: timeouts and TTLs must be positive"))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, errors.New("node: max batch must be at least 1"))
+	}
+	if err := c.FSM.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	pb "mpim/proto/mpimpb"
+)
+
+// Redis channel names shared with gateways.
+const (
+	// GatewayChannelPrefix + gateway id is the channel a gateway listens on.
+	GatewayChannelPrefix = "mpim:gw:"
+	// PresenceChannel carries presence changes to every gateway.
+	PresenceChannel = "mpim:presence"
+)
+
+// streamBuffer bounds each gateway's fallback stream queue. A full queue
+// drops the push; the gateway's gap detection pulls what it missed.
+const streamBuffer = 8192
+
+// fanout hands pushes to gateways. The primary path is the seed's: look up
+// each recipient's route in Redis and publish on that gateway's channel.
+// The fallback path is the Attach stream a gateway keeps open to its node:
+// used for every push while this node cannot use Redis, for a push whose
+// publish failed, and for gateways that report their own subscription
+// broken. Gateways drop what they already delivered, so a push that takes
+// both paths reaches each device once.
+type fanout struct {
+	rdb      *redis.Client
+	node     string
+	metrics  *metrics
+	log      *slog.Logger
+	degraded atomic.Bool
+
+	mu       sync.Mutex
+	attached map[*attachment]struct{}
+}
+
+// attachment is one gateway's open Attach stream.
+type attachment struct {
+	gateway string
+	redisOK atomic.Bool
+	out     chan *pb.Push
+}
+
+func newFanout(rdb *redis.Client, node string, m *metrics, log *slog.Logger) *fanout {
+	return &fanout{rdb: rdb, node: node, metrics: m, log: log, attached: map[*attachment]struct{}{}}
+}
+
+func (f *fanout) setDegraded(d bool) {
+	if f.degraded.Swap(d) != d {
+		if d {
+			f.log.Warn("redis unreachable: degraded (cache bypassed, pushes on the fallback path)")
+			f.metrics.degraded.Set(1)
+		} else {
+			f.log.Info("redis reachable again")
+			f.metrics.degraded.Set(0)
+		}
+	}
+}
+
+// watchRedis pings Redis until stop closes, keeping the degraded flag true.
+func (f *fanout) watchRedis(stop <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		f.setDegraded(f.rdb.Ping(ctx).Err() != nil)
+		cancel()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deliver routes push to the gateways of uids.
+func (f *fanout) deliver(ctx context.Context, push *pb.Push, uids []uint64) {
+	if len(uids) == 0 {
+		return
+	}
+	push.Origin = f.node
+	published := false
+	if f.rdb != nil && !f.degraded.Load() {
+		published = f.publishRouted(ctx, push, uids)
+	}
+	f.stream(push, uids, !published)
+}
+
+// broadcast sends push to every gateway (presence changes).
+func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
+	push.Origin = f.node
+	published := false
+	if f.rdb != nil && !f.degraded.Load() {
+		if b, err := proto.Marshal(push); err == nil {
+			published = f.rdb.Publish(ctx, PresenceChannel, b).Err() == nil
+			if !published {
+				f.setDegraded(true)
+			}
+		}
+	}
+	f.stream(push, push.ToUids, !published)
+}
+
+// publishRouted looks up the recipients' routes and publishes one push per
+// gateway; it reports whether every step succeeded.
+func (f *fanout) publishRouted(ctx context.Context, push *pb.Push, uids []uint64) bool {
+	byGateway, err := lookupRoutes(ctx, f.rdb, uids)
+	if err != nil {
+		f.setDegraded(true)
+		return false
+	}
+	for gw, to := range byGateway {
+		p := proto.Clone(push).(*pb.Push)
+		p.ToUids = to
+		b, err := proto.Marshal(p)
+		if err != nil {
+			return false
+		}
+		if err := f.rdb.Publish(ctx, GatewayChannelPrefix+gw, b).Err(); err != nil {
+			f.setDegraded(true)
+			return false
+		}
+		f.metrics.pushes.WithLabelValues("redis").Inc()
+	}
+	return true
+}
+
+// stream puts push on the Attach streams: all of them when force, else
+// only those of gateways whose Redis subscription is broken.
+func (f *fanout) stream(push *pb.Push, uids []uint64, force bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for a := range f.attached {
+		if !force && a.redisOK.Load() {
+			continue
+		}
+		p := proto.Clone(push).(*pb.Push)
+		p.ToUids = uids
+		select {
+		case a.out <- p:
+			f.metrics.pushes.WithLabelValues("stream").Inc()
+		default:
+			f.log.Warn("fallback stream full; gateway will pull the gap", "gateway", a.gateway)
+		}
+	}
+}
+
+func (f *fanout) attach(gateway string) *attachment {
+	a := &attachment{gateway: gateway, out: make(chan *pb.Push, streamBuffer)}
+	a.redisOK.Store(true)
+	f.mu.Lock()
+	f.attached[a] = struct{}{}
+	f.mu.Unlock()
+	return a
+}
+
+func (f *fanout) detach(a *attachment) {
+	f.mu.Lock()
+	delete(f.attached, a)
+	f.mu.Unlock()
+}
+
+func (f *fanout) closeStreams() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for a := range f.attached {
+		delete(f.attached, a)
+		close(a.out)
+	}
+}
+
+// gatewayService serves the Attach streams.
+type gatewayService struct {
+	pb.UnimplementedGatewaysServer
+	n *Node
+}
+
+// Attach keeps a gateway's fallback stream: the gateway reports its Redis
+// health on it; the node sends pushes on it.
+func (s *gatewayService) Attach(stream pb.Gateways_AttachServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	a := s.n.fanout.attach(first.Gateway)
+	a.redisOK.Store(first.RedisOk)
+	defer s.n.fanout.detach(a)
+	s.n.log.Info("gateway attached", "gateway", first.Gateway, "redis_ok", first.RedisOk)
+	go func() {
+		for {
+			st, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			a.redisOK.Store(st.RedisOk)
+		}
+	}()
+	for {
+		select {
+		case p, ok := <-a.out:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(p); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	pb "mpim/proto/mpimpb"
+)
+
+// groupService creates groups and changes their membership. A group lives
+// in the shard of its conversation, so that checking a sender's membership
+// and appending the message happen in one shard.
+type groupService struct {
+	pb.UnimplementedGroupsServer
+	n *Node
+}
+
+func (s *groupService) Create(ctx context.Context, req *pb.GroupRequest) (*pb.GroupReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	var members []uint64
+	for _, name := range req.Members {
+		u, ok := s.n.lookupUser(name)
+		if !ok {
+			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q to add to the group", name)
+		}
+		members = append(members, u.UID)
+	}
+	conv := fsm.GroupConv(req.Group)
+	res, err := s.n.convShard(conv).propose(ctx, fsm.Command{GroupCreate: &fsm.GroupCreate{
+		Group: req.Group, Creator: c.Uid, Members: members, Created: time.Now().UnixMilli()}})
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, req.Group)
+	}
+	return &pb.GroupReply{Conv: res.Conv}, nil
+}
+
+func (s *groupService) membership(ctx context.Context, req *pb.GroupRequest, join bool) (*pb.GroupReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	conv := fsm.GroupConv(req.Group)
+	m := &fsm.GroupMember{Group: req.Group, UID: c.Uid}
+	cmd := fsm.Command{GroupLeave: m}
+	if join {
+		cmd = fsm.Command{GroupJoin: m}
+	}
+	res, err := s.n.convShard(conv).propose(ctx, cmd)
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, req.Group)
+	}
+	return &pb.GroupReply{Conv: res.Conv}, nil
+}
+
+func (s *groupService) Join(ctx context.Context, req *pb.GroupRequest) (*pb.GroupReply, error) {
+	return s.membership(ctx, req, true)
+}
+
+func (s *groupService) Leave(ctx context.Context, req *pb.GroupRequest) (*pb.GroupReply, error) {
+	return s.membership(ctx, req, false)
+}
+
+// Members lists a group's members by name; only members may list them.
+func (s *groupService) Members(ctx context.Context, req *pb.GroupRequest) (*pb.GroupReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	conv := fsm.GroupConv(req.Group)
+	uids, err := s.n.authorize(c, conv)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.GroupReply{Conv: conv}
+	s.n.metaShard().view(func(tx fsm.Tx) error {
+		for _, uid := range uids {
+			if u, ok := fsm.UserByUID(tx, uid); ok {
+				out.Members = append(out.Members, u.Name)
+			}
+		}
+		return nil
+	})
+	return out, nil
+}

@@ -1,0 +1,292 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	pb "mpim/proto/mpimpb"
+)
+
+// messageService sends, syncs and reads messages and moves cursors.
+type messageService struct {
+	pb.UnimplementedMessagesServer
+	n *Node
+}
+
+// fanoutTimeout bounds the pushes that follow a commit; the reply to the
+// sender does not wait longer than this for them.
+const fanoutTimeout = time.Second
+
+func toPB(m *fsm.Message) *pb.Message {
+	return &pb.Message{Conv: m.Conv, Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
+		Ts: m.Ts, Origin: m.Origin, FromUid: m.FromUID}
+}
+
+func caller(c *pb.Caller) error {
+	if c == nil || c.Uid == 0 || c.User == "" {
+		return rpcerr.Error(rpcerr.Unauthorized, "no authenticated caller; log in first")
+	}
+	return nil
+}
+
+// lookupUser resolves a user name on the meta shard.
+func (n *Node) lookupUser(name string) (fsm.User, bool) {
+	var u fsm.User
+	var ok bool
+	n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil })
+	return u, ok
+}
+
+func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	cmd := &fsm.Send{FromUID: c.Uid, From: c.User, Text: req.Text, Cmid: req.Cmid,
+		ID: s.n.ids.next(), Ts: time.Now().UnixMilli(), Origin: s.n.cfg.ID}
+	what := ""
+	switch {
+	case req.To != "":
+		if req.To == c.User {
+			return nil, rpcerr.Error(rpcerr.BadRequest, "you cannot send a direct message to yourself")
+		}
+		to, ok := s.n.lookupUser(req.To)
+		if !ok {
+			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.To)
+		}
+		cmd.Conv, cmd.To, what = fsm.DMConv(c.User, req.To), to.UID, req.To
+	case req.Group != "":
+		cmd.Conv, what = fsm.GroupConv(req.Group), req.Group
+	default:
+		return nil, rpcerr.Error(rpcerr.BadRequest, "send needs to or group")
+	}
+	if s.n.cfg.TestHooks && req.Text == TestInternalText {
+		return nil, rpcerr.Error(rpcerr.Internal, "test hook: provoked internal error; nothing was applied")
+	}
+	res, err := s.n.convShard(cmd.Conv).propose(ctx, fsm.Command{Send: cmd})
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, what)
+	}
+	// A duplicate is pushed again too: if the first attempt's pushes were
+	// lost, this repairs them; gateways drop what was delivered already.
+	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: toPB(res.Message)}}, res.Members)
+	cancel()
+	return &pb.SendReply{Message: toPB(res.Message), Dup: res.Dup}, nil
+}
+
+// authorize checks that the caller may read conv and returns its members.
+// A DM that has no message yet is readable (and empty) for its two users.
+func (n *Node) authorize(c *pb.Caller, conv string) ([]uint64, error) {
+	var members []uint64
+	var exists, member bool
+	n.convShard(conv).view(func(tx fsm.Tx) error {
+		exists = fsm.ConvExists(tx, conv)
+		member = fsm.IsMember(tx, conv, c.Uid)
+		members = fsm.Members(tx, conv)
+		return nil
+	})
+	switch {
+	case strings.HasPrefix(conv, "dm:"):
+		names := strings.SplitN(strings.TrimPrefix(conv, "dm:"), ":", 2)
+		if len(names) != 2 || (names[0] != c.User && names[1] != c.User) || (exists && !member) {
+			return nil, rpcerr.Error(rpcerr.Forbidden, "%s is another pair's conversation", conv)
+		}
+	case strings.HasPrefix(conv, "g:"):
+		if !exists {
+			return nil, rpcerr.Error(rpcerr.NotFound, "no group %q", strings.TrimPrefix(conv, "g:"))
+		}
+		if !member {
+			return nil, rpcerr.Error(rpcerr.Forbidden, "you are not a member of %s; join the group first", conv)
+		}
+	default:
+		return nil, rpcerr.Error(rpcerr.BadRequest, "bad conversation id %q", conv)
+	}
+	return members, nil
+}
+
+func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*pb.HistoryReply, error) {
+	if err := caller(req.Caller); err != nil {
+		return nil, err
+	}
+	if _, err := s.n.authorize(req.Caller, req.Conv); err != nil {
+		return nil, err
+	}
+	limit := int(req.Limit)
+	if limit <= 0 {
+		limit = 50
+	}
+	var msgs []fsm.Message
+	var more bool
+	s.n.convShard(req.Conv).view(func(tx fsm.Tx) error {
+		msgs, more = fsm.Messages(tx, req.Conv, req.After, req.Before, limit)
+		return nil
+	})
+	out := &pb.HistoryReply{More: more, Consistency: "linearizable"}
+	// A single node is the only replica: its committed state is never
+	// stale, so a linearizable read is served as one. A local read is
+	// reported as local, as the protocol asks.
+	if req.Read == "local" {
+		out.Consistency = "local"
+	}
+	for i := range msgs {
+		out.Messages = append(out.Messages, toPB(&msgs[i]))
+	}
+	return out, nil
+}
+
+// syncCursor is the opaque cursor: the last seq the client holds per
+// conversation.
+type syncCursor map[string]uint64
+
+func encodeCursor(c syncCursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (syncCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	c := syncCursor{}
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "cursor is not one this server issued; sync with after instead")
+	}
+	return c, nil
+}
+
+// Sync returns the messages of every conversation of the caller after the
+// given positions, oldest first per conversation, conversations in byte
+// order, at most limit in all.
+func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.SyncReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	after := syncCursor{}
+	switch {
+	case req.Cursor != "":
+		var err error
+		if after, err = decodeCursor(req.Cursor); err != nil {
+			return nil, err
+		}
+	case req.After != nil:
+		for k, v := range req.After {
+			after[k] = v
+		}
+	}
+	limit := int(req.Limit)
+	if limit <= 0 {
+		limit = 500
+	}
+	out := &pb.SyncReply{}
+	next := syncCursor{}
+	var convs []string
+	for _, sh := range s.n.shards {
+		sh.view(func(tx fsm.Tx) error { convs = append(convs, fsm.UserConvs(tx, c.Uid)...); return nil })
+	}
+	sort.Strings(convs)
+	for _, conv := range convs {
+		sh := s.n.convShard(conv)
+		sh.view(func(tx fsm.Tx) error {
+			from := after[conv]
+			if req.FromDevice && req.Cursor == "" && req.After == nil {
+				from = fsm.Delivered(tx, c.Uid, c.Device, conv)
+			}
+			out.Convs = append(out.Convs, &pb.ConvMax{Conv: conv, MaxSeq: fsm.MaxSeq(tx, conv)})
+			msgs, more := fsm.MessagesAfter(tx, conv, from, limit-len(out.Messages))
+			for i := range msgs {
+				out.Messages = append(out.Messages, toPB(&msgs[i]))
+				from = msgs[i].Seq
+			}
+			out.More = out.More || more
+			next[conv] = from
+			return nil
+		})
+	}
+	out.Cursor = encodeCursor(next)
+	return out, nil
+}
+
+func (s *messageService) cursor(ctx context.Context, req *pb.CursorRequest, delivered bool) (*pb.CursorReply, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	if _, err := s.n.authorize(c, req.Conv); err != nil {
+		return nil, err
+	}
+	cur := &fsm.Cursor{UID: c.Uid, Conv: req.Conv, Seq: req.Seq, ID: req.Id}
+	cmd := fsm.Command{Read: cur}
+	kind := "read"
+	if delivered {
+		cur.Device, cmd, kind = c.Device, fsm.Command{Ack: cur}, "delivered"
+	}
+	res, err := s.n.convShard(req.Conv).propose(ctx, cmd)
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, req.Conv)
+	}
+	to := res.Members
+	if delivered {
+		to = others(res.Members, c.Uid)
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Receipt{Receipt: &pb.Receipt{
+		Kind: kind, Conv: req.Conv, User: c.User, Seq: res.Seq, Id: res.ID}}}, to)
+	cancel()
+	return &pb.CursorReply{Seq: res.Seq, Id: res.ID}, nil
+}
+
+func others(uids []uint64, me uint64) []uint64 {
+	out := make([]uint64, 0, len(uids))
+	for _, u := range uids {
+		if u != me {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (s *messageService) Ack(ctx context.Context, req *pb.CursorRequest) (*pb.CursorReply, error) {
+	return s.cursor(ctx, req, true)
+}
+
+func (s *messageService) Read(ctx context.Context, req *pb.CursorRequest) (*pb.CursorReply, error) {
+	return s.cursor(ctx, req, false)
+}
+
+func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb.Empty, error) {
+	c := req.Caller
+	if err := caller(c); err != nil {
+		return nil, err
+	}
+	members, err := s.n.authorize(c, req.Conv)
+	if err != nil {
+		return nil, err
+	}
+	if len(members) == 0 && strings.HasPrefix(req.Conv, "dm:") {
+		// A DM with no message yet: its members are its two names.
+		names := strings.SplitN(strings.TrimPrefix(req.Conv, "dm:"), ":", 2)
+		for _, name := range names {
+			if u, ok := s.n.lookupUser(name); ok {
+				members = append(members, u.UID)
+			}
+		}
+	}
+	s.n.fanout.deliver(ctx, &pb.Push{Event: &pb.Push_Typing{Typing: &pb.Typing{Conv: req.Conv, User: c.User}}},
+		others(members, c.Uid))
+	return &pb.Empty{}, nil
+}

@@ -1,0 +1,196 @@
+// Package node is one server process of the chat system: the user,
+// message, group and presence services over gRPC, the shards that hold
+// state, the Redis cache and fan-out, and the fallback push streams to
+// gateways.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"mpim/fsm"
+	pb "mpim/proto/mpimpb"
+)
+
+// Node is a running node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	shards  []*shard
+	rdb     *redis.Client
+	metrics *metrics
+	fanout  *fanout
+	routes  *routes
+	ids     *idGen
+
+	grpcLn  net.Listener
+	grpcSrv *grpc.Server
+	health  *health.Server
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Start opens the node's state and starts serving.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("node", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	m, err := fsm.New(cfg.FSM)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID)}
+	n.metrics = newMetrics(cfg.ID)
+	for i := 0; i < cfg.Shards; i++ {
+		s, err := openShard(cfg.DataDir, i, cfg, m, log)
+		if err != nil {
+			n.closeShards()
+			return nil, err
+		}
+		n.shards = append(n.shards, s)
+	}
+	n.metrics.watchShards(n.shards)
+	if cfg.RedisAddr != "" {
+		n.rdb = redis.NewClient(&redis.Options{
+			Addr: cfg.RedisAddr, DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout,
+			WriteTimeout: cfg.RedisTimeout, MaxRetries: -1, PoolTimeout: cfg.RedisTimeout,
+		})
+	}
+	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
+	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
+
+	if n.grpcLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+		n.closeShards()
+		return nil, fmt.Errorf("node: listen %s: %w", cfg.ListenAddr, err)
+	}
+	n.grpcSrv = grpc.NewServer()
+	n.health = health.NewServer()
+	healthpb.RegisterHealthServer(n.grpcSrv, n.health)
+	pb.RegisterUsersServer(n.grpcSrv, &userService{n: n})
+	pb.RegisterMessagesServer(n.grpcSrv, &messageService{n: n})
+	pb.RegisterGroupsServer(n.grpcSrv, &groupService{n: n})
+	pb.RegisterPresenceServer(n.grpcSrv, &presenceService{n: n})
+	pb.RegisterGatewaysServer(n.grpcSrv, &gatewayService{n: n})
+	pb.RegisterAdminServer(n.grpcSrv, &adminService{n: n})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.grpcSrv.Serve(n.grpcLn); err != nil {
+			log.Error("grpc serve", "err", err)
+		}
+	}()
+	if cfg.HTTPAddr != "" {
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
+		}
+		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http serve", "err", err)
+			}
+		}()
+	}
+	if n.rdb != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.fanout.watchRedis(n.stop) }()
+	} else {
+		n.fanout.setDegraded(true)
+		log.Warn("no redis configured: pushes take the fallback path only")
+	}
+	return n, nil
+}
+
+// GRPCAddr is the address gateways dial.
+func (n *Node) GRPCAddr() string { return n.grpcLn.Addr().String() }
+
+// HTTPAddr is the metrics/admin address, or "" when disabled.
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// Close stops serving and closes the state files.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.fanout.closeStreams()
+		if n.grpcSrv != nil {
+			done := make(chan struct{})
+			go func() { n.grpcSrv.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				n.grpcSrv.Stop()
+			}
+		}
+		if n.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		n.wg.Wait()
+		if n.rdb != nil {
+			n.rdb.Close()
+		}
+		n.closeShards()
+	})
+	return nil
+}
+
+func (n *Node) closeShards() {
+	for _, s := range n.shards {
+		if err := s.close(); err != nil {
+			n.log.Error("close shard", "shard", s.id, "err", err)
+		}
+	}
+	n.shards = nil
+}
+
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/admin/status", n.serveStatus)
+	mux.HandleFunc("/admin/digests", n.serveDigests)
+	return mux
+}
+
+// metaShard holds users.
+func (n *Node) metaShard() *shard { return n.shards[0] }
+
+// convShard holds a conversation (and, for a group, the group itself).
+func (n *Node) convShard(conv string) *shard { return n.shards[shardOf(conv, len(n.shards))] }
+
+// registry exposes the node's metrics registry to tests in this package.
+func (n *Node) registry() *prometheus.Registry { return n.metrics.reg }

@@ -1,0 +1,261 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	pb "mpim/proto/mpimpb"
+)
+
+// routeKey is the Redis hash of a user's routes: one field per device,
+// valued "gateway|session|expiry-ms". The key itself expires too, so a user
+// whose gateways all died disappears without a sweeper.
+func routeKey(uid uint64) string { return "mpim:route:" + strconv.FormatUint(uid, 10) }
+
+type route struct {
+	gateway, session string
+	expires          int64
+}
+
+func (r route) String() string { return fmt.Sprintf("%s|%s|%d", r.gateway, r.session, r.expires) }
+
+func parseRoute(s string) (route, bool) {
+	p := strings.Split(s, "|")
+	if len(p) != 3 {
+		return route{}, false
+	}
+	exp, err := strconv.ParseInt(p[2], 10, 64)
+	return route{gateway: p[0], session: p[1], expires: exp}, err == nil
+}
+
+// routes is the presence service's state: the routes in Redis, and a local
+// copy of the routes this node bound, which serves presence while Redis is
+// unreachable (each side of a Redis outage then answers from what it knows).
+type routes struct {
+	rdb    *redis.Client
+	ttl    time.Duration
+	fanout *fanout
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	local map[uint64]map[string]route // uid -> device -> route
+}
+
+func newRoutes(rdb *redis.Client, ttl time.Duration, f *fanout, log *slog.Logger) *routes {
+	return &routes{rdb: rdb, ttl: ttl, fanout: f, log: log, local: map[uint64]map[string]route{}}
+}
+
+func liveRoutes(fields map[string]string, now int64) map[string]route {
+	out := map[string]route{}
+	for dev, v := range fields {
+		if r, ok := parseRoute(v); ok && r.expires > now {
+			out[dev] = r
+		}
+	}
+	return out
+}
+
+// lookupRoutes groups uids by the gateways holding their live routes.
+func lookupRoutes(ctx context.Context, rdb *redis.Client, uids []uint64) (map[string][]uint64, error) {
+	pipe := rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(uids))
+	for i, uid := range uids {
+		cmds[i] = pipe.HGetAll(ctx, routeKey(uid))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	out := map[string][]uint64{}
+	for i, c := range cmds {
+		seen := map[string]bool{}
+		for _, r := range liveRoutes(c.Val(), now) {
+			if !seen[r.gateway] {
+				seen[r.gateway] = true
+				out[r.gateway] = append(out[r.gateway], uids[i])
+			}
+		}
+	}
+	return out, nil
+}
+
+// bind records that uid's device is connected to gateway as session. A
+// different session already holding the device is kicked; a user coming
+// online is announced.
+func (r *routes) bind(ctx context.Context, c *pb.Caller, gateway string) error {
+	now := time.Now()
+	rt := route{gateway: gateway, session: c.Session, expires: now.Add(r.ttl).UnixMilli()}
+	r.mu.Lock()
+	devs := r.local[c.Uid]
+	if devs == nil {
+		devs = map[string]route{}
+		r.local[c.Uid] = devs
+	}
+	prevLocal, hadLocal := devs[c.Device]
+	wasOnline := len(liveRoutes(stringify(devs), now.UnixMilli())) > 0
+	devs[c.Device] = rt
+	r.mu.Unlock()
+
+	var prev route
+	hadPrev := false
+	if r.rdb != nil && !r.fanout.degraded.Load() {
+		key := routeKey(c.Uid)
+		pipe := r.rdb.TxPipeline()
+		all := pipe.HGetAll(ctx, key)
+		pipe.HSet(ctx, key, c.Device, rt.String())
+		pipe.PExpire(ctx, key, r.ttl)
+		if _, err := pipe.Exec(ctx); err != nil {
+			r.fanout.setDegraded(true)
+		} else {
+			live := liveRoutes(all.Val(), now.UnixMilli())
+			prev, hadPrev = live[c.Device]
+			wasOnline = len(live) > 0
+		}
+	}
+	if !hadPrev && hadLocal && prevLocal.expires > now.UnixMilli() {
+		prev, hadPrev = prevLocal, true
+	}
+	if hadPrev && prev.session != c.Session {
+		r.fanout.broadcast(ctx, &pb.Push{Event: &pb.Push_Kick{Kick: &pb.Kick{
+			Uid: c.Uid, Device: c.Device, Reason: "device_replaced", Gateway: gateway, Session: c.Session,
+			Message: "this device logged in again elsewhere"}}})
+	}
+	if !wasOnline {
+		r.fanout.broadcast(ctx, &pb.Push{Event: &pb.Push_Presence{Presence: &pb.PresenceChange{
+			User: c.User, Uid: c.Uid, Online: true, Gateway: gateway}}})
+	}
+	return nil
+}
+
+func stringify(devs map[string]route) map[string]string {
+	out := make(map[string]string, len(devs))
+	for d, r := range devs {
+		out[d] = r.String()
+	}
+	return out
+}
+
+// unbind removes a session's route; the user's last route going announces
+// them offline.
+func (r *routes) unbind(ctx context.Context, c *pb.Caller) {
+	now := time.Now().UnixMilli()
+	r.mu.Lock()
+	if devs := r.local[c.Uid]; devs != nil {
+		if rt, ok := devs[c.Device]; ok && rt.session == c.Session {
+			delete(devs, c.Device)
+		}
+	}
+	online := len(liveRoutes(stringify(r.local[c.Uid]), now)) > 0
+	r.mu.Unlock()
+	if r.rdb != nil && !r.fanout.degraded.Load() {
+		key := routeKey(c.Uid)
+		all, err := r.rdb.HGetAll(ctx, key).Result()
+		if err != nil {
+			r.fanout.setDegraded(true)
+		} else {
+			live := liveRoutes(all, now)
+			if rt, ok := live[c.Device]; ok && rt.session == c.Session {
+				r.rdb.HDel(ctx, key, c.Device)
+				delete(live, c.Device)
+			}
+			online = len(live) > 0
+		}
+	}
+	if !online {
+		r.fanout.broadcast(ctx, &pb.Push{Event: &pb.Push_Presence{Presence: &pb.PresenceChange{
+			User: c.User, Uid: c.Uid, Online: false}}})
+	}
+}
+
+// query returns each uid's presence: from Redis, or from this node's own
+// routes while Redis is unreachable.
+func (r *routes) query(ctx context.Context, uids []uint64) []*pb.PresenceState {
+	out := make([]*pb.PresenceState, len(uids))
+	now := time.Now().UnixMilli()
+	if r.rdb != nil && !r.fanout.degraded.Load() {
+		pipe := r.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(uids))
+		for i, uid := range uids {
+			cmds[i] = pipe.HGetAll(ctx, routeKey(uid))
+		}
+		if _, err := pipe.Exec(ctx); err == nil || err == redis.Nil {
+			for i, c := range cmds {
+				out[i] = presenceOf(liveRoutes(c.Val(), now))
+			}
+			return out
+		}
+		r.fanout.setDegraded(true)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, uid := range uids {
+		out[i] = presenceOf(liveRoutes(stringify(r.local[uid]), now))
+	}
+	return out
+}
+
+func presenceOf(live map[string]route) *pb.PresenceState {
+	if len(live) == 0 {
+		return &pb.PresenceState{}
+	}
+	gws := make([]string, 0, len(live))
+	for _, r := range live {
+		gws = append(gws, r.gateway)
+	}
+	sort.Strings(gws)
+	return &pb.PresenceState{Online: true, Gateway: gws[0]}
+}
+
+// presenceService is the gRPC face of routes.
+type presenceService struct {
+	pb.UnimplementedPresenceServer
+	n *Node
+}
+
+func (s *presenceService) Bind(ctx context.Context, req *pb.BindRequest) (*pb.Empty, error) {
+	if req.Caller == nil || req.Caller.Uid == 0 || req.Gateway == "" {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "bind needs a caller and a gateway")
+	}
+	return &pb.Empty{}, s.n.routes.bind(ctx, req.Caller, req.Gateway)
+}
+
+func (s *presenceService) Unbind(ctx context.Context, req *pb.BindRequest) (*pb.Empty, error) {
+	if req.Caller == nil || req.Caller.Uid == 0 {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "unbind needs a caller")
+	}
+	s.n.routes.unbind(ctx, req.Caller)
+	return &pb.Empty{}, nil
+}
+
+func (s *presenceService) Query(ctx context.Context, req *pb.PresenceQuery) (*pb.PresenceReply, error) {
+	uids := make([]uint64, len(req.Users))
+	err := s.n.metaShard().view(func(tx fsm.Tx) error {
+		for i, name := range req.Users {
+			u, ok := fsm.UserByName(tx, name)
+			if !ok {
+				return rpcerr.Error(rpcerr.NotFound, "no user %q", name)
+			}
+			uids[i] = u.UID
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	states := s.n.routes.query(ctx, uids)
+	out := &pb.PresenceReply{Presence: map[string]*pb.PresenceState{}}
+	for i, name := range req.Users {
+		out.Presence[name] = states[i]
+	}
+	return out, nil
+}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	"mpim/internal/token"
+	pb "mpim/proto/mpimpb"
+)
+
+// userService registers users, checks passwords and issues tokens, and
+// serves profiles through the Redis cache (cache-aside).
+type userService struct {
+	pb.UnimplementedUsersServer
+	n *Node
+}
+
+func (s *userService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterReply, error) {
+	if req.User == "" || req.Password == "" {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "register needs user and password")
+	}
+	// Hashing happens here, outside the state machine: bcrypt salts are
+	// random and the fsm must stay deterministic.
+	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), s.n.cfg.BcryptCost)
+	if err != nil {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "cannot hash that password: %v", err)
+	}
+	res, err := s.n.metaShard().propose(ctx, fsm.Command{Register: &fsm.Register{
+		Name: req.User, PwHash: hash, Created: time.Now().UnixMilli()}})
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, req.User)
+	}
+	return &pb.RegisterReply{Uid: res.UID}, nil
+}
+
+func (s *userService) Login(ctx context.Context, req *pb.LoginRequest) (*pb.LoginReply, error) {
+	var u fsm.User
+	var ok bool
+	s.n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, req.User); return nil })
+	// One answer for "no such user" and "wrong password": a login must not
+	// tell which names exist.
+	if !ok || bcrypt.CompareHashAndPassword(u.PwHash, []byte(req.Password)) != nil {
+		return nil, rpcerr.Error(rpcerr.Unauthorized, "wrong user name or password")
+	}
+	tok := token.Sign(s.n.cfg.Secret, token.Claims{UID: u.UID, User: u.Name,
+		Exp: time.Now().Add(s.n.cfg.TokenTTL).UnixMilli()})
+	return &pb.LoginReply{Uid: u.UID, Token: tok, Mode: s.n.cfg.Mode, Node: s.n.cfg.ID, User: u.Name}, nil
+}
+
+func cacheKey(user string) string { return "mpim:user:" + user }
+
+// Info reads a profile: the cache, then the store, then fills the cache.
+func (s *userService) Info(ctx context.Context, req *pb.UserInfoRequest) (*pb.UserInfoReply, error) {
+	rdb := s.n.rdb
+	useCache := rdb != nil && !s.n.fanout.degraded.Load()
+	if useCache {
+		b, err := rdb.Get(ctx, cacheKey(req.User)).Bytes()
+		switch {
+		case err == nil:
+			var out pb.UserInfoReply
+			if json.Unmarshal(b, &out) == nil {
+				s.n.metrics.cacheHits.Inc()
+				out.Cached = true
+				return &out, nil
+			}
+		case err != redis.Nil:
+			s.n.fanout.setDegraded(true)
+			useCache = false
+		}
+		s.n.metrics.cacheMisses.Inc()
+	}
+	var u fsm.User
+	var ok bool
+	s.n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, req.User); return nil })
+	if !ok {
+		return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.User)
+	}
+	out := &pb.UserInfoReply{User: u.Name, Uid: u.UID, Nickname: u.Nickname, Created: u.Created}
+	if useCache {
+		if b, err := json.Marshal(out); err == nil {
+			rdb.Set(ctx, cacheKey(req.User), b, s.n.cfg.CacheTTL)
+		}
+	}
+	return out, nil
+}
+
+// Update commits the new profile, then invalidates the cache entry (the
+// cache-aside order: store first, then delete, so a reader refills it from
+// the new state).
+func (s *userService) Update(ctx context.Context, req *pb.UserUpdateRequest) (*pb.Empty, error) {
+	c := req.Caller
+	res, err := s.n.metaShard().propose(ctx, fsm.Command{UserUpdate: &fsm.UserUpdate{UID: c.GetUid(), Nickname: req.Nickname}})
+	if err != nil {
+		return nil, commitError(err)
+	}
+	if res.Err != nil {
+		return nil, domainError(res.Err, c.GetUser())
+	}
+	if s.n.rdb != nil {
+		if err := s.n.rdb.Del(ctx, cacheKey(c.GetUser())).Err(); err != nil {
+			// The entry expires within CacheTTL: that is the staleness bound
+			// while Redis is unreachable.
+			s.n.fanout.setDegraded(true)
+			s.n.log.Warn("cache invalidation failed; entry expires by TTL", "user", c.GetUser(), "err", err)
+		}
+	}
+	return &pb.Empty{}, nil
+}
