@@ -30,8 +30,9 @@ type SessionOptions struct {
 	// OnPush receives every push other than `message`, on the same goroutine.
 	OnPush func(Push)
 	// OnState receives changes of the session's state: "connected URL",
-	// "disconnected: ERROR", "reconnecting", "kicked: REASON", "failed: ERROR"
-	// and "closed".
+	// "unreachable URL: ERROR" (an attempt failed; the next gateway is
+	// next), "disconnected: ERROR", "reconnecting", "kicked: REASON",
+	// "failed: ERROR" (a permanent login failure) and "closed".
 	OnState func(string)
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
@@ -298,7 +299,7 @@ func (s *Session) connect(ctx context.Context, failures int) (*Conn, error) {
 		if permanent(err) {
 			return nil, fmt.Errorf("client: log in as %s at %s: %w", s.opt.User, url, err)
 		}
-		s.log.Info("gateway attempt failed", "gateway", url, "err", err)
+		s.state(fmt.Sprintf("unreachable %s: %v", url, err))
 		last = err
 		s.gw = (s.gw + 1) % len(s.opt.Gateways)
 		failures++

@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
 
-// commandTimeout bounds one terminal command, retries of a send included.
-const commandTimeout = 30 * time.Second
+// commandTimeout bounds one terminal command, retries of a send included,
+// and openTimeout the first login; later reconnections never give up.
+const (
+	commandTimeout = 30 * time.Second
+	openTimeout    = 30 * time.Second
+)
 
 // Term is the line-oriented chat client behind `mpim client`: it reads
 // commands and messages from an io.Reader, runs them on a Session, and
@@ -46,7 +51,10 @@ func (t *Term) Run(ctx context.Context, in io.Reader) error {
 	opt.OnPush = t.showPush
 	opt.OnState = func(st string) { t.printf("* %s", st) }
 	opt.Ack = true
-	s, err := OpenSession(ctx, opt)
+	t.printf("* connecting as %s to %s", opt.User, strings.Join(opt.Gateways, ", "))
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	s, err := OpenSession(octx, opt)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -24,24 +24,32 @@ const maxPage = 500
 // pull), a push beyond cursor+1 reveals a gap that is pulled first (the
 // "seq + pull" model).
 type delivery struct {
-	events  chan *pb.Message
+	events  chan event
 	catchup chan struct{}
 	isReady atomic.Bool
 	cursor  map[string]uint64
 }
 
 func (d *delivery) init() {
-	d.events = make(chan *pb.Message, eventBuffer)
+	d.events = make(chan event, eventBuffer)
 	d.catchup = make(chan struct{}, 1)
 	d.cursor = map[string]uint64{}
 }
 
 func (s *session) ready() bool { return s.isReady.Load() }
 
+// event is a message push for the deliverer. silent marks the sender's
+// own session: it has the message in its send reply, so the cursor moves
+// past it without pushing it back.
+type event struct {
+	m      *pb.Message
+	silent bool
+}
+
 // offer hands a message push to the deliverer.
-func (s *session) offer(m *pb.Message) {
+func (s *session) offer(m *pb.Message, silent bool) {
 	select {
-	case s.events <- m:
+	case s.events <- event{m, silent}:
 	default:
 		s.requestCatchUp()
 	}
@@ -66,8 +74,8 @@ func (s *session) deliverLoop() {
 	s.isReady.Store(true)
 	for {
 		select {
-		case m := <-s.events:
-			s.deliver(m)
+		case e := <-s.events:
+			s.deliver(e.m, e.silent)
 		case <-s.catchup:
 			s.catchUp()
 		case <-s.closing:
@@ -139,7 +147,7 @@ func (s *session) catchUp() {
 			return
 		}
 		for _, m := range rep.Messages {
-			s.deliver(m)
+			s.deliver(m, false)
 		}
 		if !rep.More {
 			return
@@ -149,7 +157,7 @@ func (s *session) catchUp() {
 
 // deliver pushes m if it is the next of its conversation, after pulling
 // any gap before it; it drops m if the device has it.
-func (s *session) deliver(m *pb.Message) {
+func (s *session) deliver(m *pb.Message, silent bool) {
 	cur, known := s.cursor[m.Conv]
 	if !known {
 		// A conversation joined after login: push from here on; its
@@ -188,6 +196,10 @@ func (s *session) deliver(m *pb.Message) {
 			time.AfterFunc(time.Second, s.requestCatchUp)
 			return
 		}
+	}
+	if silent {
+		s.cursor[m.Conv] = max(s.cursor[m.Conv], m.Seq)
+		return
 	}
 	s.push(m)
 }

@@ -223,7 +223,7 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 	case *pb.Push_Message:
 		for _, uid := range p.ToUids {
 			for _, s := range g.sessionsOf(uid) {
-				s.offer(ev.Message)
+				s.offer(ev.Message, s.id == p.SkipSession)
 			}
 		}
 	case *pb.Push_Receipt:

@@ -162,7 +162,8 @@ func testConfig(t *testing.T, extraEnv ...string) Config {
 	}
 	cfg := DefaultConfig()
 	cfg.Binary = exe
-	cfg.Env = append([]string{fakeEnv + "=1"}, extraEnv...)
+	// GORACE: a race-enabled member otherwise sleeps a second on exit.
+	cfg.Env = append([]string{fakeEnv + "=1", "GORACE=atexit_sleep_ms=0"}, extraEnv...)
 	cfg.Nodes, cfg.Gateways = 2, 2
 	cfg.Redis = RedisEmbedded
 	cfg.HTTP = "127.0.0.1:0"

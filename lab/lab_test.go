@@ -389,6 +389,31 @@ func TestUpFailures(t *testing.T) {
 	}
 }
 
+// TestUpInterrupted checks that cancelling Up's context (Ctrl-C while the
+// cluster starts) stops the start at once and leaves nothing behind.
+func TestUpInterrupted(t *testing.T) {
+	cfg := testConfig(t, hangEnv+"=g2")
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = l.Up(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "gateway g2 start interrupted") {
+		t.Fatalf("interrupted Up: %v, want g2's start interrupted by the context", err)
+	}
+	if d := time.Since(start); d > cfg.ReadyTimeout/2 {
+		t.Fatalf("interrupted Up took %v; it must not wait for ReadyTimeout %v", d, cfg.ReadyTimeout)
+	}
+	for _, pid := range startedPIDs(l) {
+		if !gone(pid) {
+			t.Errorf("pid %d left behind after an interrupted Up", pid)
+		}
+	}
+}
+
 // TestRestartRetries checks Restart tries again when the member exits
 // before it is ready, as when its port is still in TIME_WAIT.
 func TestRestartRetries(t *testing.T) {

@@ -229,8 +229,8 @@ func readStdout(r *os.File, log *os.File, prefix string, ready chan<- string) {
 }
 
 // waitReady waits for m's ready line and /healthz (or PING, for Redis).
-func (l *Lab) waitReady(ctx context.Context, m *member, p *process) error {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.ReadyTimeout)
+func (l *Lab) waitReady(parent context.Context, m *member, p *process) error {
+	ctx, cancel := context.WithTimeout(parent, l.cfg.ReadyTimeout)
 	defer cancel()
 	failed := func() error {
 		select {
@@ -241,10 +241,10 @@ func (l *Lab) waitReady(ctx context.Context, m *member, p *process) error {
 			return fmt.Errorf("%w (%v)", errExitedEarly, werr)
 		default:
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("not ready after %v", l.cfg.ReadyTimeout)
+		if err := parent.Err(); err != nil {
+			return fmt.Errorf("start interrupted: %w", err)
 		}
-		return fmt.Errorf("start interrupted: %w", ctx.Err())
+		return fmt.Errorf("not ready after %v", l.cfg.ReadyTimeout)
 	}
 	if m.readyPrefix != "" {
 		select {

@@ -79,7 +79,7 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	// A duplicate is pushed again too: if the first attempt's pushes were
 	// lost, this repairs them; gateways drop what was delivered already.
 	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: toPB(res.Message)}}, res.Members)
+	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: toPB(res.Message)}, SkipSession: c.Session}, res.Members)
 	cancel()
 	return &pb.SendReply{Message: toPB(res.Message), Dup: res.Dup}, nil
 }

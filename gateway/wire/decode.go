@@ -245,12 +245,14 @@ type decoder struct {
 	err *Error
 }
 
+// fail records e unless an earlier error is already recorded.
 func (d *decoder) fail(e *Error) {
 	if d.err == nil {
 		d.err = e
 	}
 }
 
+// present reports whether the frame has field k with a non-null value.
 func (d *decoder) present(k field) bool { return d.f[k] != nil }
 
 // require records a missing-field error unless k is present.

@@ -176,7 +176,7 @@ func TestDecodeSend(t *testing.T) {
 		{name: "neither", frame: send(`"text":"hi","cmid":"c1"`), code: BadRequest, id: `"s1"`, msg: "missing field to or group"},
 		{name: "bad to", frame: send(`"to":"B@b","text":"hi","cmid":"c1"`), code: BadRequest, id: `"s1"`, msg: "to \"B@b\" is not a valid name"},
 		{name: "bad group", frame: send(`"group":"g:x","text":"hi","cmid":"c1"`), code: BadRequest, id: `"s1"`, msg: "group"},
-		{name: "empty to", frame: send(`"to":"","text":"hi","cmid":"c1"`), code: BadRequest, id: `"s1"`, msg: "empty"},
+		{name: "empty to", frame: send(`"to":"","text":"hi","cmid":"c1"`), code: BadRequest, id: `"s1"`, msg: "send needs to (a user) or group"},
 		{name: "text 4096", frame: send(`"to":"bob","cmid":"c1","text":"` + strings.Repeat("x", 4096) + `"`), id: `"s1"`},
 		{name: "text 4097", frame: send(`"to":"bob","cmid":"c1","text":"` + strings.Repeat("x", 4097) + `"`), code: TooLarge, id: `"s1"`, msg: "text is 4097 bytes, over the limit of 4096"},
 		{name: "text 1365 snowmen (4095 bytes)", frame: send(`"to":"bob","cmid":"c1","text":"` + strings.Repeat("☃", 1365) + `"`), id: `"s1"`},

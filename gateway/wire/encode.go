@@ -23,8 +23,8 @@ type Message struct {
 }
 
 // Reply encodes a success reply {"id":<id>,"ok":true, ...fields of v}. v is a
-// struct or map whose JSON is an object, or nil for no fields; a nil id is
-// written as null.
+// struct or map whose JSON is an object, or nil for no fields. id is the raw
+// id that Decode returned, echoed verbatim; a nil id is written as null.
 //
 // The envelope owns the keys id and ok, so v must not have them. A reply
 // that carries a message id (send's, which the spec's table calls id) must
@@ -78,6 +78,7 @@ func Push(kind string, v any) []byte {
 	return appendInner(out, inner)
 }
 
+// appendID appends the envelope id, or null when there is none.
 func appendID(out []byte, id json.RawMessage) []byte {
 	if len(id) == 0 {
 		return append(out, "null"...)
@@ -108,8 +109,10 @@ var encPool = sync.Pool{New: func() any {
 	return b
 }}
 
+// getBuf takes an encoder buffer from the pool.
 func getBuf() *encBuf { return encPool.Get().(*encBuf) }
 
+// putBuf returns b to the pool unless it grew too large to keep.
 func putBuf(b *encBuf) {
 	if b.buf.Cap() > 1<<20 { // do not pin one huge sync reply's buffer forever
 		return

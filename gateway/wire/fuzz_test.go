@@ -30,6 +30,7 @@ var seedFrames = []string{
 	`{"id":"1","op":"group_join","group":"team"}`,
 	`{"id":"1","op":"presence","users":["a","b","c"]}`,
 	`{"i\u0064":"x","op":"ping"}`,
+	"{\"id\":\"<&>\u2028\",\"op\":\"ping\"}",
 	`{"id":"1","op":"ping",`,
 	`{"id":1,"op":"ping"}`,
 	`[1,2]`,
@@ -163,11 +164,13 @@ func encodeRequest(r *Request) []byte {
 	if r.Users != nil {
 		m["users"] = r.Users
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // or a raw id like "&" comes back as "\u0026"
+	if err := enc.Encode(m); err != nil {
 		panic(err)
 	}
-	return b
+	return []byte(b.String())
 }
 
 var convRE = regexp.MustCompile(`^(?:dm:([a-z0-9_.-]{1,32}):([a-z0-9_.-]{1,32})|g:[a-z0-9_.-]{1,32})$`)

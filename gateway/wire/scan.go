@@ -137,6 +137,8 @@ func (e *elements) next() bool {
 // ok reports whether the array ended cleanly with ']'.
 func (e *elements) ok() bool { return e.state == 2 }
 
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++

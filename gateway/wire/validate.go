@@ -17,6 +17,7 @@ type validator struct {
 	utf8Checked bool
 }
 
+// validate is Validate, skipping the UTF-8 checks Decode already made.
 func (v validator) validate(r *Request) *Error {
 	if r == nil {
 		return Errorf(BadRequest, "no request")
@@ -49,6 +50,8 @@ func (v validator) validate(r *Request) *Error {
 		switch {
 		case r.To != "" && r.Group != "":
 			e = Errorf(BadRequest, "send takes to or group, not both: a message goes to one conversation")
+		case r.To == "" && r.Group == "":
+			e = Errorf(BadRequest, "send needs to (a user) or group: name where the message goes")
 		case r.To != "":
 			e = name("to", r.To)
 		default:
@@ -113,10 +116,12 @@ func first(errs ...*Error) *Error {
 	return nil
 }
 
+// unknownOp is the error for an op that protocol version 1 does not have.
 func unknownOp(op string) *Error {
 	return Errorf(BadRequest, "unknown op %s: see the op table of the protocol (e.g. send, sync, history, ping)", clip(op))
 }
 
+// name checks a user or group name in field.
 func name(field, s string) *Error {
 	if s == "" {
 		return Errorf(BadRequest, "%s is empty: name a user or group (1..32 of a-z 0-9 _ . -)", field)
@@ -127,6 +132,7 @@ func name(field, s string) *Error {
 	return nil
 }
 
+// nameList checks a list of min..max user names in field.
 func nameList(field string, names []string, min, max int) *Error {
 	if len(names) > max {
 		return Errorf(TooLarge, "%s has %d names, over the limit of %d: split the request", field, len(names), max)
@@ -142,6 +148,7 @@ func nameList(field string, names []string, min, max int) *Error {
 	return nil
 }
 
+// device checks a device name.
 func device(s string) *Error {
 	if !validDevice(s) {
 		return Errorf(BadRequest, "device %s is not a valid device name: use 1..64 of A-Z a-z 0-9 _ . : - or leave it out", clip(s))
@@ -149,6 +156,7 @@ func device(s string) *Error {
 	return nil
 }
 
+// conv checks a conversation id.
 func conv(s string) *Error {
 	if s == "" {
 		return Errorf(BadRequest, "conv is empty: use dm:<a>:<b> with a < b, or g:<group>")
@@ -175,6 +183,7 @@ func (v validator) length(field, s string, min, max int) *Error {
 	return nil
 }
 
+// limit checks a page size against its maximum.
 func limit(n, max int) *Error {
 	if n < 1 {
 		return Errorf(BadRequest, "limit is %d: it must be between 1 and %d, or left out for the default", n, max)
@@ -185,6 +194,7 @@ func limit(n, max int) *Error {
 	return nil
 }
 
+// limitError is the too_large error for a page size n over max.
 func limitError(n uint64, max int) *Error {
 	return Errorf(TooLarge, "limit is %d, over the maximum of %d: page with before/cursor instead", n, max)
 }

@@ -34,7 +34,7 @@ func TestValidate(t *testing.T) {
 		{"read both", &Request{Op: "read", Conv: "g:x", Seq: 1, MsgID: "m"}, BadRequest, "not both"},
 		{"read msg_id invalid UTF-8", &Request{Op: "read", Conv: "g:x", MsgID: "m\xff"}, BadRequest, "msg_id is not valid UTF-8"},
 		{"send invalid UTF-8", &Request{Op: "send", To: "bob", Text: "a\xc3", Cmid: "c"}, BadRequest, "text is not valid UTF-8"},
-		{"send neither", &Request{Op: "send", Text: "a", Cmid: "c"}, BadRequest, "group is empty"},
+		{"send neither", &Request{Op: "send", Text: "a", Cmid: "c"}, BadRequest, "send needs to (a user) or group"},
 		{"nickname invalid UTF-8", &Request{Op: "user_update", Nickname: "\xed\xa0\x80"}, BadRequest, "nickname is not valid UTF-8"},
 		{"password invalid UTF-8", &Request{Op: "register", User: "a", Password: "12345678\x80"}, BadRequest, "password"},
 		{"presence too many", &Request{Op: "presence", Users: make([]string, 257)}, TooLarge, "users has 257 names"},

@@ -7,10 +7,12 @@
 // keys case-insensitively ("Text" would fill text, while the spec says unknown
 // fields are ignored), silently replaces invalid UTF-8 with U+FFFD (the spec
 // wants bad_request), and cannot give a field a type that depends on the op
-// (after is an object for sync but a seq for history). Instead json.Valid checks
-// the syntax, a small scanner (scan.go) walks the top-level members once, and
-// each op decodes only its own fields, checking their JSON types. That is exact
-// and also faster than reflection.
+// (after is an object for sync but a seq for history). Instead a syntax check
+// (syntax.go, equivalent to json.Valid but faster) and utf8.Valid look at the
+// frame once, a small scanner (scan.go) walks its top-level members, and each
+// op decodes only its own fields, checking their JSON types. That is exact,
+// and about twice as fast as encoding/json's struct decoder without any
+// validation (see BenchmarkDecodeSendEncodingJSON).
 //
 // Choices the spec leaves open, made here and relied on by the gateway:
 //   - A field whose value is JSON null counts as absent, as in encoding/json.

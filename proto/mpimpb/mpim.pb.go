@@ -1651,7 +1651,10 @@ type Push struct {
 	// device of theirs.
 	ToUids []uint64 `protobuf:"varint,10,rep,packed,name=to_uids,json=toUids,proto3" json:"to_uids,omitempty"`
 	// origin is the node that published it.
-	Origin        string `protobuf:"bytes,11,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin string `protobuf:"bytes,11,opt,name=origin,proto3" json:"origin,omitempty"`
+	// skip_session is the session that sent the message: it has the send
+	// reply, so its gateway advances its cursor without pushing it back.
+	SkipSession   string `protobuf:"bytes,12,opt,name=skip_session,json=skipSession,proto3" json:"skip_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1748,6 +1751,13 @@ func (x *Push) GetToUids() []uint64 {
 func (x *Push) GetOrigin() string {
 	if x != nil {
 		return x.Origin
+	}
+	return ""
+}
+
+func (x *Push) GetSkipSession() string {
+	if x != nil {
+		return x.SkipSession
 	}
 	return ""
 }
@@ -2517,7 +2527,7 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\bpresence\x18\x01 \x03(\v2$.mpim.v1.PresenceReply.PresenceEntryR\bpresence\x1aS\n" +
 	"\rPresenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.mpim.v1.PresenceStateR\x05value:\x028\x01\"\xa3\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.mpim.v1.PresenceStateR\x05value:\x028\x01\"\xc6\x02\n" +
 	"\x04Push\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x10.mpim.v1.MessageH\x00R\amessage\x12,\n" +
 	"\areceipt\x18\x02 \x01(\v2\x10.mpim.v1.ReceiptH\x00R\areceipt\x12)\n" +
@@ -2526,7 +2536,8 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x04kick\x18\x05 \x01(\v2\r.mpim.v1.KickH\x00R\x04kick\x12\x17\n" +
 	"\ato_uids\x18\n" +
 	" \x03(\x04R\x06toUids\x12\x16\n" +
-	"\x06origin\x18\v \x01(\tR\x06originB\a\n" +
+	"\x06origin\x18\v \x01(\tR\x06origin\x12!\n" +
+	"\fskip_session\x18\f \x01(\tR\vskipSessionB\a\n" +
 	"\x05event\"g\n" +
 	"\aReceipt\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"mpim/internal/redisproc"
+	"mpim/lab"
+)
+
+func labCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a whole local cluster to break and measure",
+	}
+	cmd.AddCommand(labUpCmd(), labMiniredisCmd())
+	return cmd
+}
+
+func labUpCmd() *cobra.Command {
+	cfg := lab.DefaultConfig()
+	var apRepair string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start nodes, gateways and Redis as separate processes, print every address, run until interrupted",
+		Long: `Start a local cluster: Redis, nodes n1..nN and gateways g1..gM, each a
+separate process of this binary on fixed loopback ports, plus the lab HTTP
+API (docs/lab-api.md). Every address is printed once the cluster is ready,
+ending with the "dashboard http://HOST:PORT/" line. Ctrl-C stops everything
+the lab started.
+
+--nodes defaults to 1 until the consistency modes land.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch apRepair {
+			case "on":
+				cfg.APRepair = true
+			case "off":
+				cfg.APRepair = false
+			default:
+				return usageError{fmt.Errorf("--ap-repair %q: use on or off", apRepair)}
+			}
+			cfg.Logger = newLogger("lab", "lab")
+			l, err := lab.New(cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			if err := l.Up(ctx); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("lab interrupted while starting (logs in %s)", l.Data())
+				}
+				return err
+			}
+			for _, line := range l.Banner() {
+				fmt.Fprintln(out, line)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(cmd.ErrOrStderr(), "lab: stopping every member")
+			return l.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Mode, "mode", cfg.Mode, "consistency mode: cp or ap (passed to every node)")
+	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes n1..nN (1 until the consistency modes land)")
+	f.IntVar(&cfg.Gateways, "gateways", cfg.Gateways, "number of gateways g1..gM (gI talks first to nI)")
+	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of state shards")
+	f.StringVar(&cfg.Leaders, "leaders", cfg.Leaders, "colocate (every shard led by one node) or spread")
+	f.StringVar(&apRepair, "ap-repair", "on", "AP anti-entropy repair: on or off")
+	f.StringVar(&cfg.Redis, "redis", cfg.Redis, "auto (redis-server if installed, else embedded miniredis), embedded, or HOST:PORT of an external Redis")
+	f.StringVar(&cfg.Data, "data", cfg.Data, "directory for node data and logs (default: a new temporary directory)")
+	f.StringVar(&cfg.HTTP, "http", cfg.HTTP, "address of the lab HTTP API and dashboard (the default falls back to a free port when busy)")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long a member may take to become ready")
+	return cmd
+}
+
+// labMiniredisCmd runs the embedded Redis as its own process, so that the
+// lab can kill, pause and restart it like any other member.
+func labMiniredisCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "miniredis",
+		Short:  "Run an embedded miniredis in the foreground (used by lab up when no redis-server is installed)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := redisproc.EmbeddedAt(listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "redis %s embedded miniredis\n", s.URL())
+			<-cmd.Context().Done()
+			return s.Stop()
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
+	return cmd
+}
