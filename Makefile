@@ -25,8 +25,8 @@ e2e: build
 # One `go test -fuzz` invocation per target, briefly.
 FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./gateway/wire
-	$(GO) test -run '^$$' -fuzz '^FuzzValidateRequest$$' -fuzztime $(FUZZTIME) ./gateway/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./gateway/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./gateway/wire
 
 test: vet unit e2e fuzz
 

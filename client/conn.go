@@ -61,8 +61,8 @@ type Options struct {
 	PushBuffer int
 	// Dialer dials the WebSocket; nil means websocket.DefaultDialer.
 	Dialer *websocket.Dialer
-	// WriteTimeout bounds a frame write when the context has no earlier
-	// deadline (default 10s).
+	// WriteTimeout bounds each frame write (default 10s); a write that takes
+	// longer ends the connection.
 	WriteTimeout time.Duration
 }
 
@@ -147,7 +147,7 @@ func Dial(ctx context.Context, url string, opt Options) (*Conn, error) {
 }
 
 // Call sends {"id": <unique>, "op": op, ...fields} and waits for the reply
-// with that id; ctx bounds the write and the wait. A reply with ok:false is
+// with that id; ctx bounds the wait (Options.WriteTimeout bounds the write). A reply with ok:false is
 // returned as an *Error. Any other error (lost connection, expired context)
 // leaves the outcome unknown: the gateway may or may not have applied it.
 // A reply that arrives after ctx ended is discarded.
@@ -230,13 +230,13 @@ func (c *Conn) SendRaw(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// write sends one text frame. The deadline is WriteTimeout, not ctx's: a
+// write that times out leaves a gorilla connection unusable, so a short
+// context must never cut one off. A failed write ends the connection, which
+// makes a Session reconnect instead of writing into a dead socket.
 func (c *Conn) write(ctx context.Context, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	deadline := time.Now().Add(c.writeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -245,10 +245,21 @@ func (c *Conn) write(ctx context.Context, data []byte) error {
 		return c.Err()
 	default:
 	}
-	if err := c.ws.SetWriteDeadline(deadline); err != nil {
-		return err
+	err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if err == nil {
+		err = c.ws.WriteMessage(websocket.TextMessage, data)
 	}
-	return c.ws.WriteMessage(websocket.TextMessage, data)
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("%w: write: %w", ErrConnectionLost, err)
+	// ErrCloseSent means the reader is handling the gateway's close frame
+	// and will record its code; any other failure is the cause.
+	if !errors.Is(err, websocket.ErrCloseSent) {
+		c.fail(err, 0)
+		_ = c.ws.Close()
+	}
+	return err
 }
 
 // Pushes returns the channel of pushes. It is closed after the connection

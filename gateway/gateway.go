@@ -66,6 +66,13 @@ func Start(cfg Config) (*Gateway, error) {
 	if g.nodes, err = newNodePool(cfg.Nodes, cfg.HealthInterval, log); err != nil {
 		return nil, err
 	}
+	g.nodes.onHealth = func(addr string, ok bool) {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		g.metrics.nodeHealthy.WithLabelValues(addr).Set(v)
+	}
 	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin}
 	if g.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		g.nodes.close()
@@ -271,6 +278,15 @@ func (g *Gateway) catchUpAll() {
 	}
 }
 
+// rebindAll binds the presence route of every session again.
+func (g *Gateway) rebindAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RouteTTL/3)
+	defer cancel()
+	for _, s := range g.allAuthed() {
+		s.bind(ctx)
+	}
+}
+
 // heartbeat refreshes the presence route of every session.
 func (g *Gateway) heartbeat(ctx context.Context) {
 	t := time.NewTicker(g.cfg.RouteTTL / 3)
@@ -281,9 +297,7 @@ func (g *Gateway) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, s := range g.allAuthed() {
-			s.bind(ctx)
-		}
+		g.rebindAll()
 	}
 }
 

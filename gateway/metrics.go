@@ -37,7 +37,9 @@ func newMetrics(id string) *metrics {
 			Help: "Times a gap in a conversation's pushed seqs was pulled from a node.", ConstLabels: l}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_gateway_duplicate_pushes_total",
 			Help: "Message pushes dropped because the device already had them.", ConstLabels: l}),
+		nodeHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mpim_gateway_node_healthy",
+			Help: "1 while the node at addr passes health checks (failover skips it otherwise).", ConstLabels: l}, []string{"addr"}),
 	}
-	reg.MustRegister(m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates)
+	reg.MustRegister(m.nodeHealthy, m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates)
 	return m
 }

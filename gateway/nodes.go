@@ -49,6 +49,8 @@ type nodePool struct {
 	log      *slog.Logger
 	interval time.Duration
 	changed  chan struct{} // pinged when a node's health flips
+	// onHealth, when set, is told of every health change.
+	onHealth func(addr string, ok bool)
 }
 
 func newNodePool(addrs []string, interval time.Duration, log *slog.Logger) (*nodePool, error) {
@@ -107,6 +109,9 @@ func (p *nodePool) check(ctx context.Context, n *nodeConn) {
 func (p *nodePool) setHealthy(n *nodeConn, ok bool, why error) {
 	if n.healthy.Swap(ok) == ok {
 		return
+	}
+	if p.onHealth != nil {
+		p.onHealth(n.addr, ok)
 	}
 	if ok {
 		p.log.Info("node healthy", "addr", n.addr)

@@ -35,6 +35,10 @@ func (s *subscriber) set(ok bool) {
 	if ok {
 		s.g.log.Info("redis subscription up")
 		s.g.metrics.degraded.Set(0)
+		// A Redis that came back may have lost every route (the lab runs it
+		// without persistence): bind every session again now rather than at
+		// the next heartbeat.
+		go s.g.rebindAll()
 	} else {
 		s.g.log.Warn("redis subscription broken: pushes come on the node stream")
 		s.g.metrics.degraded.Set(1)

@@ -33,11 +33,14 @@ const streamBuffer = 8192
 // broken. Gateways drop what they already delivered, so a push that takes
 // both paths reaches each device once.
 type fanout struct {
-	rdb      *redis.Client
-	node     string
-	metrics  *metrics
-	log      *slog.Logger
-	degraded atomic.Bool
+	// onRecover runs (in its own goroutine) when Redis becomes reachable
+	// again.
+	onRecover func()
+	rdb       *redis.Client
+	node      string
+	metrics   *metrics
+	log       *slog.Logger
+	degraded  atomic.Bool
 
 	mu       sync.Mutex
 	attached map[*attachment]struct{}
@@ -62,6 +65,9 @@ func (f *fanout) setDegraded(d bool) {
 		} else {
 			f.log.Info("redis reachable again")
 			f.metrics.degraded.Set(0)
+			if f.onRecover != nil {
+				go f.onRecover()
+			}
 		}
 	}
 }

@@ -84,6 +84,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
 	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
+	n.fanout.onRecover = n.routes.restore
 
 	if n.grpcLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		n.closeShards()

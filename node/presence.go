@@ -137,6 +137,43 @@ func (r *routes) bind(ctx context.Context, c *pb.Caller, gateway string) error {
 	return nil
 }
 
+// restore writes this node's live routes back to Redis, which may have
+// lost them while it was unreachable (a restarted Redis without
+// persistence).
+func (r *routes) restore() {
+	now := time.Now().UnixMilli()
+	r.mu.Lock()
+	type entry struct {
+		uid    uint64
+		device string
+		rt     route
+	}
+	var live []entry
+	for uid, devs := range r.local {
+		for dev, rt := range devs {
+			if rt.expires > now {
+				live = append(live, entry{uid, dev, rt})
+			} else {
+				delete(devs, dev)
+			}
+		}
+		if len(devs) == 0 {
+			delete(r.local, uid)
+		}
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pipe := r.rdb.Pipeline()
+	for _, e := range live {
+		pipe.HSet(ctx, routeKey(e.uid), e.device, e.rt.String())
+		pipe.PExpire(ctx, routeKey(e.uid), time.Duration(e.rt.expires-now)*time.Millisecond)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && len(live) > 0 {
+		r.log.Warn("restoring routes to redis failed; gateways rebind at their next heartbeat", "err", err)
+	}
+}
+
 func stringify(devs map[string]route) map[string]string {
 	out := make(map[string]string, len(devs))
 	for d, r := range devs {
