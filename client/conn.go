@@ -1,5 +1,5 @@
-// Package client speaks the MPIM client wire protocol (docs: the protocol
-// spec) over a WebSocket. Conn is one connection: it matches replies to
+// Package client speaks the MPIM client wire protocol (version 1, the
+// protocol spec) over a WebSocket. Conn is one connection: it matches replies to
 // calls by id and hands pushes and unmatched frames to channels. Session
 // sits on top of Conn and survives broken connections: it reconnects,
 // resumes with its token and catches up with sync, delivering every message

@@ -205,7 +205,7 @@ func (s *Session) send(ctx context.Context, a SendArgs) (SendResult, error) {
 		last = err
 		s.log.Debug("send not confirmed; retrying", "cmid", a.Cmid, "attempt", attempt, "err", err)
 		if !sleep(ctx, s.backoff(attempt)) {
-			return SendResult{}, last
+			return SendResult{}, errors.Join(last, ctx.Err())
 		}
 	}
 }

@@ -93,15 +93,15 @@ func (t *Term) Run(ctx context.Context, in io.Reader) error {
 				}
 				return nil
 			}
-			if t.Exec(ctx, s, line) {
+			if t.runLine(ctx, s, line) {
 				return nil
 			}
 		}
 	}
 }
 
-// Exec runs one line of input on s and reports whether it was /quit.
-func (t *Term) Exec(ctx context.Context, s *Session, line string) (quit bool) {
+// runLine runs one line of input on s and reports whether it was /quit.
+func (t *Term) runLine(ctx context.Context, s *Session, line string) (quit bool) {
 	cmd, err := ParseCommand(line)
 	if err != nil {
 		t.printf("! %v", err)
