@@ -232,26 +232,46 @@ func TestErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Resume("n1") })
-		// The gateway's connection to the stopped node stays up, so the
-		// request reaches the node's socket and waits there: whether it
-		// is applied depends on what the node does when it wakes up.
-		_, sendErr := alice.Send(ctx, client.SendArgs{To: "bob", Text: "while paused", Cmid: "paused-1"})
-		if sendErr == nil {
-			t.Fatal("send succeeded while the only node was paused")
+		// The gateway's connection to the stopped node stays up, so each
+		// request reaches the node's socket and waits there; whether it is
+		// applied depends on what the node does when it wakes up. Several
+		// sends at once make that race visible.
+		const n = 20
+		answers := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, answers[i] = alice.Send(ctx, client.SendArgs{To: "bob", Text: "while paused", Cmid: fmt.Sprint("paused-", i)})
+			})
 		}
+		wg.Wait()
 		if err := c.Resume("n1"); err != nil {
 			t.Fatal(err)
 		}
-		// Retrying the cmid tells whether the first attempt was applied.
-		var retry client.SendResult
-		eventually(t, 10*time.Second, "retry of cmid paused-1 after n1 resumes", func() bool {
-			var err error
-			retry, err = alice.Send(ctx, client.SendArgs{To: "bob", Text: "while paused", Cmid: "paused-1"})
-			return err == nil
-		})
-		if code := client.ErrorCode(sendErr); code != client.CodeTimeout {
-			t.Fatalf("send to a paused node after the call timeout = %v; want timeout: the request reached the node, so its outcome is unknown "+
-				"(here the retry after resume returned dup=%v, true meaning the first attempt was applied)", sendErr, retry.Dup)
+		// A retry of each cmid tells whether its first attempt was applied.
+		var lied []string
+		for i, err := range answers {
+			if err == nil {
+				t.Fatalf("send paused-%d succeeded while the only node was paused", i)
+			}
+			var retry client.SendResult
+			eventually(t, 10*time.Second, "retry after n1 resumes", func() bool {
+				var err error
+				retry, err = alice.Send(ctx, client.SendArgs{To: "bob", Text: "while paused", Cmid: fmt.Sprint("paused-", i)})
+				return err == nil
+			})
+			if retry.Dup && client.ErrorCode(err) == client.CodeUnavailable {
+				lied = append(lied, fmt.Sprint("paused-", i))
+			}
+		}
+		if len(lied) > 0 {
+			t.Errorf("sends %v were answered unavailable (%v) yet applied (their retries are dups): unavailable must mean guaranteed not applied",
+				lied, answers[0])
+		}
+		for i, err := range answers {
+			if code := client.ErrorCode(err); code != client.CodeTimeout {
+				t.Fatalf("send paused-%d to a paused node past the call timeout = %v; want timeout: the request reached the node, so its outcome is unknown", i, err)
+			}
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"mpim/client"
 	"mpim/internal/testcluster"
 )
@@ -69,3 +71,6 @@ func TestInProcessChat(t *testing.T) {
 		}
 	}
 }
+
+// TestMain checks that stopped gateways and nodes leave no goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -61,6 +61,9 @@ var ErrTransport = errors.New("rpcerr: transport failure")
 // it returns ErrTransport with the gRPC code in the message, and the caller
 // decides between unavailable and timeout.
 func Decode(err error) (Code, string, error) {
+	if err == nil {
+		return "", "", nil
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return Internal, err.Error(), nil
