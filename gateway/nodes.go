@@ -165,6 +165,9 @@ var errNoNode = errors.New("gateway: no node reachable")
 // as kind allows. It returns a *wire.Error for every failure.
 func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
 	var last error
+	// reached records that some attempt may have reached a node: then a
+	// write's outcome is unknown even if a later node refuses it.
+	reached := false
 	for _, n := range p.candidates() {
 		// A connection that is not up cannot have carried the request: it
 		// is refused before anything was sent, so any call may move on.
@@ -189,13 +192,16 @@ func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKin
 			return n, ambiguous(kind, fmt.Errorf("request cancelled: %w", ctx.Err()))
 		}
 		p.setHealthy(n, false, terr)
-		last = terr
+		last, reached = terr, true
 		if kind == write {
 			return n, ambiguous(kind, terr)
 		}
 	}
 	if last == nil {
 		last = errNoNode
+	}
+	if reached && kind != readCall {
+		return nil, ambiguous(kind, last)
 	}
 	return nil, wire.Errorf(wire.Unavailable, "no node could take the request (%v); nothing was applied, try again", last)
 }

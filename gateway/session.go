@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,11 +131,15 @@ func (s *session) readLoop() {
 			return
 		}
 		alive()
-		if mt != websocket.TextMessage {
-			s.send(wire.ErrorReply(nil, wire.Errorf(wire.BadRequest, "binary frames are not accepted; send JSON in text frames")))
-			continue
+		var req *wire.Request
+		var id json.RawMessage
+		var werr *wire.Error
+		if mt == websocket.TextMessage {
+			req, id, werr = wire.Decode(data)
+		} else {
+			werr = wire.Errorf(wire.BadRequest, "binary frames are not accepted; send JSON in text frames")
 		}
-		req, id, werr := wire.Decode(data)
+		// Every frame counts against the limit, malformed ones included.
 		if !s.bucket.allow(time.Now()) {
 			s.g.metrics.requests.WithLabelValues("any", string(wire.RateLimited)).Inc()
 			s.send(wire.ErrorReply(id, wire.Errorf(wire.RateLimited, "more than %g requests per second on this connection; slow down and retry", cfg.RateLimit)))
