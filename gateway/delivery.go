@@ -17,6 +17,10 @@ const eventBuffer = 1024
 // maxPage is the page size of the gateway's own pulls.
 const maxPage = 500
 
+// newConvWindow: a conversation unknown to a session whose first push has
+// a seq up to this is pulled from seq 1 (see deliver).
+const newConvWindow = 64
+
 // delivery is a session's push state: per conversation, the highest seq
 // this device has been pushed. The deliverer goroutine alone touches
 // cursor, which is what makes delivery exactly once and in order: a push at
@@ -28,6 +32,8 @@ type delivery struct {
 	catchup chan struct{}
 	isReady atomic.Bool
 	cursor  map[string]uint64
+	// backlogCursor is the sync cursor of the login backlog in progress.
+	backlogCursor string
 }
 
 func (d *delivery) init() {
@@ -69,8 +75,16 @@ func (s *session) deliverLoop() {
 		return
 	}
 	// The login backlog first: pushes that arrive meanwhile wait in events,
-	// so that none moves the cursor past a message not yet pulled.
-	s.backlog()
+	// so that none moves the cursor past a message not yet pulled. Until
+	// it succeeds the session has no cursors, so it is retried rather than
+	// replaced by a catch-up (which would start from seq 0).
+	for !s.backlog() {
+		select {
+		case <-s.closing:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	s.isReady.Store(true)
 	for {
 		select {
@@ -102,19 +116,20 @@ func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
 	return werr == nil
 }
 
-// backlog pushes every message after this device's delivery cursors.
-func (s *session) backlog() {
-	cursor := ""
+// backlog pushes every message after this device's delivery cursors and
+// reports whether it got through; pages already pushed are not pushed
+// again on a retry.
+func (s *session) backlog() bool {
 	for page := 0; page < 1000 && !s.closed(); page++ {
 		var rep *pb.SyncReply
 		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
 			var err error
-			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: cursor, FromDevice: cursor == "", Limit: maxPage})
+			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: s.backlogCursor,
+				FromDevice: s.backlogCursor == "", Limit: maxPage})
 			return err
 		})
 		if !ok {
-			s.requestCatchUp()
-			return
+			return false
 		}
 		for _, m := range rep.Messages {
 			s.push(m)
@@ -123,10 +138,11 @@ func (s *session) backlog() {
 			for _, c := range rep.Convs {
 				s.cursor[c.Conv] = max(s.cursor[c.Conv], c.MaxSeq)
 			}
-			return
+			return true
 		}
-		cursor = rep.Cursor
+		s.backlogCursor = rep.Cursor
 	}
+	return true
 }
 
 // catchUp pushes everything after the cursors (after a lost push).
@@ -159,9 +175,11 @@ func (s *session) catchUp() {
 // any gap before it; it drops m if the device has it.
 func (s *session) deliver(m *pb.Message, silent bool) {
 	cur, known := s.cursor[m.Conv]
-	if !known {
-		// A conversation joined after login: push from here on; its
-		// history is the client's to read.
+	if !known && m.Seq > newConvWindow {
+		// A conversation joined after login with a long history: push from
+		// here on; its history is the client's to read. A young one
+		// (a new DM or group) is pulled from its start, so that pushes
+		// racing each other cannot skip its first messages.
 		cur = m.Seq - 1
 	}
 	if m.Seq <= cur {

@@ -35,9 +35,9 @@ type Gateway struct {
 	redis   *subscriber
 	up      websocket.Upgrader
 
-	// mu guards the session indexes. Lock order: Gateway.mu before
-	// session.mu; never call out (network, channels that can block) while
-	// holding it.
+	// mu guards the session indexes and session.gone. It is a leaf lock:
+	// nothing else is locked while it is held, and nothing that can block
+	// (network, channel sends) runs under it.
 	mu        sync.RWMutex
 	sessions  map[*session]struct{}
 	byUID     map[uint64]map[*session]struct{}

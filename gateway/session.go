@@ -197,12 +197,12 @@ func (s *session) writeLoop() {
 		case frame := <-s.out:
 			s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				s.close(websocket.CloseAbnormalClosure, "")
+				s.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
 		case <-ping.C:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				s.close(websocket.CloseAbnormalClosure, "")
+				s.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
 		case <-s.closing:

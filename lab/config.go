@@ -144,8 +144,8 @@ func (c Config) Validate() error {
 		return bad("%d nodes: use --nodes between 1 and 99", c.Nodes)
 	case c.Gateways < 0 || c.Gateways > 99:
 		return bad("%d gateways: use --gateways between 0 and 99", c.Gateways)
-	case c.Shards < 1 || c.Shards > 1024:
-		return bad("%d shards: use --shards between 1 and 1024", c.Shards)
+	case c.Shards < 1 || c.Shards > 64:
+		return bad("%d shards: use --shards between 1 and 64", c.Shards)
 	case c.Leaders != "colocate" && c.Leaders != "spread":
 		return bad("leaders %q: use --leaders colocate or --leaders spread", c.Leaders)
 	case c.BcryptCost < 4 || c.BcryptCost > 31:

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"mpim/fsm"
+	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -90,7 +92,7 @@ func Start(cfg Config) (*Node, error) {
 		n.closeShards()
 		return nil, fmt.Errorf("node: listen %s: %w", cfg.ListenAddr, err)
 	}
-	n.grpcSrv = grpc.NewServer()
+	n.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(n.countOps))
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpcSrv, n.health)
 	pb.RegisterUsersServer(n.grpcSrv, &userService{n: n})
@@ -185,6 +187,21 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/admin/status", n.serveStatus)
 	mux.HandleFunc("/admin/digests", n.serveDigests)
 	return mux
+}
+
+// countOps counts every unary call by method and protocol result.
+func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	code := "ok"
+	if err != nil {
+		c, _, terr := rpcerr.Decode(err)
+		code = string(c)
+		if terr != nil {
+			code = "transport"
+		}
+	}
+	n.metrics.ops.WithLabelValues(path.Base(info.FullMethod), code).Inc()
+	return resp, err
 }
 
 // metaShard holds users.
