@@ -27,6 +27,8 @@ type Status struct {
 	PID       int           `json:"pid"`
 	Started   time.Time     `json:"started"`
 	Members   []MemberState `json:"members"`
+	// Faults are the network faults in force.
+	Faults []string `json:"faults"`
 }
 
 // Status returns the lab's configuration, addresses and members.
@@ -37,6 +39,7 @@ func (l *Lab) Status() Status {
 		Redis: "redis://" + l.redisAddr, RedisKind: l.redisKind,
 		Data: l.data, Dashboard: l.dashboard, PID: os.Getpid(), Started: l.started,
 		Members: l.Members(),
+		Faults:  l.faultsOrNone(),
 	}
 }
 
@@ -56,6 +59,7 @@ func (l *Lab) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/members/{name}/{action}", l.handleAction)
 	mux.HandleFunc("GET /api/events", l.handleEvents)
+	l.routeFaults(mux)
 	return mux
 }
 

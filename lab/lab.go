@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"mpim/chaos/proxy"
 	"mpim/internal/redisproc"
 )
 
@@ -47,6 +48,10 @@ type Lab struct {
 	httpSrv   *http.Server
 	started   time.Time
 	stateFile string
+
+	// network is the fault layer: every link between members passes
+	// through one of its proxies.
+	network *network
 
 	mu     sync.Mutex // guards the mutable member fields, up and closed
 	up     bool
@@ -236,6 +241,7 @@ func (l *Lab) plan(httpAddr string) error {
 		redis.state = StateStarting
 	}
 
+	l.network = &network{net: proxy.NewNet(l.log)}
 	var nodes []*member
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
@@ -244,8 +250,12 @@ func (l *Lab) plan(httpAddr string) error {
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return fmt.Errorf("lab: create %s: %w", data, err)
 		}
+		redisLink, err := l.link(name, "redis", l.redisAddr)
+		if err != nil {
+			return err
+		}
 		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
-			"--redis", l.redisAddr, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
+			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
 			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost)}
 		nodes = append(nodes, &member{
 			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, HTTP: "http://" + httpAddr + "/",
@@ -263,10 +273,19 @@ func (l *Lab) plan(httpAddr string) error {
 		first := (i - 1) % len(nodes)
 		var addrs []string
 		for j := range nodes {
-			addrs = append(addrs, nodes[(first+j)%len(nodes)].info.GRPC)
+			n := nodes[(first+j)%len(nodes)]
+			addr, err := l.link(name, n.info.Name, n.info.GRPC)
+			if err != nil {
+				return err
+			}
+			addrs = append(addrs, addr)
+		}
+		redisLink, err := l.link(name, "redis", l.redisAddr)
+		if err != nil {
+			return err
 		}
 		args := []string{"gateway", "--id", name, "--listen", listen, "--nodes", strings.Join(addrs, ","),
-			"--redis", l.redisAddr, "--secret", l.cfg.Secret, "--origins", "http://" + httpAddr}
+			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", "http://" + httpAddr}
 		gateways = append(gateways, &member{
 			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + listen + "/",
 				WS: "ws://" + listen + "/ws", Log: logPath(name)},
@@ -340,6 +359,10 @@ func (l *Lab) Close() error {
 		l.closed = true
 		members := append([]*member(nil), l.members...)
 		l.mu.Unlock()
+		// Members shut down gracefully over a healed network.
+		if l.network != nil {
+			l.network.net.Heal()
+		}
 		for _, kind := range []Kind{KindGateway, KindNode, KindRedis} {
 			var wg sync.WaitGroup
 			for _, m := range members {
@@ -353,6 +376,9 @@ func (l *Lab) Close() error {
 				})
 			}
 			wg.Wait()
+		}
+		if l.network != nil {
+			l.network.net.Close()
 		}
 		l.events.close()
 		if l.httpSrv != nil {

@@ -95,6 +95,22 @@ func TestUp(t *testing.T) {
 		byName[m.Name] = m
 	}
 	secrets := map[string]bool{}
+	// Every link between members goes through the fault layer: a member
+	// is given the proxy of its link, which forwards to the real address.
+	proxyOf := func(from, to string) string {
+		for _, lk := range l.Links() {
+			if lk.From == from && lk.To == to {
+				return lk.Addr
+			}
+		}
+		t.Fatalf("no proxied link %s->%s", from, to)
+		return ""
+	}
+	for _, lk := range l.Links() {
+		if want := strings.TrimPrefix(byName[lk.To].Redis, "redis://") + byName[lk.To].GRPC; lk.Target != want {
+			t.Errorf("link %s->%s forwards to %s, want %s's address %s", lk.From, lk.To, lk.Target, lk.To, want)
+		}
+	}
 	for _, m := range ms {
 		if m.Kind == KindRedis {
 			continue
@@ -107,8 +123,8 @@ func TestUp(t *testing.T) {
 			t.Fatalf("member %s: /healthz answered by %s pid %d, want pid %d", m.Name, h.ID, h.PID, m.PID)
 		}
 		secrets[flagValue(h.Args, "--secret")] = true
-		if got := flagValue(h.Args, "--redis"); "redis://"+got != byName["redis"].Redis {
-			t.Errorf("member %s: --redis %s, want %s", m.Name, got, byName["redis"].Redis)
+		if got := flagValue(h.Args, "--redis"); got != proxyOf(m.Name, "redis") {
+			t.Errorf("member %s: --redis %s, want the proxy of link %s->redis", m.Name, got, m.Name)
 		}
 		switch m.Kind {
 		case KindNode:
@@ -121,10 +137,11 @@ func TestUp(t *testing.T) {
 		case KindGateway:
 			// Gateway gI talks first to node nI, wrapping when there are
 			// fewer nodes, then to the others.
+			g := m.Name
 			want := map[string]string{
-				"g1": byName["n1"].GRPC + "," + byName["n2"].GRPC,
-				"g2": byName["n2"].GRPC + "," + byName["n1"].GRPC,
-				"g3": byName["n1"].GRPC + "," + byName["n2"].GRPC,
+				"g1": proxyOf(g, "n1") + "," + proxyOf(g, "n2"),
+				"g2": proxyOf(g, "n2") + "," + proxyOf(g, "n1"),
+				"g3": proxyOf(g, "n1") + "," + proxyOf(g, "n2"),
 			}[m.Name]
 			if got := flagValue(h.Args, "--nodes"); got != want {
 				t.Errorf("gateway %s: --nodes %s, want %s", m.Name, got, want)

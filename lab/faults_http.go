@@ -1,0 +1,136 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"mpim/chaos/fault"
+)
+
+// faultRequest is the body of POST /api/faults.
+type faultRequest struct {
+	// Fault is one fault in the vocabulary's spelling, e.g.
+	// "partition n1 g1 / n2 n3 g2 g3 redis".
+	Fault string `json:"fault"`
+}
+
+// faultReply answers POST /api/faults.
+type faultReply struct {
+	Applied string      `json:"applied"`
+	Fault   fault.Fault `json:"parsed"`
+	Faults  []string    `json:"faults"`
+}
+
+func (l *Lab) routeFaults(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/faults", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]string{"faults": l.Faults()})
+	})
+	mux.HandleFunc("POST /api/faults", l.handleFault)
+	mux.HandleFunc("DELETE /api/faults", func(w http.ResponseWriter, r *http.Request) {
+		l.applyHTTP(w, r, "heal")
+	})
+	mux.HandleFunc("GET /api/links", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, l.Links())
+	})
+	mux.HandleFunc("GET /api/replicas", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, l.Replicas(r.Context()))
+	})
+}
+
+func (l *Lab) handleFault(w http.ResponseWriter, r *http.Request) {
+	var req faultRequest
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err := json.Unmarshal(body, &req); err != nil || req.Fault == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `send {"fault": "<verb> <args>"}, e.g. {"fault": "partition n1 / n2"}`})
+		return
+	}
+	l.applyHTTP(w, r, req.Fault)
+}
+
+func (l *Lab) applyHTTP(w http.ResponseWriter, r *http.Request, spelled string) {
+	// A client hanging up must not abort a restart half-way.
+	f, err := l.ApplyString(context.WithoutCancel(r.Context()), spelled)
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, fault.ErrSyntax):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrUnsupported):
+			code = http.StatusNotImplemented
+		default:
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, code, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, faultReply{Applied: f.String(), Fault: f, Faults: l.Faults()})
+}
+
+// ConvReplica is one conversation on one node's replica.
+type ConvReplica struct {
+	Count  uint64 `json:"count"`
+	Digest string `json:"digest"`
+}
+
+// Replica is one node's view of every conversation, or why it could not
+// be read.
+type Replica struct {
+	Convs map[string]ConvReplica `json:"convs,omitempty"`
+	Error string                 `json:"error,omitempty"`
+}
+
+// Replicas reads every node's per-conversation digests (message count and
+// a hash of the ids in order) directly from the node, not through the
+// fault layer: the lab's own view, which consistency tests and checkers
+// compare across replicas.
+func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
+	out := map[string]Replica{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range l.Members() {
+		if m.Kind != KindNode {
+			continue
+		}
+		wg.Go(func() {
+			r := readReplica(ctx, m.HTTP)
+			mu.Lock()
+			out[m.Name] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func readReplica(ctx context.Context, base string) Replica {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"admin/digests", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Replica{Error: fmt.Sprintf("unreachable: %v", err)}
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Convs []struct {
+			Conv   string `json:"conv"`
+			Count  uint64 `json:"count"`
+			Digest string `json:"digest"`
+		} `json:"convs"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return Replica{Error: fmt.Sprintf("bad answer: %v", err)}
+	}
+	r := Replica{Convs: map[string]ConvReplica{}}
+	for _, c := range body.Convs {
+		r.Convs[c.Conv] = ConvReplica{Count: c.Count, Digest: c.Digest}
+	}
+	return r
+}
