@@ -53,8 +53,8 @@ type Config struct {
 	// Mode is the consistency mode, "cp" or "ap", passed to every node as
 	// --mode.
 	Mode string
-	// Nodes is the number of node processes, n1..nN. The default is 1 until
-	// the consistency modes land; the lab contract's eventual default is 3.
+	// Nodes is the number of node processes, n1..nN (default 3, as the lab
+	// contract says).
 	Nodes int
 	// Gateways is the number of gateway processes, g1..gM. Gateway gI talks
 	// first to node nI (wrapping when there are fewer nodes).
@@ -116,7 +116,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Mode:          "cp",
-		Nodes:         1,
+		Nodes:         3,
 		Gateways:      3,
 		Shards:        4,
 		Leaders:       "colocate",

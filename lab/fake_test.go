@@ -87,6 +87,9 @@ func fakeMember(args []string) int {
 	fs.Int("bcrypt-cost", 0, "")
 	fs.String("nodes", "", "")
 	fs.String("origins", "", "")
+	fs.String("raft-listen", "", "")
+	fs.String("peers", "", "")
+	fs.String("leaders", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

@@ -196,7 +196,7 @@ func (l *Lab) listenHTTP() (net.Listener, error) {
 // plan picks every member's ports up front, so that a restarted member
 // keeps its addresses, and builds the command lines.
 func (l *Lab) plan(httpAddr string) error {
-	need := 2*l.cfg.Nodes + l.cfg.Gateways
+	need := 3*l.cfg.Nodes + l.cfg.Gateways
 	if l.redisKind != "external" {
 		need++
 	}
@@ -242,10 +242,27 @@ func (l *Lab) plan(httpAddr string) error {
 	}
 
 	l.network = &network{net: proxy.NewNet(l.log)}
+	// Node-to-node addresses come first: every node's --peers names the
+	// proxy of its link to each other node.
+	raftAddrs := make([]string, l.cfg.Nodes)
+	for i := range raftAddrs {
+		raftAddrs[i] = next()
+	}
 	var nodes []*member
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
 		grpc, httpAddr := next(), next()
+		var peers []string
+		for j, addr := range raftAddrs {
+			peer := "n" + strconv.Itoa(j+1)
+			if peer != name {
+				var err error
+				if addr, err = l.link(name, peer, addr); err != nil {
+					return err
+				}
+			}
+			peers = append(peers, peer+"="+addr)
+		}
 		data := filepath.Join(l.data, name)
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return fmt.Errorf("lab: create %s: %w", data, err)
@@ -256,9 +273,10 @@ func (l *Lab) plan(httpAddr string) error {
 		}
 		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
 			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
-			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost)}
+			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
+			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders}
 		nodes = append(nodes, &member{
-			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, HTTP: "http://" + httpAddr + "/",
+			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, Raft: raftAddrs[i-1], HTTP: "http://" + httpAddr + "/",
 				Data: data, Log: logPath(name)},
 			path: l.cfg.Binary, args: l.hook(name, args), env: l.cfg.Env,
 			readyPrefix: "node " + name + " ", healthURL: "http://" + httpAddr + "/healthz",

@@ -107,7 +107,11 @@ func TestUp(t *testing.T) {
 		return ""
 	}
 	for _, lk := range l.Links() {
-		if want := strings.TrimPrefix(byName[lk.To].Redis, "redis://") + byName[lk.To].GRPC; lk.Target != want {
+		want := strings.TrimPrefix(byName[lk.To].Redis, "redis://") + byName[lk.To].GRPC
+		if byName[lk.From].Kind == KindNode && byName[lk.To].Kind == KindNode {
+			want = byName[lk.To].Raft
+		}
+		if lk.Target != want {
 			t.Errorf("link %s->%s forwards to %s, want %s's address %s", lk.From, lk.To, lk.Target, lk.To, want)
 		}
 	}

@@ -57,6 +57,8 @@ type MemberState struct {
 	State State `json:"state"`
 	// GRPC is a node's gRPC address, HOST:PORT.
 	GRPC string `json:"grpc,omitempty"`
+	// Raft is a node's node-to-node address (Raft and forwarding).
+	Raft string `json:"raft,omitempty"`
 	// HTTP is a node's or gateway's HTTP base URL (/healthz; /metrics on
 	// gateways).
 	HTTP string `json:"http,omitempty"`

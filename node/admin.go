@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"mpim/fsm"
+	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -27,7 +29,7 @@ func (s *adminService) Digests(context.Context, *pb.Empty) (*pb.DigestsReply, er
 func (n *Node) status() *pb.NodeStatus {
 	st := &pb.NodeStatus{Id: n.cfg.ID, Mode: n.cfg.Mode, RedisOk: n.rdb != nil && !n.fanout.degraded.Load()}
 	for _, s := range n.shards {
-		st.Shards = append(st.Shards, &pb.ShardStatus{Shard: uint32(s.id), AppliedIndex: s.applied.Load()})
+		st.Shards = append(st.Shards, s.status())
 	}
 	return st
 }
@@ -53,3 +55,43 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 func (n *Node) serveStatus(w http.ResponseWriter, _ *http.Request)  { writeJSON(w, n.status()) }
 func (n *Node) serveDigests(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.digests()) }
+
+func (s *adminService) Join(ctx context.Context, req *pb.MemberRequest) (*pb.Empty, error) {
+	if req.Id == "" || req.Address == "" {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "join needs the node's id and node-to-node address")
+	}
+	return &pb.Empty{}, s.n.changeMembership(ctx, req, true)
+}
+
+func (s *adminService) Remove(ctx context.Context, req *pb.MemberRequest) (*pb.Empty, error) {
+	if req.Id == "" {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "remove needs the node's id")
+	}
+	return &pb.Empty{}, s.n.changeMembership(ctx, req, false)
+}
+
+func (s *adminService) HoldApplies(ctx context.Context, req *pb.HoldRequest) (*pb.Empty, error) {
+	if !s.n.cfg.TestHooks {
+		return nil, rpcerr.Error(rpcerr.Forbidden, "hold applies is a test hook; start the node with --test-hooks")
+	}
+	if int(req.Shard) >= len(s.n.shards) {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "no shard %d", req.Shard)
+	}
+	r, ok := s.n.shards[req.Shard].(*cpReplica)
+	if !ok {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "hold applies needs the CP mode")
+	}
+	r.s.Hold(req.Hold)
+	return &pb.Empty{}, nil
+}
+
+func (s *adminService) Snapshot(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) {
+	for _, sh := range s.n.shards {
+		if r, ok := sh.(*cpReplica); ok {
+			if err := r.s.Snapshot(); err != nil && !strings.Contains(err.Error(), "nothing new") {
+				return nil, rpcerr.Error(rpcerr.Internal, "snapshot of shard %d: %v", r.id, err)
+			}
+		}
+	}
+	return &pb.Empty{}, nil
+}

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"mpim/fsm"
+	"mpim/node/cp"
 )
 
 // Config is one node's configuration. Timeouts live here, never in
@@ -49,6 +51,31 @@ type Config struct {
 	MaxBatch int
 	// NoSync skips fsync (benchmarks that say so only).
 	NoSync bool
+	// RaftListen is the node-to-node address (CP mode): every shard's Raft
+	// traffic and the forwarding RPCs, multiplexed on one port.
+	RaftListen string
+	// RaftAdvertise is the address other nodes dial to reach RaftListen
+	// (default RaftListen); a joining node announces it.
+	RaftAdvertise string
+	// Peers maps every initial member's id (this node's included) to the
+	// address this node dials to reach it — in the lab, the proxy of that
+	// link. Empty with Join set: a node joining a running cluster.
+	Peers map[string]string
+	// Join is the gRPC address of a running node to join through.
+	Join string
+	// Leaders is "colocate" (move every shard's leadership to the leader of
+	// shard 0) or "spread" (leave them where elections put them).
+	Leaders string
+	// LeaderWait bounds how long a write or linearizable read waits for a
+	// shard to have a leader before it is refused unavailable.
+	LeaderWait time.Duration
+	// ForwardTimeout bounds one forwarded call to a shard leader.
+	ForwardTimeout time.Duration
+	// Raft tunes every shard's Raft group.
+	Raft cp.Config
+	// Unsafe switches, for teaching and for testing the checkers:
+	// "ack-before-commit", "local-linearizable".
+	Unsafe []string
 	// TestHooks enables failure hooks that tests use to provoke errors
 	// (e.g. a send whose text is TestInternalText fails with internal).
 	TestHooks bool
@@ -63,21 +90,35 @@ const TestInternalText = "mpim:test:internal"
 // DefaultConfig returns a single node's defaults.
 func DefaultConfig() Config {
 	return Config{
-		ID:           "n1",
-		DataDir:      "data/n1",
-		ListenAddr:   "127.0.0.1:7101",
-		HTTPAddr:     "127.0.0.1:7201",
-		RedisTimeout: 250 * time.Millisecond,
-		TokenTTL:     24 * time.Hour,
-		Mode:         "cp",
-		Shards:       4,
-		BcryptCost:   bcrypt.DefaultCost,
-		RouteTTL:     30 * time.Second,
-		CacheTTL:     60 * time.Second,
-		MaxBatch:     256,
-		FSM:          fsm.DefaultConfig(),
+		ID:             "n1",
+		DataDir:        "data/n1",
+		ListenAddr:     "127.0.0.1:7101",
+		HTTPAddr:       "127.0.0.1:7201",
+		RedisTimeout:   250 * time.Millisecond,
+		TokenTTL:       24 * time.Hour,
+		Mode:           "cp",
+		Shards:         4,
+		BcryptCost:     bcrypt.DefaultCost,
+		RouteTTL:       30 * time.Second,
+		CacheTTL:       60 * time.Second,
+		MaxBatch:       256,
+		FSM:            fsm.DefaultConfig(),
+		RaftListen:     "127.0.0.1:7401",
+		Leaders:        "colocate",
+		LeaderWait:     time.Second,
+		ForwardTimeout: 3 * time.Second,
+		Raft:           cp.DefaultConfig(),
 	}
 }
+
+// unsafe reports whether an unsafe switch is on.
+func (c Config) unsafe(name string) bool { return slices.Contains(c.Unsafe, name) }
+
+// The unsafe switches.
+const (
+	UnsafeAckBeforeCommit   = "ack-before-commit"
+	UnsafeLocalLinearizable = "local-linearizable"
+)
 
 // Validate reports a configuration the node cannot run with.
 func (c Config) Validate() error {
@@ -108,6 +149,31 @@ func (c Config) Validate() error {
 	}
 	if err := c.FSM.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Mode == "cp" {
+		if c.RaftListen == "" {
+			errs = append(errs, errors.New("node: --raft-listen is required in cp mode"))
+		}
+		if len(c.Peers) > 0 && c.Peers[c.ID] == "" {
+			errs = append(errs, fmt.Errorf("node: --peers must name this node (%s) too", c.ID))
+		}
+		if len(c.Peers) > 5 {
+			errs = append(errs, fmt.Errorf("node: %d peers: up to 5 nodes hold every shard; larger clusters (replication factor 5) are not built yet", len(c.Peers)))
+		}
+		if len(c.Peers) > 0 && c.Join != "" {
+			errs = append(errs, errors.New("node: give --peers (initial members) or --join (a running cluster), not both"))
+		}
+		if c.Leaders != "colocate" && c.Leaders != "spread" {
+			errs = append(errs, fmt.Errorf("node: --leaders must be colocate or spread, got %q", c.Leaders))
+		}
+		if c.LeaderWait <= 0 || c.ForwardTimeout <= 0 {
+			errs = append(errs, errors.New("node: --leader-wait and the forward timeout must be positive"))
+		}
+	}
+	for _, u := range c.Unsafe {
+		if u != UnsafeAckBeforeCommit && u != UnsafeLocalLinearizable {
+			errs = append(errs, fmt.Errorf("node: unknown unsafe switch %q (known: %s, %s)", u, UnsafeAckBeforeCommit, UnsafeLocalLinearizable))
+		}
 	}
 	return errors.Join(errs...)
 }

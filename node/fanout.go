@@ -98,7 +98,13 @@ func (f *fanout) deliver(ctx context.Context, push *pb.Push, uids []uint64) {
 	if f.rdb != nil && !f.degraded.Load() {
 		published = f.publishRouted(ctx, push, uids)
 	}
-	f.stream(push, uids, !published)
+	// Gateways whose subscription is broken get message pushes from every
+	// replica's apply hook (Node.applied); other pushes, and everything
+	// when this node could not publish, go on the streams from here.
+	_, isMessage := push.Event.(*pb.Push_Message)
+	if !published || !isMessage {
+		f.stream(push, uids, !published)
+	}
 }
 
 // broadcast sends push to every gateway (presence changes).

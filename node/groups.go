@@ -24,7 +24,7 @@ func (s *groupService) Create(ctx context.Context, req *pb.GroupRequest) (*pb.Gr
 	}
 	var members []uint64
 	for _, name := range req.Members {
-		u, ok := s.n.lookupUser(name)
+		u, ok := s.n.lookupUser(ctx, name)
 		if !ok {
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q to add to the group", name)
 		}
@@ -78,7 +78,7 @@ func (s *groupService) Members(ctx context.Context, req *pb.GroupRequest) (*pb.G
 		return nil, err
 	}
 	conv := fsm.GroupConv(req.Group)
-	uids, err := s.n.authorize(c, conv)
+	uids, err := s.n.authorize(ctx, c, conv)
 	if err != nil {
 		return nil, err
 	}

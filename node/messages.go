@@ -35,11 +35,16 @@ func caller(c *pb.Caller) error {
 	return nil
 }
 
-// lookupUser resolves a user name on the meta shard.
-func (n *Node) lookupUser(name string) (fsm.User, bool) {
+// lookupUser resolves a user name on the meta shard: the local replica,
+// and, when it does not know the name, after catching up with the leader
+// (a user registered a moment ago through another node).
+func (n *Node) lookupUser(ctx context.Context, name string) (fsm.User, bool) {
 	var u fsm.User
 	var ok bool
-	n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil })
+	read := func() { n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil }) }
+	if read(); !ok && n.metaShard().linearize(ctx) == nil {
+		read()
+	}
 	return u, ok
 }
 
@@ -56,7 +61,7 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 		if req.To == c.User {
 			return nil, rpcerr.Error(rpcerr.BadRequest, "you cannot send a direct message to yourself")
 		}
-		to, ok := s.n.lookupUser(req.To)
+		to, ok := s.n.lookupUser(ctx, req.To)
 		if !ok {
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.To)
 		}
@@ -86,7 +91,18 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 
 // authorize checks that the caller may read conv and returns its members.
 // A DM that has no message yet is readable (and empty) for its two users.
-func (n *Node) authorize(c *pb.Caller, conv string) ([]uint64, error) {
+// A refusal is checked again after catching up with the leader, so that a
+// conversation or membership created a moment ago through another node is
+// seen.
+func (n *Node) authorize(ctx context.Context, c *pb.Caller, conv string) ([]uint64, error) {
+	members, err := n.authorizeLocal(c, conv)
+	if err != nil && n.convShard(conv).linearize(ctx) == nil {
+		members, err = n.authorizeLocal(c, conv)
+	}
+	return members, err
+}
+
+func (n *Node) authorizeLocal(c *pb.Caller, conv string) ([]uint64, error) {
 	var members []uint64
 	var exists, member bool
 	n.convShard(conv).view(func(tx fsm.Tx) error {
@@ -118,30 +134,52 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 	if err := caller(req.Caller); err != nil {
 		return nil, err
 	}
-	if _, err := s.n.authorize(req.Caller, req.Conv); err != nil {
+	if _, err := s.n.authorize(ctx, req.Caller, req.Conv); err != nil {
 		return nil, err
 	}
 	limit := int(req.Limit)
 	if limit <= 0 {
 		limit = 50
 	}
+	sh := s.n.convShard(req.Conv)
+	out := &pb.HistoryReply{Consistency: "local"}
+	switch {
+	case s.n.cfg.Mode == "ap":
+		// AP always serves the local replica, and says so.
+	case req.Read == "local":
+		// A gateway pulling a gap it saw in pushes asks for messages this
+		// replica may not have applied yet: give it a moment to catch up.
+		if req.Before > 1 {
+			s.n.awaitSeq(ctx, sh, req.Conv, req.Before-1)
+		}
+	default:
+		if err := sh.linearize(ctx); err != nil {
+			return nil, rpcerr.Error(rpcerr.Unavailable, "%v; a linearizable read needs the shard's leader and a quorum (read \"local\" may be stale)", err)
+		}
+		out.Consistency = "linearizable"
+	}
 	var msgs []fsm.Message
-	var more bool
-	s.n.convShard(req.Conv).view(func(tx fsm.Tx) error {
-		msgs, more = fsm.Messages(tx, req.Conv, req.After, req.Before, limit)
+	sh.view(func(tx fsm.Tx) error {
+		msgs, out.More = fsm.Messages(tx, req.Conv, req.After, req.Before, limit)
 		return nil
 	})
-	out := &pb.HistoryReply{More: more, Consistency: "linearizable"}
-	// A single node is the only replica: its committed state is never
-	// stale, so a linearizable read is served as one. A local read is
-	// reported as local, as the protocol asks.
-	if req.Read == "local" {
-		out.Consistency = "local"
-	}
 	for i := range msgs {
 		out.Messages = append(out.Messages, toPB(&msgs[i]))
 	}
 	return out, nil
+}
+
+// awaitSeq waits, briefly, until conv on this replica reaches seq.
+func (n *Node) awaitSeq(ctx context.Context, sh replica, conv string, seq uint64) {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var max uint64
+		sh.view(func(tx fsm.Tx) error { max = fsm.MaxSeq(tx, conv); return nil })
+		if max >= seq {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // syncCursor is the opaque cursor: the last seq the client holds per
@@ -223,7 +261,7 @@ func (s *messageService) cursor(ctx context.Context, req *pb.CursorRequest, deli
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	if _, err := s.n.authorize(c, req.Conv); err != nil {
+	if _, err := s.n.authorize(ctx, c, req.Conv); err != nil {
 		return nil, err
 	}
 	cur := &fsm.Cursor{UID: c.Uid, Conv: req.Conv, Seq: req.Seq, ID: req.Id}
@@ -273,7 +311,7 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	members, err := s.n.authorize(c, req.Conv)
+	members, err := s.n.authorize(ctx, c, req.Conv)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +319,7 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 		// A DM with no message yet: its members are its two names.
 		names := strings.SplitN(strings.TrimPrefix(req.Conv, "dm:"), ":", 2)
 		for _, name := range names {
-			if u, ok := s.n.lookupUser(name); ok {
+			if u, ok := s.n.lookupUser(ctx, name); ok {
 				members = append(members, u.UID)
 			}
 		}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	pb "mpim/proto/mpimpb"
 )
 
 // metrics are the node's Prometheus series, on a registry of its own.
@@ -38,12 +40,27 @@ func newMetrics(id string) *metrics {
 }
 
 // watchShards exports each shard's applied index.
-func (m *metrics) watchShards(shards []*shard) {
-	for _, s := range shards {
-		s := s
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "mpim_shard_applied_index", Help: "Last log index applied by the shard's state machine.",
-			ConstLabels: prometheus.Labels{"shard": strconv.Itoa(s.id)},
-		}, func() float64 { return float64(s.applied.Load()) }))
+// watchShards exports each replica's Raft view: applied and commit index,
+// term, and whether this replica leads.
+func (m *metrics) watchShards(shards []replica) {
+	for i, s := range shards {
+		labels := prometheus.Labels{"shard": strconv.Itoa(i)}
+		gauge := func(name, help string, v func(*pb.ShardStatus) float64) {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels},
+				func() float64 { return v(s.status()) }))
+		}
+		gauge("mpim_shard_applied_index", "Last log index applied by this replica's state machine.",
+			func(st *pb.ShardStatus) float64 { return float64(st.AppliedIndex) })
+		gauge("mpim_shard_commit_index", "Commit index this replica knows.",
+			func(st *pb.ShardStatus) float64 { return float64(st.CommitIndex) })
+		gauge("mpim_shard_term", "Raft term of this replica.",
+			func(st *pb.ShardStatus) float64 { return float64(st.Term) })
+		gauge("mpim_shard_is_leader", "1 while this replica leads the shard.",
+			func(st *pb.ShardStatus) float64 {
+				if st.State == "Leader" {
+					return 1
+				}
+				return 0
+			})
 	}
 }

@@ -32,7 +32,8 @@ import (
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
-	shards  []*shard
+	shards  []replica
+	cluster *cluster // CP mode: node-to-node listener, peers, forwarding
 	rdb     *redis.Client
 	metrics *metrics
 	fanout  *fanout
@@ -67,17 +68,11 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Mode == "cp" {
+		m = nil // each CP replica makes its own
+	}
 	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID)}
 	n.metrics = newMetrics(cfg.ID)
-	for i := 0; i < cfg.Shards; i++ {
-		s, err := openShard(cfg.DataDir, i, cfg, m, log)
-		if err != nil {
-			n.closeShards()
-			return nil, err
-		}
-		n.shards = append(n.shards, s)
-	}
-	n.metrics.watchShards(n.shards)
 	if cfg.RedisAddr != "" {
 		n.rdb = redis.NewClient(&redis.Options{
 			Addr: cfg.RedisAddr, DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout,
@@ -87,6 +82,22 @@ func Start(cfg Config) (*Node, error) {
 	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
 	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
 	n.fanout.onRecover = n.routes.restore
+	if cfg.Mode == "cp" {
+		if n.cluster, err = startCluster(n); err != nil {
+			n.closeShards()
+			return nil, err
+		}
+	} else {
+		for i := 0; i < cfg.Shards; i++ {
+			s, err := openShard(cfg.DataDir, i, cfg, m, log, n.applied)
+			if err != nil {
+				n.closeShards()
+				return nil, err
+			}
+			n.shards = append(n.shards, s)
+		}
+	}
+	n.metrics.watchShards(n.shards)
 
 	if n.grpcLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		n.closeShards()
@@ -172,12 +183,18 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeShards() {
-	for _, s := range n.shards {
+	if n.cluster != nil {
+		n.cluster.stopBackground()
+	}
+	for i, s := range n.shards {
 		if err := s.close(); err != nil {
-			n.log.Error("close shard", "shard", s.id, "err", err)
+			n.log.Error("close shard", "shard", i, "err", err)
 		}
 	}
 	n.shards = nil
+	if n.cluster != nil {
+		n.cluster.close()
+	}
 }
 
 func (n *Node) httpHandler() http.Handler {
@@ -205,10 +222,21 @@ func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo
 }
 
 // metaShard holds users.
-func (n *Node) metaShard() *shard { return n.shards[0] }
+func (n *Node) metaShard() replica { return n.shards[0] }
 
 // convShard holds a conversation (and, for a group, the group itself).
-func (n *Node) convShard(conv string) *shard { return n.shards[shardOf(conv, len(n.shards))] }
+func (n *Node) convShard(conv string) replica { return n.shards[shardOf(conv, len(n.shards))] }
+
+// applied runs on every replica for every committed batch: pushes for
+// gateways whose Redis subscription is broken go out on their streams from
+// every node, so that a gateway attached to any node gets them.
+func (n *Node) applied(results []fsm.Result) {
+	for _, r := range results {
+		if r.Message != nil && !r.Dup && r.Err == nil {
+			n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: toPB(r.Message)}, Origin: n.cfg.ID}, r.Members, false)
+		}
+	}
+}
 
 // registry exposes the node's metrics registry to tests in this package.
 func (n *Node) registry() *prometheus.Registry { return n.metrics.reg }

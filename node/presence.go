@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"mpim/fsm"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -276,18 +275,12 @@ func (s *presenceService) Unbind(ctx context.Context, req *pb.BindRequest) (*pb.
 
 func (s *presenceService) Query(ctx context.Context, req *pb.PresenceQuery) (*pb.PresenceReply, error) {
 	uids := make([]uint64, len(req.Users))
-	err := s.n.metaShard().view(func(tx fsm.Tx) error {
-		for i, name := range req.Users {
-			u, ok := fsm.UserByName(tx, name)
-			if !ok {
-				return rpcerr.Error(rpcerr.NotFound, "no user %q", name)
-			}
-			uids[i] = u.UID
+	for i, name := range req.Users {
+		u, ok := s.n.lookupUser(ctx, name)
+		if !ok {
+			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", name)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		uids[i] = u.UID
 	}
 	states := s.n.routes.query(ctx, uids)
 	out := &pb.PresenceReply{Presence: map[string]*pb.PresenceState{}}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -11,28 +10,47 @@ import (
 	"sync/atomic"
 
 	"mpim/fsm"
+	"mpim/node/cp"
 	"mpim/node/store"
+	pb "mpim/proto/mpimpb"
 )
 
-// Errors of a shard's commit path.
+// Errors of a shard's commit path, shared with the CP mode's replicas.
 var (
 	// ErrNotApplied: the command was refused before it reached the log; it
 	// is guaranteed not applied (the client sees unavailable).
-	ErrNotApplied = errors.New("node: command not applied")
+	ErrNotApplied = cp.ErrNotApplied
 	// ErrUnknown: the command may or may not have been applied (the client
 	// sees timeout and may retry with the same cmid).
-	ErrUnknown = errors.New("node: outcome unknown")
+	ErrUnknown = cp.ErrUnknown
 )
 
-// shard is one slice of the chat state: a bbolt file applied by the fsm.
-// At this stage a shard commits locally: proposals are group-committed, many
-// commands to one transaction and one fsync, which is what makes
-// throughput grow with concurrency. The replicated modes replace commit().
-type shard struct {
+// replica is this node's copy of one shard, whatever the mode.
+type replica interface {
+	// propose commits cmd (forwarding it to the shard's leader when there
+	// is one) and returns its result; errors wrap ErrNotApplied or
+	// ErrUnknown.
+	propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+	// view reads the local copy.
+	view(fn func(fsm.Tx) error) error
+	// linearize waits until a read of the local copy would be
+	// linearizable (ReadIndex); a replica that is the only copy returns at
+	// once.
+	linearize(ctx context.Context) error
+	status() *pb.ShardStatus
+	close() error
+}
+
+// localShard is a shard with no replication: a bbolt file applied by the
+// fsm, committed locally. Proposals are group-committed, many commands to
+// one transaction and one fsync, which is what makes throughput grow with
+// concurrency. Until the AP mode lands it serves --mode ap.
+type localShard struct {
 	id      int
 	st      *store.Store
 	m       *fsm.Machine
 	log     *slog.Logger
+	onApply func([]fsm.Result)
 	queue   chan *proposal
 	applied atomic.Uint64
 	stop    chan struct{}
@@ -49,12 +67,12 @@ type commitResult struct {
 	err error
 }
 
-func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger) (*shard, error) {
+func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger, onApply func([]fsm.Result)) (*localShard, error) {
 	st, err := store.Open(filepath.Join(dir, fmt.Sprintf("shard-%d.db", id)), store.Options{NoSync: cfg.NoSync})
 	if err != nil {
 		return nil, err
 	}
-	s := &shard{id: id, st: st, m: m, log: log.With("shard", id),
+	s := &localShard{id: id, st: st, m: m, log: log.With("shard", id), onApply: onApply,
 		queue: make(chan *proposal, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	_ = st.View(func(tx fsm.Tx) error { s.applied.Store(fsm.Applied(tx)); return nil })
 	go s.run(cfg.MaxBatch)
@@ -63,7 +81,7 @@ func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger)
 
 // propose commits cmd and returns its result once it is applied. An error
 // wraps ErrNotApplied or ErrUnknown.
-func (s *shard) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+func (s *localShard) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	p := &proposal{cmd: cmd, done: make(chan commitResult, 1)}
 	select {
 	case s.queue <- p:
@@ -80,7 +98,7 @@ func (s *shard) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error
 	}
 }
 
-func (s *shard) run(maxBatch int) {
+func (s *localShard) run(maxBatch int) {
 	defer close(s.done)
 	batch := make([]*proposal, 0, maxBatch)
 	for {
@@ -105,7 +123,7 @@ func (s *shard) run(maxBatch int) {
 }
 
 // commit applies a batch as one log index in one transaction.
-func (s *shard) commit(batch []*proposal) {
+func (s *localShard) commit(batch []*proposal) {
 	cmds := make([]fsm.Command, len(batch))
 	for i, p := range batch {
 		cmds[i] = p.cmd
@@ -125,14 +143,24 @@ func (s *shard) commit(batch []*proposal) {
 		return
 	}
 	s.applied.Store(index)
+	if s.onApply != nil {
+		s.onApply(results)
+	}
 	for i, p := range batch {
 		p.done <- commitResult{res: results[i]}
 	}
 }
 
-func (s *shard) view(fn func(fsm.Tx) error) error { return s.st.View(fn) }
+func (s *localShard) view(fn func(fsm.Tx) error) error { return s.st.View(fn) }
 
-func (s *shard) close() error {
+func (s *localShard) linearize(context.Context) error { return nil }
+
+func (s *localShard) status() *pb.ShardStatus {
+	a := s.applied.Load()
+	return &pb.ShardStatus{Shard: uint32(s.id), AppliedIndex: a, CommitIndex: a, LastIndex: a, State: "Local"}
+}
+
+func (s *localShard) close() error {
 	close(s.stop)
 	<-s.done
 	return s.st.Close()

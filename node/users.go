@@ -43,9 +43,7 @@ func (s *userService) Register(ctx context.Context, req *pb.RegisterRequest) (*p
 }
 
 func (s *userService) Login(ctx context.Context, req *pb.LoginRequest) (*pb.LoginReply, error) {
-	var u fsm.User
-	var ok bool
-	s.n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, req.User); return nil })
+	u, ok := s.n.lookupUser(ctx, req.User)
 	// One answer for "no such user" and "wrong password": a login must not
 	// tell which names exist.
 	if !ok || bcrypt.CompareHashAndPassword(u.PwHash, []byte(req.Password)) != nil {
@@ -78,9 +76,7 @@ func (s *userService) Info(ctx context.Context, req *pb.UserInfoRequest) (*pb.Us
 		}
 		s.n.metrics.cacheMisses.Inc()
 	}
-	var u fsm.User
-	var ok bool
-	s.n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, req.User); return nil })
+	u, ok := s.n.lookupUser(ctx, req.User)
 	if !ok {
 		return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.User)
 	}

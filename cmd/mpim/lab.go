@@ -64,7 +64,7 @@ the lab started.
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Mode, "mode", cfg.Mode, "consistency mode: cp or ap (passed to every node)")
-	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes n1..nN (1 until the consistency modes land)")
+	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes n1..nN")
 	f.IntVar(&cfg.Gateways, "gateways", cfg.Gateways, "number of gateways g1..gM (gI talks first to nI)")
 	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of state shards")
 	f.StringVar(&cfg.Leaders, "leaders", cfg.Leaders, "colocate (every shard led by one node) or spread")

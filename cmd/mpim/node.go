@@ -1,24 +1,36 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/spf13/cobra"
 
 	"mpim/node"
+	pb "mpim/proto/mpimpb"
 )
 
 func nodeCmd() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var secret string
+	var secret, peers, unsafe string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node (user, message, group and presence services; state shards)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Secret = []byte(secretOrEnv(secret))
 			cfg.Logger = newLogger("node", cfg.ID)
+			var err error
+			if cfg.Peers, err = parsePeers(peers); err != nil {
+				return usageError{err}
+			}
+			cfg.Unsafe = splitList(unsafe)
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -30,6 +42,9 @@ func nodeCmd() *cobra.Command {
 			http := ""
 			if a := n.HTTPAddr(); a != "" {
 				http = " http http://" + a + "/"
+			}
+			if len(cfg.Unsafe) > 0 {
+				fmt.Fprintf(os.Stderr, "WARNING: node %s runs with --unsafe %s: it breaks Raft's guarantees on purpose\n", cfg.ID, strings.Join(cfg.Unsafe, ","))
 			}
 			fmt.Printf("node %s grpc %s%s\n", cfg.ID, n.GRPCAddr(), http)
 			<-cmd.Context().Done()
@@ -51,8 +66,63 @@ func nodeCmd() *cobra.Command {
 	f.DurationVar(&cfg.RouteTTL, "route-ttl", cfg.RouteTTL, "presence route lifetime without heartbeat")
 	f.DurationVar(&cfg.CacheTTL, "cache-ttl", cfg.CacheTTL, "user-info cache entry lifetime")
 	f.BoolVar(&cfg.NoSync, "no-sync", cfg.NoSync, "skip fsync (benchmarks only: a crash can lose acknowledged messages)")
+	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "node-to-node address (cp mode): every shard's Raft traffic and forwarding, on one port")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "address other nodes dial to reach --raft-listen (default: --raft-listen)")
+	f.StringVar(&peers, "peers", "", "initial members as id=address,... including this node (the address this node dials to reach each)")
+	f.StringVar(&cfg.Join, "join", "", "gRPC address of a running node: join its cluster instead of bootstrapping one")
+	f.StringVar(&cfg.Leaders, "leaders", cfg.Leaders, "colocate (every shard led by shard 0's leader) or spread")
+	f.DurationVar(&cfg.LeaderWait, "leader-wait", cfg.LeaderWait, "how long a write waits for a shard leader before answering unavailable")
+	f.DurationVar(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", cfg.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
+	f.DurationVar(&cfg.Raft.ElectionTimeout, "election-timeout", cfg.Raft.ElectionTimeout, "Raft election timeout")
+	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "leader-lease", cfg.Raft.LeaderLeaseTimeout, "Raft leader lease: a leader without a quorum for this long steps down")
+	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", cfg.Raft.SnapshotThreshold, "log entries between snapshots")
+	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
+	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.BoolVar(&cfg.TestHooks, "test-hooks", false, "enable failure hooks for tests (never in production)")
 	f.MarkHidden("test-hooks")
+	cmd.AddCommand(nodeRemoveCmd())
+	return cmd
+}
+
+// parsePeers reads "n1=addr,n2=addr".
+func parsePeers(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, p := range splitList(s) {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=address", p)
+		}
+		out[id] = addr
+	}
+	return out, nil
+}
+
+// nodeRemoveCmd removes a node from a running CP cluster.
+func nodeRemoveCmd() *cobra.Command {
+	var via string
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a node from every shard of a running CP cluster",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cc, err := grpc.NewClient(via, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return usageError{err}
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			if _, err := pb.NewAdminClient(cc).Remove(ctx, &pb.MemberRequest{Id: args[0]}); err != nil {
+				return fmt.Errorf("remove %s via %s: %w", args[0], via, err)
+			}
+			fmt.Printf("removed %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&via, "via", "127.0.0.1:7101", "gRPC address of a running node")
 	return cmd
 }
 

@@ -50,7 +50,7 @@ func StartInProcess(t testing.TB, opt Options) *InProcess {
 		cfg := node.DefaultConfig()
 		cfg.ID = fmt.Sprintf("n%d", i)
 		cfg.DataDir = t.TempDir()
-		cfg.ListenAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.ListenAddr, cfg.HTTPAddr, cfg.RaftListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		cfg.RedisAddr = c.Redis.Addr()
 		cfg.Secret = []byte(Secret)
 		cfg.BcryptCost = bcrypt.MinCost

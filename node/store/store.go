@@ -128,3 +128,22 @@ func (t boltTx) Scan(bucket string, from, to []byte, reverse bool, fn func(k, v 
 	}
 	return nil
 }
+
+// SnapshotTx is a read transaction held open to stream a snapshot while
+// writes go on (bbolt readers see the state as of their start).
+type SnapshotTx struct{ tx *bolt.Tx }
+
+// BeginSnapshot pins the current state for a snapshot; Release it.
+func (s *Store) BeginSnapshot() (*SnapshotTx, error) {
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotTx{tx: tx}, nil
+}
+
+// Stream writes the pinned state as an fsm snapshot.
+func (t *SnapshotTx) Stream(w io.Writer) error { return fsm.Snapshot(boltTx{t.tx}, w) }
+
+// Release ends the read transaction.
+func (t *SnapshotTx) Release() { t.tx.Rollback() }

@@ -2204,9 +2204,17 @@ func (x *NodeStatus) GetShards() []*ShardStatus {
 }
 
 type ShardStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Shard        uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// The replica's Raft view (CP mode): its state (Leader, Follower,
+	// Candidate), the leader it knows, the term and the commit index.
+	State         string   `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Leader        string   `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term          uint64   `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex   uint64   `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastIndex     uint64   `protobuf:"varint,7,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Voters        []string `protobuf:"bytes,8,rep,name=voters,proto3" json:"voters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2253,6 +2261,48 @@ func (x *ShardStatus) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *ShardStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ShardStatus) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ShardStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetVoters() []string {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
 }
 
 type ConvDigestRequest struct {
@@ -2401,6 +2451,297 @@ func (x *DigestsReply) GetConvs() []*ConvDigest {
 		return x.Convs
 	}
 	return nil
+}
+
+type ProposeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// command is one fsm.Command, JSON-encoded.
+	Command       []byte `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeRequest) Reset() {
+	*x = ProposeRequest{}
+	mi := &file_proto_mpim_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeRequest) ProtoMessage() {}
+
+func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
+func (*ProposeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ProposeRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ProposeRequest) GetCommand() []byte {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type ProposeReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result is the fsm.Result, JSON-encoded (see node/forward.go).
+	Result        []byte `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeReply) Reset() {
+	*x = ProposeReply{}
+	mi := &file_proto_mpim_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeReply) ProtoMessage() {}
+
+func (x *ProposeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeReply.ProtoReflect.Descriptor instead.
+func (*ProposeReply) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ProposeReply) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type ReadIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
+	mi := &file_proto_mpim_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexRequest) ProtoMessage() {}
+
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReadIndexRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+type ReadIndexReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexReply) Reset() {
+	*x = ReadIndexReply{}
+	mi := &file_proto_mpim_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexReply) ProtoMessage() {}
+
+func (x *ReadIndexReply) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexReply.ProtoReflect.Descriptor instead.
+func (*ReadIndexReply) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ReadIndexReply) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type MemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// address is the joining node's node-to-node (Raft) address.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRequest) Reset() {
+	*x = MemberRequest{}
+	mi := &file_proto_mpim_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRequest) ProtoMessage() {}
+
+func (x *MemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRequest.ProtoReflect.Descriptor instead.
+func (*MemberRequest) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *MemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type HoldRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	Hold          bool                   `protobuf:"varint,2,opt,name=hold,proto3" json:"hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldRequest) Reset() {
+	*x = HoldRequest{}
+	mi := &file_proto_mpim_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldRequest) ProtoMessage() {}
+
+func (x *HoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldRequest.ProtoReflect.Descriptor instead.
+func (*HoldRequest) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *HoldRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *HoldRequest) GetHold() bool {
+	if x != nil {
+		return x.Hold
+	}
+	return false
 }
 
 var File_proto_mpim_proto protoreflect.FileDescriptor
@@ -2568,10 +2909,17 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x19\n" +
 	"\bredis_ok\x18\x03 \x01(\bR\aredisOk\x12,\n" +
-	"\x06shards\x18\x04 \x03(\v2\x14.mpim.v1.ShardStatusR\x06shards\"H\n" +
+	"\x06shards\x18\x04 \x03(\v2\x14.mpim.v1.ShardStatusR\x06shards\"\xe4\x01\n" +
 	"\vShardStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12#\n" +
-	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"'\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\a \x01(\x04R\tlastIndex\x12\x16\n" +
+	"\x06voters\x18\b \x03(\tR\x06voters\"'\n" +
 	"\x11ConvDigestRequest\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\"N\n" +
 	"\n" +
@@ -2580,7 +2928,22 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\tR\x06digest\"9\n" +
 	"\fDigestsReply\x12)\n" +
-	"\x05convs\x18\x01 \x03(\v2\x13.mpim.v1.ConvDigestR\x05convs2\xea\x01\n" +
+	"\x05convs\x18\x01 \x03(\v2\x13.mpim.v1.ConvDigestR\x05convs\"@\n" +
+	"\x0eProposeRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\"&\n" +
+	"\fProposeReply\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\fR\x06result\"(\n" +
+	"\x10ReadIndexRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\"&\n" +
+	"\x0eReadIndexReply\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"9\n" +
+	"\rMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"7\n" +
+	"\vHoldRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
+	"\x04hold\x18\x02 \x01(\bR\x04hold2\xea\x01\n" +
 	"\x05Users\x12<\n" +
 	"\bRegister\x12\x18.mpim.v1.RegisterRequest\x1a\x16.mpim.v1.RegisterReply\x123\n" +
 	"\x05Login\x12\x15.mpim.v1.LoginRequest\x1a\x13.mpim.v1.LoginReply\x128\n" +
@@ -2603,10 +2966,19 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x06Unbind\x12\x14.mpim.v1.BindRequest\x1a\x0e.mpim.v1.Empty\x127\n" +
 	"\x05Query\x12\x16.mpim.v1.PresenceQuery\x1a\x16.mpim.v1.PresenceReply2?\n" +
 	"\bGateways\x123\n" +
-	"\x06Attach\x12\x16.mpim.v1.GatewayStatus\x1a\r.mpim.v1.Push(\x010\x012h\n" +
+	"\x06Attach\x12\x16.mpim.v1.GatewayStatus\x1a\r.mpim.v1.Push(\x010\x012\xe8\x01\n" +
+	"\bInternal\x129\n" +
+	"\aPropose\x12\x17.mpim.v1.ProposeRequest\x1a\x15.mpim.v1.ProposeReply\x12?\n" +
+	"\tReadIndex\x12\x19.mpim.v1.ReadIndexRequest\x1a\x17.mpim.v1.ReadIndexReply\x12.\n" +
+	"\x04Join\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty\x120\n" +
+	"\x06Remove\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty2\xab\x02\n" +
 	"\x05Admin\x12-\n" +
 	"\x06Status\x12\x0e.mpim.v1.Empty\x1a\x13.mpim.v1.NodeStatus\x120\n" +
-	"\aDigests\x12\x0e.mpim.v1.Empty\x1a\x15.mpim.v1.DigestsReplyB\x13Z\x11mpim/proto/mpimpbb\x06proto3"
+	"\aDigests\x12\x0e.mpim.v1.Empty\x1a\x15.mpim.v1.DigestsReply\x12.\n" +
+	"\x04Join\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty\x120\n" +
+	"\x06Remove\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty\x123\n" +
+	"\vHoldApplies\x12\x14.mpim.v1.HoldRequest\x1a\x0e.mpim.v1.Empty\x12*\n" +
+	"\bSnapshot\x12\x0e.mpim.v1.Empty\x1a\x0e.mpim.v1.EmptyB\x13Z\x11mpim/proto/mpimpbb\x06proto3"
 
 var (
 	file_proto_mpim_proto_rawDescOnce sync.Once
@@ -2620,7 +2992,7 @@ func file_proto_mpim_proto_rawDescGZIP() []byte {
 	return file_proto_mpim_proto_rawDescData
 }
 
-var file_proto_mpim_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_proto_mpim_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_proto_mpim_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: mpim.v1.Empty
 	(*Caller)(nil),            // 1: mpim.v1.Caller
@@ -2659,8 +3031,14 @@ var file_proto_mpim_proto_goTypes = []any{
 	(*ConvDigestRequest)(nil), // 34: mpim.v1.ConvDigestRequest
 	(*ConvDigest)(nil),        // 35: mpim.v1.ConvDigest
 	(*DigestsReply)(nil),      // 36: mpim.v1.DigestsReply
-	nil,                       // 37: mpim.v1.SyncRequest.AfterEntry
-	nil,                       // 38: mpim.v1.PresenceReply.PresenceEntry
+	(*ProposeRequest)(nil),    // 37: mpim.v1.ProposeRequest
+	(*ProposeReply)(nil),      // 38: mpim.v1.ProposeReply
+	(*ReadIndexRequest)(nil),  // 39: mpim.v1.ReadIndexRequest
+	(*ReadIndexReply)(nil),    // 40: mpim.v1.ReadIndexReply
+	(*MemberRequest)(nil),     // 41: mpim.v1.MemberRequest
+	(*HoldRequest)(nil),       // 42: mpim.v1.HoldRequest
+	nil,                       // 43: mpim.v1.SyncRequest.AfterEntry
+	nil,                       // 44: mpim.v1.PresenceReply.PresenceEntry
 }
 var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 0: mpim.v1.UserInfoRequest.caller:type_name -> mpim.v1.Caller
@@ -2668,7 +3046,7 @@ var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 2: mpim.v1.SendRequest.caller:type_name -> mpim.v1.Caller
 	2,  // 3: mpim.v1.SendReply.message:type_name -> mpim.v1.Message
 	1,  // 4: mpim.v1.SyncRequest.caller:type_name -> mpim.v1.Caller
-	37, // 5: mpim.v1.SyncRequest.after:type_name -> mpim.v1.SyncRequest.AfterEntry
+	43, // 5: mpim.v1.SyncRequest.after:type_name -> mpim.v1.SyncRequest.AfterEntry
 	2,  // 6: mpim.v1.SyncReply.messages:type_name -> mpim.v1.Message
 	12, // 7: mpim.v1.SyncReply.convs:type_name -> mpim.v1.ConvMax
 	1,  // 8: mpim.v1.HistoryRequest.caller:type_name -> mpim.v1.Caller
@@ -2678,7 +3056,7 @@ var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 12: mpim.v1.GroupRequest.caller:type_name -> mpim.v1.Caller
 	1,  // 13: mpim.v1.BindRequest.caller:type_name -> mpim.v1.Caller
 	1,  // 14: mpim.v1.PresenceQuery.caller:type_name -> mpim.v1.Caller
-	38, // 15: mpim.v1.PresenceReply.presence:type_name -> mpim.v1.PresenceReply.PresenceEntry
+	44, // 15: mpim.v1.PresenceReply.presence:type_name -> mpim.v1.PresenceReply.PresenceEntry
 	2,  // 16: mpim.v1.Push.message:type_name -> mpim.v1.Message
 	27, // 17: mpim.v1.Push.receipt:type_name -> mpim.v1.Receipt
 	29, // 18: mpim.v1.Push.typing:type_name -> mpim.v1.Typing
@@ -2705,30 +3083,46 @@ var file_proto_mpim_proto_depIdxs = []int32{
 	22, // 39: mpim.v1.Presence.Unbind:input_type -> mpim.v1.BindRequest
 	23, // 40: mpim.v1.Presence.Query:input_type -> mpim.v1.PresenceQuery
 	31, // 41: mpim.v1.Gateways.Attach:input_type -> mpim.v1.GatewayStatus
-	0,  // 42: mpim.v1.Admin.Status:input_type -> mpim.v1.Empty
-	0,  // 43: mpim.v1.Admin.Digests:input_type -> mpim.v1.Empty
-	4,  // 44: mpim.v1.Users.Register:output_type -> mpim.v1.RegisterReply
-	6,  // 45: mpim.v1.Users.Login:output_type -> mpim.v1.LoginReply
-	8,  // 46: mpim.v1.Users.Info:output_type -> mpim.v1.UserInfoReply
-	0,  // 47: mpim.v1.Users.Update:output_type -> mpim.v1.Empty
-	11, // 48: mpim.v1.Messages.Send:output_type -> mpim.v1.SendReply
-	14, // 49: mpim.v1.Messages.Sync:output_type -> mpim.v1.SyncReply
-	16, // 50: mpim.v1.Messages.History:output_type -> mpim.v1.HistoryReply
-	18, // 51: mpim.v1.Messages.Ack:output_type -> mpim.v1.CursorReply
-	18, // 52: mpim.v1.Messages.Read:output_type -> mpim.v1.CursorReply
-	0,  // 53: mpim.v1.Messages.Typing:output_type -> mpim.v1.Empty
-	21, // 54: mpim.v1.Groups.Create:output_type -> mpim.v1.GroupReply
-	21, // 55: mpim.v1.Groups.Join:output_type -> mpim.v1.GroupReply
-	21, // 56: mpim.v1.Groups.Leave:output_type -> mpim.v1.GroupReply
-	21, // 57: mpim.v1.Groups.Members:output_type -> mpim.v1.GroupReply
-	0,  // 58: mpim.v1.Presence.Bind:output_type -> mpim.v1.Empty
-	0,  // 59: mpim.v1.Presence.Unbind:output_type -> mpim.v1.Empty
-	25, // 60: mpim.v1.Presence.Query:output_type -> mpim.v1.PresenceReply
-	26, // 61: mpim.v1.Gateways.Attach:output_type -> mpim.v1.Push
-	32, // 62: mpim.v1.Admin.Status:output_type -> mpim.v1.NodeStatus
-	36, // 63: mpim.v1.Admin.Digests:output_type -> mpim.v1.DigestsReply
-	44, // [44:64] is the sub-list for method output_type
-	24, // [24:44] is the sub-list for method input_type
+	37, // 42: mpim.v1.Internal.Propose:input_type -> mpim.v1.ProposeRequest
+	39, // 43: mpim.v1.Internal.ReadIndex:input_type -> mpim.v1.ReadIndexRequest
+	41, // 44: mpim.v1.Internal.Join:input_type -> mpim.v1.MemberRequest
+	41, // 45: mpim.v1.Internal.Remove:input_type -> mpim.v1.MemberRequest
+	0,  // 46: mpim.v1.Admin.Status:input_type -> mpim.v1.Empty
+	0,  // 47: mpim.v1.Admin.Digests:input_type -> mpim.v1.Empty
+	41, // 48: mpim.v1.Admin.Join:input_type -> mpim.v1.MemberRequest
+	41, // 49: mpim.v1.Admin.Remove:input_type -> mpim.v1.MemberRequest
+	42, // 50: mpim.v1.Admin.HoldApplies:input_type -> mpim.v1.HoldRequest
+	0,  // 51: mpim.v1.Admin.Snapshot:input_type -> mpim.v1.Empty
+	4,  // 52: mpim.v1.Users.Register:output_type -> mpim.v1.RegisterReply
+	6,  // 53: mpim.v1.Users.Login:output_type -> mpim.v1.LoginReply
+	8,  // 54: mpim.v1.Users.Info:output_type -> mpim.v1.UserInfoReply
+	0,  // 55: mpim.v1.Users.Update:output_type -> mpim.v1.Empty
+	11, // 56: mpim.v1.Messages.Send:output_type -> mpim.v1.SendReply
+	14, // 57: mpim.v1.Messages.Sync:output_type -> mpim.v1.SyncReply
+	16, // 58: mpim.v1.Messages.History:output_type -> mpim.v1.HistoryReply
+	18, // 59: mpim.v1.Messages.Ack:output_type -> mpim.v1.CursorReply
+	18, // 60: mpim.v1.Messages.Read:output_type -> mpim.v1.CursorReply
+	0,  // 61: mpim.v1.Messages.Typing:output_type -> mpim.v1.Empty
+	21, // 62: mpim.v1.Groups.Create:output_type -> mpim.v1.GroupReply
+	21, // 63: mpim.v1.Groups.Join:output_type -> mpim.v1.GroupReply
+	21, // 64: mpim.v1.Groups.Leave:output_type -> mpim.v1.GroupReply
+	21, // 65: mpim.v1.Groups.Members:output_type -> mpim.v1.GroupReply
+	0,  // 66: mpim.v1.Presence.Bind:output_type -> mpim.v1.Empty
+	0,  // 67: mpim.v1.Presence.Unbind:output_type -> mpim.v1.Empty
+	25, // 68: mpim.v1.Presence.Query:output_type -> mpim.v1.PresenceReply
+	26, // 69: mpim.v1.Gateways.Attach:output_type -> mpim.v1.Push
+	38, // 70: mpim.v1.Internal.Propose:output_type -> mpim.v1.ProposeReply
+	40, // 71: mpim.v1.Internal.ReadIndex:output_type -> mpim.v1.ReadIndexReply
+	0,  // 72: mpim.v1.Internal.Join:output_type -> mpim.v1.Empty
+	0,  // 73: mpim.v1.Internal.Remove:output_type -> mpim.v1.Empty
+	32, // 74: mpim.v1.Admin.Status:output_type -> mpim.v1.NodeStatus
+	36, // 75: mpim.v1.Admin.Digests:output_type -> mpim.v1.DigestsReply
+	0,  // 76: mpim.v1.Admin.Join:output_type -> mpim.v1.Empty
+	0,  // 77: mpim.v1.Admin.Remove:output_type -> mpim.v1.Empty
+	0,  // 78: mpim.v1.Admin.HoldApplies:output_type -> mpim.v1.Empty
+	0,  // 79: mpim.v1.Admin.Snapshot:output_type -> mpim.v1.Empty
+	52, // [52:80] is the sub-list for method output_type
+	24, // [24:52] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -2752,9 +3146,9 @@ func file_proto_mpim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_mpim_proto_rawDesc), len(file_proto_mpim_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   45,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_proto_mpim_proto_goTypes,
 		DependencyIndexes: file_proto_mpim_proto_depIdxs,

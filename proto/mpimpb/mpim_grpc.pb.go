@@ -1026,8 +1026,236 @@ var Gateways_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_Status_FullMethodName  = "/mpim.v1.Admin/Status"
-	Admin_Digests_FullMethodName = "/mpim.v1.Admin/Digests"
+	Internal_Propose_FullMethodName   = "/mpim.v1.Internal/Propose"
+	Internal_ReadIndex_FullMethodName = "/mpim.v1.Internal/ReadIndex"
+	Internal_Join_FullMethodName      = "/mpim.v1.Internal/Join"
+	Internal_Remove_FullMethodName    = "/mpim.v1.Internal/Remove"
+)
+
+// InternalClient is the client API for Internal service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Internal is node-to-node: forwarding to shard leaders, ReadIndex, and
+// membership. It runs on the node-to-node listener, so a fault on the link
+// between two nodes cuts it as it cuts Raft.
+type InternalClient interface {
+	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeReply, error)
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexReply, error)
+	Join(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
+	Remove(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
+}
+
+type internalClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewInternalClient(cc grpc.ClientConnInterface) InternalClient {
+	return &internalClient{cc}
+}
+
+func (c *internalClient) Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeReply)
+	err := c.cc.Invoke(ctx, Internal_Propose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadIndexReply)
+	err := c.cc.Invoke(ctx, Internal_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) Join(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Internal_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) Remove(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Internal_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// InternalServer is the server API for Internal service.
+// All implementations must embed UnimplementedInternalServer
+// for forward compatibility.
+//
+// Internal is node-to-node: forwarding to shard leaders, ReadIndex, and
+// membership. It runs on the node-to-node listener, so a fault on the link
+// between two nodes cuts it as it cuts Raft.
+type InternalServer interface {
+	Propose(context.Context, *ProposeRequest) (*ProposeReply, error)
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexReply, error)
+	Join(context.Context, *MemberRequest) (*Empty, error)
+	Remove(context.Context, *MemberRequest) (*Empty, error)
+	mustEmbedUnimplementedInternalServer()
+}
+
+// UnimplementedInternalServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedInternalServer struct{}
+
+func (UnimplementedInternalServer) Propose(context.Context, *ProposeRequest) (*ProposeReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedInternalServer) Join(context.Context, *MemberRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedInternalServer) Remove(context.Context, *MemberRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
+func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
+
+// UnsafeInternalServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to InternalServer will
+// result in compilation errors.
+type UnsafeInternalServer interface {
+	mustEmbedUnimplementedInternalServer()
+}
+
+func RegisterInternalServer(s grpc.ServiceRegistrar, srv InternalServer) {
+	// If the following call panics, it indicates UnimplementedInternalServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Internal_ServiceDesc, srv)
+}
+
+func _Internal_Propose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).Propose(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_Propose_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).Propose(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReadIndex(ctx, req.(*ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).Join(ctx, req.(*MemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).Remove(ctx, req.(*MemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Internal_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "mpim.v1.Internal",
+	HandlerType: (*InternalServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Propose",
+			Handler:    _Internal_Propose_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _Internal_ReadIndex_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Internal_Join_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _Internal_Remove_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "proto/mpim.proto",
+}
+
+const (
+	Admin_Status_FullMethodName      = "/mpim.v1.Admin/Status"
+	Admin_Digests_FullMethodName     = "/mpim.v1.Admin/Digests"
+	Admin_Join_FullMethodName        = "/mpim.v1.Admin/Join"
+	Admin_Remove_FullMethodName      = "/mpim.v1.Admin/Remove"
+	Admin_HoldApplies_FullMethodName = "/mpim.v1.Admin/HoldApplies"
+	Admin_Snapshot_FullMethodName    = "/mpim.v1.Admin/Snapshot"
 )
 
 // AdminClient is the client API for Admin service.
@@ -1038,6 +1266,15 @@ const (
 type AdminClient interface {
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*NodeStatus, error)
 	Digests(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*DigestsReply, error)
+	// Join adds a node to every shard (through the shard leaders).
+	Join(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Remove removes a node from every shard.
+	Remove(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
+	// HoldApplies is a test hook (nodes started with --test-hooks): it
+	// blocks or releases one shard's state machine on this replica.
+	HoldApplies(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Snapshot makes every shard of this replica take a snapshot now.
+	Snapshot(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type adminClient struct {
@@ -1068,6 +1305,46 @@ func (c *adminClient) Digests(ctx context.Context, in *Empty, opts ...grpc.CallO
 	return out, nil
 }
 
+func (c *adminClient) Join(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Admin_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) Remove(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Admin_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) HoldApplies(ctx context.Context, in *HoldRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Admin_HoldApplies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) Snapshot(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Admin_Snapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -1076,6 +1353,15 @@ func (c *adminClient) Digests(ctx context.Context, in *Empty, opts ...grpc.CallO
 type AdminServer interface {
 	Status(context.Context, *Empty) (*NodeStatus, error)
 	Digests(context.Context, *Empty) (*DigestsReply, error)
+	// Join adds a node to every shard (through the shard leaders).
+	Join(context.Context, *MemberRequest) (*Empty, error)
+	// Remove removes a node from every shard.
+	Remove(context.Context, *MemberRequest) (*Empty, error)
+	// HoldApplies is a test hook (nodes started with --test-hooks): it
+	// blocks or releases one shard's state machine on this replica.
+	HoldApplies(context.Context, *HoldRequest) (*Empty, error)
+	// Snapshot makes every shard of this replica take a snapshot now.
+	Snapshot(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -1091,6 +1377,18 @@ func (UnimplementedAdminServer) Status(context.Context, *Empty) (*NodeStatus, er
 }
 func (UnimplementedAdminServer) Digests(context.Context, *Empty) (*DigestsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Digests not implemented")
+}
+func (UnimplementedAdminServer) Join(context.Context, *MemberRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedAdminServer) Remove(context.Context, *MemberRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedAdminServer) HoldApplies(context.Context, *HoldRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method HoldApplies not implemented")
+}
+func (UnimplementedAdminServer) Snapshot(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -1149,6 +1447,78 @@ func _Admin_Digests_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Join(ctx, req.(*MemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Remove(ctx, req.(*MemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_HoldApplies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).HoldApplies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_HoldApplies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).HoldApplies(ctx, req.(*HoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Snapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Snapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Snapshot(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1163,6 +1533,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Digests",
 			Handler:    _Admin_Digests_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Admin_Join_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _Admin_Remove_Handler,
+		},
+		{
+			MethodName: "HoldApplies",
+			Handler:    _Admin_HoldApplies_Handler,
+		},
+		{
+			MethodName: "Snapshot",
+			Handler:    _Admin_Snapshot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,348 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	"mpim/node/cp"
+	pb "mpim/proto/mpimpb"
+)
+
+// cluster is this node's part of the CP mode: the node-to-node listener
+// (every shard's Raft traffic and the Internal RPCs on one port), the
+// peers' addresses, and forwarding to shard leaders.
+type cluster struct {
+	n      *Node
+	mux    *cp.Mux
+	peers  map[string]string
+	rpcSrv *grpc.Server
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // by address
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// errUnknownPeer makes Raft fall back to the address in its configuration.
+var errUnknownPeer = errors.New("node: peer not in --peers")
+
+func startCluster(n *Node) (*cluster, error) {
+	cfg := n.cfg
+	mux, err := cp.Listen(cfg.RaftListen, n.log)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{n: n, mux: mux, peers: cfg.Peers, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
+	var voters []string
+	switch {
+	case cfg.Join != "":
+		// Added by the running cluster.
+	case len(cfg.Peers) == 0:
+		voters = []string{cfg.ID}
+	default:
+		for id := range cfg.Peers {
+			voters = append(voters, id)
+		}
+		sort.Strings(voters)
+	}
+	for i := 0; i < cfg.Shards; i++ {
+		rc := cfg.Raft
+		rc.ID, rc.Shard, rc.Voters = cfg.ID, i, voters
+		rc.Dir = filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%d", i))
+		rc.FSM, rc.Logger = cfg.FSM, n.log
+		rc.AckBeforeCommit = cfg.unsafe(UnsafeAckBeforeCommit)
+		s, err := cp.Open(rc, mux, c, n.applied)
+		if err != nil {
+			for _, r := range n.shards {
+				r.close()
+			}
+			n.shards = nil
+			mux.Close()
+			return nil, err
+		}
+		n.shards = append(n.shards, &cpReplica{n: n, c: c, id: i, s: s})
+	}
+	c.rpcSrv = grpc.NewServer()
+	pb.RegisterInternalServer(c.rpcSrv, &internalService{n: n})
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.rpcSrv.Serve(mux.RPCListener()) }()
+	if cfg.Leaders == "colocate" {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.colocate() }()
+	}
+	if cfg.Join != "" {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.join() }()
+	}
+	for _, u := range cfg.Unsafe {
+		n.log.Warn("UNSAFE switch on: this node breaks Raft's guarantees on purpose", "switch", u)
+	}
+	return c, nil
+}
+
+// ServerAddr implements raft.ServerAddressProvider: the address this node
+// dials for server id (in the lab, the proxy of that link).
+func (c *cluster) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := c.peers[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", errUnknownPeer
+}
+
+// stopBackground ends the colocation and join loops (before the shards
+// close).
+func (c *cluster) stopBackground() {
+	c.stopOnce.Do(func() { close(c.stop) })
+}
+
+func (c *cluster) close() {
+	c.stopBackground()
+	c.rpcSrv.Stop()
+	c.mux.Close()
+	c.wg.Wait()
+	c.mu.Lock()
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	c.mu.Unlock()
+}
+
+// addressOf is where to dial server id: --peers, else the address in the
+// shard's Raft configuration (a node that joined later).
+func (c *cluster) addressOf(id string, s *cp.Shard) string {
+	if a, ok := c.peers[id]; ok {
+		return a
+	}
+	return s.ServerAddress(id)
+}
+
+// client returns the Internal client of the node at addr.
+func (c *cluster) client(addr string) (*grpc.ClientConn, pb.InternalClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := c.conns[addr]
+	if cc == nil {
+		var err error
+		cc, err = grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+				d := time.Second
+				if dl, ok := ctx.Deadline(); ok {
+					d = time.Until(dl)
+				}
+				return cp.DialRPC(a, d)
+			}))
+		if err != nil {
+			return nil, nil, err
+		}
+		cc.Connect()
+		c.conns[addr] = cc
+	}
+	return cc, pb.NewInternalClient(cc), nil
+}
+
+// forward calls the leader of shard s. A call that could not have left
+// this node is ErrNotApplied; one that broke after it may have reached the
+// leader is ErrUnknown.
+func (c *cluster) forward(ctx context.Context, leader string, s *cp.Shard, call func(context.Context, pb.InternalClient) error) error {
+	cc, client, err := c.client(c.addressOf(leader, s))
+	if err != nil {
+		return fmt.Errorf("%w: leader %s: %v", ErrNotApplied, leader, err)
+	}
+	if st := cc.GetState(); st == connectivity.TransientFailure || st == connectivity.Shutdown {
+		cc.Connect()
+		return fmt.Errorf("%w: leader %s unreachable", ErrNotApplied, leader)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.n.cfg.ForwardTimeout)
+	defer cancel()
+	err = call(cctx, client)
+	if err == nil {
+		return nil
+	}
+	code, msg, terr := rpcerr.Decode(err)
+	switch {
+	case terr != nil:
+		return fmt.Errorf("%w: forwarded to leader %s: %v", ErrUnknown, leader, terr)
+	case code == rpcerr.Unavailable:
+		return fmt.Errorf("%w: leader %s: %s", ErrNotApplied, leader, msg)
+	default:
+		return fmt.Errorf("%w: leader %s: %s", ErrUnknown, leader, msg)
+	}
+}
+
+// colocate moves every shard's leadership to the leader of shard 0, so
+// that "the leader" names one node (the lab's --leaders colocate).
+func (c *cluster) colocate() {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	last := map[int]time.Time{}
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		lead := c.n.shards[0].(*cpReplica).s.Leader()
+		if lead == "" || lead == c.n.cfg.ID {
+			continue
+		}
+		for i, r := range c.n.shards[1:] {
+			s := r.(*cpReplica).s
+			if !s.IsLeader() || time.Since(last[i]) < time.Second {
+				continue
+			}
+			last[i] = time.Now()
+			if err := s.TransferLeadership(lead); err != nil {
+				c.n.log.Debug("leadership transfer failed; retrying", "shard", i+1, "to", lead, "err", err)
+			} else {
+				c.n.log.Info("leadership moved to colocate with shard 0", "shard", i+1, "to", lead)
+			}
+		}
+	}
+}
+
+// join asks the running cluster, through cfg.Join, to add this node to
+// every shard, until it succeeds.
+func (c *cluster) join() {
+	addr := c.n.cfg.RaftAdvertise
+	if addr == "" {
+		addr = c.mux.Addr().String()
+	}
+	for {
+		err := func() error {
+			cc, err := grpc.NewClient(c.n.cfg.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			_, err = pb.NewAdminClient(cc).Join(ctx, &pb.MemberRequest{Id: c.n.cfg.ID, Address: addr})
+			return err
+		}()
+		if err == nil {
+			c.n.log.Info("joined the cluster", "via", c.n.cfg.Join)
+			return
+		}
+		c.n.log.Warn("join failed; retrying", "via", c.n.cfg.Join, "err", err)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// cpReplica is this node's replica of one shard in CP mode.
+type cpReplica struct {
+	n  *Node
+	c  *cluster
+	id int
+	s  *cp.Shard
+}
+
+// leader waits (up to LeaderWait) for the shard to have a leader.
+func (r *cpReplica) leader(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(r.n.cfg.LeaderWait)
+	for {
+		if l := r.s.Leader(); l != "" {
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%w: shard %d has no leader with a quorum on this side", ErrNotApplied, r.id)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: shard %d: no leader: %v", ErrNotApplied, r.id, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (r *cpReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	for attempt := 0; ; attempt++ {
+		lead, err := r.leader(ctx)
+		if err != nil {
+			return fsm.Result{}, err
+		}
+		if lead == r.n.cfg.ID {
+			res, err := r.s.Propose(ctx, cmd)
+			if errors.Is(err, cp.ErrNotLeader) && attempt < 50 {
+				time.Sleep(10 * time.Millisecond) // lost the lead a moment ago
+				continue
+			}
+			return res, err
+		}
+		data, err := encodeCommand(cmd)
+		if err != nil {
+			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, err)
+		}
+		var rep *pb.ProposeReply
+		err = r.c.forward(ctx, lead, r.s, func(ctx context.Context, ic pb.InternalClient) error {
+			var err error
+			rep, err = ic.Propose(ctx, &pb.ProposeRequest{Shard: uint32(r.id), Command: data})
+			return err
+		})
+		if err != nil {
+			return fsm.Result{}, err
+		}
+		return decodeResult(rep.Result)
+	}
+}
+
+func (r *cpReplica) view(fn func(fsm.Tx) error) error { return r.s.View(fn) }
+
+// linearize is ReadIndex: the leader confirms its lead with a quorum and
+// names its commit index; this replica waits until it has applied it.
+func (r *cpReplica) linearize(ctx context.Context) error {
+	if r.n.cfg.unsafe(UnsafeLocalLinearizable) {
+		return nil
+	}
+	lead, err := r.leader(ctx)
+	if err != nil {
+		return err
+	}
+	var index uint64
+	if lead == r.n.cfg.ID {
+		index, err = r.s.ReadIndex(ctx)
+	} else {
+		err = r.c.forward(ctx, lead, r.s, func(ctx context.Context, ic pb.InternalClient) error {
+			rep, err := ic.ReadIndex(ctx, &pb.ReadIndexRequest{Shard: uint32(r.id)})
+			if err == nil {
+				index = rep.Index
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("%w: read index of shard %d: %v", ErrNotApplied, r.id, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.n.cfg.ForwardTimeout)
+	defer cancel()
+	if err := r.s.WaitApplied(wctx, index); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotApplied, err)
+	}
+	return nil
+}
+
+func (r *cpReplica) status() *pb.ShardStatus {
+	st := r.s.Status()
+	return &pb.ShardStatus{Shard: uint32(r.id), AppliedIndex: st.AppliedIndex, State: st.State, Leader: st.Leader,
+		Term: st.Term, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex, Voters: r.s.Voters()}
+}
+
+func (r *cpReplica) close() error { return r.s.Close() }

@@ -1,0 +1,483 @@
+package cp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"mpim/fsm"
+	"mpim/node/store"
+)
+
+// Errors of the commit path. Every failed proposal wraps exactly one.
+var (
+	// ErrNotApplied: refused before it was appended; guaranteed not
+	// applied (the client sees unavailable).
+	ErrNotApplied = errors.New("cp: not applied")
+	// ErrUnknown: it may have been appended, so it may yet be applied (the
+	// client sees timeout; a retry with the same cmid cannot duplicate).
+	ErrUnknown = errors.New("cp: outcome unknown")
+	// ErrNotLeader: this replica does not lead the shard (not applied).
+	ErrNotLeader = fmt.Errorf("%w: not the leader", ErrNotApplied)
+)
+
+// Shard is one shard's replica on this node: its Raft group member, its
+// state file and, while it leads, the batcher.
+type Shard struct {
+	cfg   Config
+	log   *slog.Logger
+	r     *raft.Raft
+	st    *store.Store
+	m     *fsm.Machine
+	logs  *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+
+	queue    chan *proposal
+	inflight chan struct{}
+	// readyTerm is the term in which this leader's barrier completed: from
+	// then on its commit index covers every entry of earlier terms, the
+	// precondition of ReadIndex (Raft paper §6.4).
+	readyTerm atomic.Uint64
+	// hold, when set by a test hook, blocks the state machine's applies.
+	holdMu   sync.Mutex
+	hold     chan struct{}
+	onApply  func([]fsm.Result)
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+type proposal struct {
+	cmd  fsm.Command
+	done chan result
+}
+
+type result struct {
+	res fsm.Result
+	err error
+}
+
+// Open starts the shard's replica. addrs resolves server ids to the
+// address this node must dial (the lab's per-link proxy); onApply sees the
+// results of every committed command on this replica.
+func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([]fsm.Result)) (*Shard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Shard{cfg: cfg, log: log.With("shard", cfg.Shard), queue: make(chan *proposal, 4*cfg.MaxBatch),
+		inflight: make(chan struct{}, cfg.MaxInflight), onApply: onApply, stop: make(chan struct{})}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.m, err = fsm.New(cfg.FSM); err != nil {
+		return nil, err
+	}
+	if s.st, err = store.Open(filepath.Join(cfg.Dir, "state.db"), store.Options{NoSync: cfg.NoSync}); err != nil {
+		return nil, err
+	}
+	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
+		s.st.Close()
+		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("raft-%s-%d", cfg.ID, cfg.Shard), Level: hclog.Warn, Output: os.Stderr})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: mux.StreamLayer(cfg.Shard), ServerAddressProvider: addrs, MaxPool: 3,
+		Timeout: 2 * time.Second, Logger: hlog,
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
+	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs
+	rc.Logger = hlog
+	// The state file survives restarts and records its applied index, so
+	// a restart replays only what the file lacks instead of restoring the
+	// last snapshot over newer state.
+	rc.NoSnapshotRestoreOnStart = true
+	if len(cfg.Voters) > 0 {
+		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
+		if err != nil {
+			s.closeStores()
+			return nil, err
+		}
+		if !has {
+			var conf raft.Configuration
+			for _, v := range cfg.Voters {
+				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(v), Address: raft.ServerAddress(v)})
+			}
+			if err := raft.BootstrapCluster(rc, s.logs, s.logs, snaps, s.trans, conf); err != nil {
+				s.closeStores()
+				return nil, fmt.Errorf("cp: bootstrap shard %d: %w", cfg.Shard, err)
+			}
+		}
+	}
+	if s.r, err = raft.NewRaft(rc, (*shardFSM)(s), s.logs, s.logs, snaps, s.trans); err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("cp: start raft for shard %d: %w", cfg.Shard, err)
+	}
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.batch() }()
+	go func() { defer s.wg.Done(); s.watchLeadership() }()
+	return s, nil
+}
+
+func (s *Shard) closeStores() {
+	if s.logs != nil {
+		s.logs.Close()
+	}
+	s.st.Close()
+}
+
+// Close stops the replica.
+func (s *Shard) Close() error {
+	var err error
+	s.shutOnce.Do(func() {
+		close(s.stop)
+		s.Hold(false)
+		err = s.r.Shutdown().Error()
+		s.trans.Close()
+		s.wg.Wait()
+		s.closeStores()
+	})
+	return err
+}
+
+// Propose commits cmd through the shard's log and returns its result once
+// this replica applied it. It must run on the leader (ErrNotLeader
+// otherwise); errors wrap ErrNotApplied or ErrUnknown.
+func (s *Shard) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	if s.r.State() != raft.Leader {
+		return fsm.Result{}, ErrNotLeader
+	}
+	p := &proposal{cmd: cmd, done: make(chan result, 1)}
+	select {
+	case s.queue <- p:
+	case <-ctx.Done():
+		return fsm.Result{}, fmt.Errorf("%w: shard %d queue full: %v", ErrNotApplied, s.cfg.Shard, ctx.Err())
+	case <-s.stop:
+		return fsm.Result{}, fmt.Errorf("%w: shutting down", ErrNotApplied)
+	}
+	select {
+	case r := <-p.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return fsm.Result{}, fmt.Errorf("%w: shard %d: %v", ErrUnknown, s.cfg.Shard, ctx.Err())
+	}
+}
+
+// batch is the group commit: it takes every proposal waiting, up to
+// MaxBatch, into one log entry, with at most MaxInflight entries in flight
+// so that proposals arriving meanwhile gather into the next one.
+func (s *Shard) batch() {
+	for {
+		var first *proposal
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			return
+		}
+		select {
+		case s.inflight <- struct{}{}:
+		case <-s.stop:
+			first.done <- result{err: fmt.Errorf("%w: shutting down", ErrNotApplied)}
+			return
+		}
+		batch := []*proposal{first}
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case p := <-s.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		cmds := make([]fsm.Command, len(batch))
+		for i, p := range batch {
+			cmds[i] = p.cmd
+		}
+		data, err := fsm.EncodeBatch(cmds)
+		if err != nil {
+			<-s.inflight
+			for _, p := range batch {
+				p.done <- result{err: fmt.Errorf("%w: encode: %v", ErrNotApplied, err)}
+			}
+			continue
+		}
+		f := s.r.Apply(data, s.cfg.ApplyTimeout)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.inflight }()
+			s.finish(f, batch)
+		}()
+	}
+}
+
+// finish waits for an entry's commit and answers its proposals, sorting
+// the error into not-applied and unknown (Jepsen's fail and info).
+func (s *Shard) finish(f raft.ApplyFuture, batch []*proposal) {
+	err := f.Error()
+	if err == nil {
+		if results, ok := f.Response().([]fsm.Result); ok && len(results) == len(batch) {
+			for i, p := range batch {
+				p.done <- result{res: results[i]}
+			}
+			return
+		}
+		err = fmt.Errorf("%w: state machine answered %T", ErrUnknown, f.Response())
+	}
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+		err = fmt.Errorf("%w: shard %d: %v", ErrNotApplied, s.cfg.Shard, err)
+	case !errors.Is(err, ErrUnknown):
+		err = fmt.Errorf("%w: shard %d: %v", ErrUnknown, s.cfg.Shard, err)
+	}
+	for _, p := range batch {
+		p.done <- result{err: err}
+	}
+}
+
+// watchLeadership marks the shard ready for linearizable reads once a
+// barrier commits in the new leader's term.
+func (s *Shard) watchLeadership() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-s.r.LeaderCh():
+			if !leader {
+				continue
+			}
+			term := s.r.CurrentTerm()
+			if s.r.Barrier(5*time.Second).Error() == nil && s.r.CurrentTerm() == term {
+				s.readyTerm.Store(term)
+			}
+		}
+	}
+}
+
+// ReadIndex returns a commit index that a linearizable read must wait for:
+// the leader confirms with a quorum that it still leads, in a term in which
+// it has committed an entry, and records its commit index (Raft paper
+// §6.4; rqlite's and Consul's consistent reads). Only on the leader.
+func (s *Shard) ReadIndex(ctx context.Context) (uint64, error) {
+	if s.r.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	term := s.r.CurrentTerm()
+	for s.readyTerm.Load() != term {
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: leader of shard %d has not committed in its term yet", ErrNotApplied, s.cfg.Shard)
+		case <-time.After(2 * time.Millisecond):
+		}
+		if s.r.State() != raft.Leader || s.r.CurrentTerm() != term {
+			return 0, ErrNotLeader
+		}
+	}
+	idx := s.r.CommitIndex()
+	if err := s.r.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	if s.r.CurrentTerm() != term {
+		return 0, ErrNotLeader
+	}
+	return idx, nil
+}
+
+// WaitApplied blocks until this replica has applied index (or ctx ends).
+func (s *Shard) WaitApplied(ctx context.Context, index uint64) error {
+	for s.r.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cp: shard %d replica at %d, waiting for %d: %w", s.cfg.Shard, s.r.AppliedIndex(), index, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// View reads this replica's state (local: it may be stale).
+func (s *Shard) View(fn func(fsm.Tx) error) error { return s.st.View(fn) }
+
+// Leader returns the shard's leader as this replica knows it ("" when it
+// knows none).
+func (s *Shard) Leader() string {
+	_, id := s.r.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this replica leads the shard.
+func (s *Shard) IsLeader() bool { return s.r.State() == raft.Leader }
+
+// TransferLeadership asks this leader to hand the shard to server id.
+func (s *Shard) TransferLeadership(id string) error {
+	return s.r.LeadershipTransferToServer(raft.ServerID(id), s.serverAddr(id)).Error()
+}
+
+// ServerAddress is the address the shard's configuration records for
+// server id (for the lab's initial members, the id itself: the node's
+// address provider maps it to the link's proxy).
+func (s *Shard) ServerAddress(id string) string { return string(s.serverAddr(id)) }
+
+func (s *Shard) serverAddr(id string) raft.ServerAddress {
+	f := s.r.GetConfiguration()
+	if f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if string(srv.ID) == id {
+				return srv.Address
+			}
+		}
+	}
+	return raft.ServerAddress(id)
+}
+
+// AddVoter adds a server to the shard (leader only).
+func (s *Shard) AddVoter(id, addr string) error {
+	return s.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+}
+
+// RemoveServer removes a server from the shard (leader only).
+func (s *Shard) RemoveServer(id string) error {
+	return s.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+}
+
+// Voters lists the shard's configuration.
+func (s *Shard) Voters() []string {
+	var out []string
+	f := s.r.GetConfiguration()
+	if f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			out = append(out, string(srv.ID))
+		}
+	}
+	return out
+}
+
+// Snapshot takes a snapshot now (tests and admin).
+func (s *Shard) Snapshot() error { return s.r.Snapshot().Error() }
+
+// Status is one replica's view of its shard.
+type Status struct {
+	Shard        int    `json:"shard"`
+	State        string `json:"state"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastIndex    uint64 `json:"last_index"`
+}
+
+// Status reports the replica's Raft state.
+func (s *Shard) Status() Status {
+	return Status{Shard: s.cfg.Shard, State: s.r.State().String(), Leader: s.Leader(), Term: s.r.CurrentTerm(),
+		CommitIndex: s.r.CommitIndex(), AppliedIndex: s.r.AppliedIndex(), LastIndex: s.r.LastIndex()}
+}
+
+// Hold blocks (true) or releases (false) this replica's state machine
+// applies: a test hook that makes a replica lag on purpose.
+func (s *Shard) Hold(on bool) {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	switch {
+	case on && s.hold == nil:
+		s.hold = make(chan struct{})
+	case !on && s.hold != nil:
+		close(s.hold)
+		s.hold = nil
+	}
+}
+
+func (s *Shard) waitHold() {
+	s.holdMu.Lock()
+	h := s.hold
+	s.holdMu.Unlock()
+	if h != nil {
+		select {
+		case <-h:
+		case <-s.stop:
+		}
+	}
+}
+
+// shardFSM is the raft.FSM face of a shard.
+type shardFSM Shard
+
+func (f *shardFSM) Apply(l *raft.Log) any {
+	s := (*Shard)(f)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	s.waitHold()
+	cmds, err := fsm.DecodeBatch(l.Data)
+	if err != nil {
+		s.log.Error("undecodable log entry; skipped", "index", l.Index, "err", err)
+		return err
+	}
+	var results []fsm.Result
+	err = s.st.Update(func(tx fsm.Tx) error {
+		var err error
+		results, err = s.m.Apply(tx, l.Index, cmds)
+		return err
+	})
+	if errors.Is(err, fsm.ErrApplied) {
+		return nil // replayed after a restart: the state file has it
+	}
+	if err != nil {
+		// The state file cannot be written: stop rather than diverge.
+		s.log.Error("state file write failed; stopping the replica", "index", l.Index, "err", err)
+		panic(fmt.Sprintf("cp: shard %d: apply %d: %v", s.cfg.Shard, l.Index, err))
+	}
+	if s.onApply != nil {
+		s.onApply(results)
+	}
+	return results
+}
+
+func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
+	tx, err := (*Shard)(f).st.BeginSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snapshot{tx}, nil
+}
+
+func (f *shardFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return (*Shard)(f).st.Restore(rc)
+}
+
+type snapshot struct{ tx *store.SnapshotTx }
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.tx.Stream(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() { s.tx.Release() }
