@@ -242,7 +242,7 @@ func TestFaultCLI(t *testing.T) {
 	if m := c.member("n1"); m.State != lab.StateRunning || m.PID == pid {
 		t.Fatalf("after restart n1: %+v (old pid %d)", m, pid)
 	}
-	if n := c.convCount("n1", "dm:alice:bob"); n != 5 {
-		t.Fatalf("restarted n1 serves %d of its 5 messages", n)
-	}
+	eventually(t, 10*time.Second, "restarted n1 serves its 5 messages", func() bool {
+		return c.convCount("n1", "dm:alice:bob") == 5
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"mpim/client"
+	"mpim/internal/ports"
 	"mpim/internal/testcluster"
 	"mpim/lab"
 )
@@ -282,4 +283,14 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	a, err := ports.Addr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

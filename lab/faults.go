@@ -167,10 +167,6 @@ func (l *Lab) pairs(members []string) [][2]string {
 	return out
 }
 
-// leader is the member `leader` names: the node leading shard 0 in CP
-// mode, n1 in AP mode. Until the CP mode lands, it is n1.
-func (l *Lab) leader() string { return "n1" }
-
 // shape turns a partition shape into groups: shapes cut the nodes; each
 // gateway stays with its first node; redis joins the side with the most
 // nodes (tie: the side holding the lowest-numbered node).

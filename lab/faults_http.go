@@ -38,6 +38,9 @@ func (l *Lab) routeFaults(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/links", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, l.Links())
 	})
+	mux.HandleFunc("GET /api/shards", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, l.Shards(r.Context()))
+	})
 	mux.HandleFunc("GET /api/replicas", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, l.Replicas(r.Context()))
 	})

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"mpim/chaos/proxy"
+	"mpim/internal/ports"
 	"mpim/internal/redisproc"
 )
 
@@ -58,6 +59,7 @@ type Lab struct {
 	closed bool
 
 	closeOnce sync.Once
+	stopWatch chan struct{}  // ends the leader watch
 	wg        sync.WaitGroup // reapers, stdout readers, the HTTP server
 }
 
@@ -70,7 +72,7 @@ func New(cfg Config) (*Lab, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lab{cfg: cfg, log: log, events: newEvents(cfg.EventLogSize), byName: map[string]*member{}}, nil
+	return &Lab{cfg: cfg, log: log, events: newEvents(cfg.EventLogSize), byName: map[string]*member{}, stopWatch: make(chan struct{})}, nil
 }
 
 // Up starts the HTTP API, Redis, the nodes and then the gateways, and
@@ -125,6 +127,10 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	}
 	if err := l.writeState(); err != nil {
 		l.log.Warn("cannot record the lab for `mpim fault`", "err", err)
+	}
+	if l.cfg.Mode == "cp" {
+		l.waitLeaders(ctx)
+		l.wg.Go(func() { l.watchLeaders(l.stopWatch) })
 	}
 	l.log.Info("lab up", "dashboard", l.dashboard, "data", l.data)
 	return nil
@@ -329,25 +335,7 @@ func (l *Lab) hook(name string, args []string) []string {
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
-// All listeners stay open until the last is bound, so no port repeats.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("lab: find a free loopback port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func freePorts(n int) ([]int, error) { return ports.Free(n) }
 
 // startAll starts the members of one wave concurrently and returns every
 // failure joined.
@@ -377,6 +365,7 @@ func (l *Lab) Close() error {
 		l.closed = true
 		members := append([]*member(nil), l.members...)
 		l.mu.Unlock()
+		close(l.stopWatch)
 		// Members shut down gracefully over a healed network.
 		if l.network != nil {
 			l.network.net.Heal()

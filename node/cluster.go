@@ -274,34 +274,95 @@ func (r *cpReplica) leader(ctx context.Context) (string, error) {
 }
 
 func (r *cpReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
-	for attempt := 0; ; attempt++ {
-		lead, err := r.leader(ctx)
-		if err != nil {
-			return fsm.Result{}, err
+	// A refusal that guarantees nothing was applied (no leader yet, a
+	// leadership transfer, a leader that just stepped down) is retried
+	// until LeaderWait has passed. An unknown outcome is retried only for
+	// commands that are safe to repeat, and only once the leader changed:
+	// the usual case is a leader cut off mid-call, whose entry can then
+	// never commit.
+	deadline := time.Now().Add(r.n.cfg.LeaderWait)
+	// Once an attempt may have reached a leader, its request may still be
+	// applied (held bytes flow on heal): no later refusal can be reported
+	// as "not applied".
+	maybe := false
+	for {
+		lead, res, err := r.proposeOnce(ctx, cmd)
+		if errors.Is(err, ErrUnknown) {
+			maybe = true
+		} else if maybe && errors.Is(err, ErrNotApplied) {
+			err = fmt.Errorf("%w: an earlier attempt may have reached the old leader: %v", ErrUnknown, err)
 		}
-		if lead == r.n.cfg.ID {
-			res, err := r.s.Propose(ctx, cmd)
-			if errors.Is(err, cp.ErrNotLeader) && attempt < 50 {
-				time.Sleep(10 * time.Millisecond) // lost the lead a moment ago
-				continue
-			}
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, ErrNotApplied) && time.Now().Before(deadline) && ctx.Err() == nil:
+		case errors.Is(err, ErrUnknown) && idempotent(cmd) && ctx.Err() == nil && r.s.Leader() != lead:
+		default:
 			return res, err
 		}
-		data, err := encodeCommand(cmd)
-		if err != nil {
-			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, err)
-		}
-		var rep *pb.ProposeReply
-		err = r.c.forward(ctx, lead, r.s, func(ctx context.Context, ic pb.InternalClient) error {
-			var err error
-			rep, err = ic.Propose(ctx, &pb.ProposeRequest{Shard: uint32(r.id), Command: data})
-			return err
-		})
-		if err != nil {
+		select {
+		case <-ctx.Done():
 			return fsm.Result{}, err
+		case <-time.After(10 * time.Millisecond):
 		}
-		return decodeResult(rep.Result)
 	}
+}
+
+// idempotent reports whether cmd may be proposed again without a second
+// effect: sends dedup on (sender, conversation, cmid), cursors only move
+// forward, a join adds a member once.
+func idempotent(cmd fsm.Command) bool {
+	return cmd.Send != nil || cmd.Ack != nil || cmd.Read != nil || cmd.GroupJoin != nil || cmd.UserUpdate != nil
+}
+
+// proposeOnce proposes on this node when it leads the shard, else forwards
+// to the leader; it returns the leader it tried.
+func (r *cpReplica) proposeOnce(ctx context.Context, cmd fsm.Command) (string, fsm.Result, error) {
+	lead, err := r.leader(ctx)
+	if err != nil {
+		return "", fsm.Result{}, err
+	}
+	if lead == r.n.cfg.ID {
+		res, err := r.s.Propose(ctx, cmd)
+		return lead, res, err
+	}
+	data, err := encodeCommand(cmd)
+	if err != nil {
+		return lead, fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, err)
+	}
+	// While the call is out, watch the shard's leader: when the majority
+	// elects another one (the usual reason a forwarded call hangs is a
+	// leader that was cut off), a command that is safe to repeat gives up
+	// this call and goes to the new leader, so failover costs an election,
+	// not a forward timeout.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if idempotent(cmd) {
+		go func() {
+			for {
+				select {
+				case <-fctx.Done():
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				if l := r.s.Leader(); l != "" && l != lead {
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	var rep *pb.ProposeReply
+	err = r.c.forward(fctx, lead, r.s, func(ctx context.Context, ic pb.InternalClient) error {
+		var err error
+		rep, err = ic.Propose(ctx, &pb.ProposeRequest{Shard: uint32(r.id), Command: data})
+		return err
+	})
+	if err != nil {
+		return lead, fsm.Result{}, err
+	}
+	res, err := decodeResult(rep.Result)
+	return lead, res, err
 }
 
 func (r *cpReplica) view(fn func(fsm.Tx) error) error { return r.s.View(fn) }
@@ -342,7 +403,7 @@ func (r *cpReplica) linearize(ctx context.Context) error {
 func (r *cpReplica) status() *pb.ShardStatus {
 	st := r.s.Status()
 	return &pb.ShardStatus{Shard: uint32(r.id), AppliedIndex: st.AppliedIndex, State: st.State, Leader: st.Leader,
-		Term: st.Term, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex, Voters: r.s.Voters()}
+		Term: st.Term, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex, Voters: r.s.Voters(), Restores: st.Restores}
 }
 
 func (r *cpReplica) close() error { return r.s.Close() }

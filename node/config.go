@@ -59,7 +59,8 @@ type Config struct {
 	RaftAdvertise string
 	// Peers maps every initial member's id (this node's included) to the
 	// address this node dials to reach it — in the lab, the proxy of that
-	// link. Empty with Join set: a node joining a running cluster.
+	// link. Without Join, they are the members the shards bootstrap with;
+	// with Join, only addresses (the running cluster adds this node).
 	Peers map[string]string
 	// Join is the gRPC address of a running node to join through.
 	Join string
@@ -106,7 +107,7 @@ func DefaultConfig() Config {
 		RaftListen:     "127.0.0.1:7401",
 		Leaders:        "colocate",
 		LeaderWait:     time.Second,
-		ForwardTimeout: 3 * time.Second,
+		ForwardTimeout: time.Second,
 		Raft:           cp.DefaultConfig(),
 	}
 }
@@ -159,9 +160,6 @@ func (c Config) Validate() error {
 		}
 		if len(c.Peers) > 5 {
 			errs = append(errs, fmt.Errorf("node: %d peers: up to 5 nodes hold every shard; larger clusters (replication factor 5) are not built yet", len(c.Peers)))
-		}
-		if len(c.Peers) > 0 && c.Join != "" {
-			errs = append(errs, errors.New("node: give --peers (initial members) or --join (a running cluster), not both"))
 		}
 		if c.Leaders != "colocate" && c.Leaders != "spread" {
 			errs = append(errs, fmt.Errorf("node: --leaders must be colocate or spread, got %q", c.Leaders))

@@ -76,6 +76,8 @@ func nodeCmd() *cobra.Command {
 	f.DurationVar(&cfg.Raft.ElectionTimeout, "election-timeout", cfg.Raft.ElectionTimeout, "Raft election timeout")
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "leader-lease", cfg.Raft.LeaderLeaseTimeout, "Raft leader lease: a leader without a quorum for this long steps down")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", cfg.Raft.SnapshotThreshold, "log entries between snapshots")
+	f.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", cfg.Raft.SnapshotInterval, "how often to check whether a snapshot is due")
+	f.DurationVar(&cfg.ForwardTimeout, "forward-timeout", cfg.ForwardTimeout, "bound on one call forwarded to a shard leader")
 	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
 	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.BoolVar(&cfg.TestHooks, "test-hooks", false, "enable failure hooks for tests (never in production)")

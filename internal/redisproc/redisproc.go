@@ -9,6 +9,8 @@
 package redisproc
 
 import (
+	"mpim/internal/ports"
+
 	"bufio"
 	"context"
 	"errors"
@@ -356,12 +358,11 @@ func Ping(ctx context.Context, addr string) error {
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free(1)
 	if err != nil {
-		return 0, fmt.Errorf("redisproc: find a free port: %w", err)
+		return 0, fmt.Errorf("redisproc: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 // Tail returns the last n lines of the file at path joined by " | ", for

@@ -50,9 +50,16 @@ type Shard struct {
 	// precondition of ReadIndex (Raft paper §6.4).
 	readyTerm atomic.Uint64
 	// hold, when set by a test hook, blocks the state machine's applies.
-	holdMu   sync.Mutex
-	hold     chan struct{}
-	onApply  func([]fsm.Result)
+	holdMu  sync.Mutex
+	hold    chan struct{}
+	onApply func([]fsm.Result)
+	// restores counts snapshots installed into this replica (a lagging
+	// follower catching up past the leader's compacted log).
+	restores atomic.Uint64
+	// fsmIndex is the last command entry this replica's state machine has
+	// applied. (raft's AppliedIndex counts entries handed to the state
+	// machine, not finished: a read must wait for this one.)
+	fsmIndex atomic.Uint64
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	shutOnce sync.Once
@@ -91,6 +98,7 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	if s.st, err = store.Open(filepath.Join(cfg.Dir, "state.db"), store.Options{NoSync: cfg.NoSync}); err != nil {
 		return nil, err
 	}
+	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		s.st.Close()
 		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
@@ -308,16 +316,42 @@ func (s *Shard) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
-// WaitApplied blocks until this replica has applied index (or ctx ends).
+// WaitApplied blocks until this replica's state machine has applied every
+// command up to index (or ctx ends): first until Raft has handed it every
+// entry up to index, then until the state machine has finished the last
+// command among them (entries without commands never reach it).
 func (s *Shard) WaitApplied(ctx context.Context, index uint64) error {
-	for s.r.AppliedIndex() < index {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cp: shard %d replica at %d, waiting for %d: %w", s.cfg.Shard, s.r.AppliedIndex(), index, ctx.Err())
-		case <-time.After(time.Millisecond):
+	wait := func(done func() bool) error {
+		for !done() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cp: shard %d replica applied %d, waiting for %d: %w", s.cfg.Shard, s.fsmIndex.Load(), index, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return nil
+	}
+	if err := wait(func() bool { return s.r.AppliedIndex() >= index }); err != nil {
+		return err
+	}
+	target := s.lastCommandAtOrBelow(index)
+	return wait(func() bool { return s.fsmIndex.Load() >= target })
+}
+
+// lastCommandAtOrBelow finds the last command entry at or below index in
+// this replica's log; an entry compacted away is covered by the snapshot
+// the state already holds.
+func (s *Shard) lastCommandAtOrBelow(index uint64) uint64 {
+	var l raft.Log
+	for i := index; i > 0 && i+256 > index; i-- {
+		if err := s.logs.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
 		}
 	}
-	return nil
+	return 0
 }
 
 // View reads this replica's state (local: it may be stale).
@@ -389,12 +423,14 @@ type Status struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
+	Restores     uint64 `json:"restores"`
 }
 
 // Status reports the replica's Raft state.
 func (s *Shard) Status() Status {
 	return Status{Shard: s.cfg.Shard, State: s.r.State().String(), Leader: s.Leader(), Term: s.r.CurrentTerm(),
-		CommitIndex: s.r.CommitIndex(), AppliedIndex: s.r.AppliedIndex(), LastIndex: s.r.LastIndex()}
+		CommitIndex: s.r.CommitIndex(), AppliedIndex: s.r.AppliedIndex(), LastIndex: s.r.LastIndex(),
+		Restores: s.restores.Load()}
 }
 
 // Hold blocks (true) or releases (false) this replica's state machine
@@ -444,6 +480,7 @@ func (f *shardFSM) Apply(l *raft.Log) any {
 		return err
 	})
 	if errors.Is(err, fsm.ErrApplied) {
+		s.advanceFSMIndex(l.Index)
 		return nil // replayed after a restart: the state file has it
 	}
 	if err != nil {
@@ -451,10 +488,20 @@ func (f *shardFSM) Apply(l *raft.Log) any {
 		s.log.Error("state file write failed; stopping the replica", "index", l.Index, "err", err)
 		panic(fmt.Sprintf("cp: shard %d: apply %d: %v", s.cfg.Shard, l.Index, err))
 	}
+	s.advanceFSMIndex(l.Index)
 	if s.onApply != nil {
 		s.onApply(results)
 	}
 	return results
+}
+
+func (s *Shard) advanceFSMIndex(i uint64) {
+	for {
+		cur := s.fsmIndex.Load()
+		if i <= cur || s.fsmIndex.CompareAndSwap(cur, i) {
+			return
+		}
+	}
 }
 
 func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
@@ -467,7 +514,14 @@ func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *shardFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return (*Shard)(f).st.Restore(rc)
+	s := (*Shard)(f)
+	if err := s.st.Restore(rc); err != nil {
+		return err
+	}
+	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
+	s.restores.Add(1)
+	s.log.Info("snapshot installed", "restores", s.restores.Load())
+	return nil
 }
 
 type snapshot struct{ tx *store.SnapshotTx }

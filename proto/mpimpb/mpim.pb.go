@@ -2209,12 +2209,14 @@ type ShardStatus struct {
 	AppliedIndex uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// The replica's Raft view (CP mode): its state (Leader, Follower,
 	// Candidate), the leader it knows, the term and the commit index.
-	State         string   `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Leader        string   `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
-	Term          uint64   `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex   uint64   `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	LastIndex     uint64   `protobuf:"varint,7,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
-	Voters        []string `protobuf:"bytes,8,rep,name=voters,proto3" json:"voters,omitempty"`
+	State       string   `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Leader      string   `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term        uint64   `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex uint64   `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastIndex   uint64   `protobuf:"varint,7,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Voters      []string `protobuf:"bytes,8,rep,name=voters,proto3" json:"voters,omitempty"`
+	// restores counts snapshots installed into this replica.
+	Restores      uint64 `protobuf:"varint,9,opt,name=restores,proto3" json:"restores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2303,6 +2305,13 @@ func (x *ShardStatus) GetVoters() []string {
 		return x.Voters
 	}
 	return nil
+}
+
+func (x *ShardStatus) GetRestores() uint64 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
 }
 
 type ConvDigestRequest struct {
@@ -2909,7 +2918,7 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x19\n" +
 	"\bredis_ok\x18\x03 \x01(\bR\aredisOk\x12,\n" +
-	"\x06shards\x18\x04 \x03(\v2\x14.mpim.v1.ShardStatusR\x06shards\"\xe4\x01\n" +
+	"\x06shards\x18\x04 \x03(\v2\x14.mpim.v1.ShardStatusR\x06shards\"\x80\x02\n" +
 	"\vShardStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x14\n" +
@@ -2919,7 +2928,8 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\a \x01(\x04R\tlastIndex\x12\x16\n" +
-	"\x06voters\x18\b \x03(\tR\x06voters\"'\n" +
+	"\x06voters\x18\b \x03(\tR\x06voters\x12\x1a\n" +
+	"\brestores\x18\t \x01(\x04R\brestores\"'\n" +
 	"\x11ConvDigestRequest\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\"N\n" +
 	"\n" +

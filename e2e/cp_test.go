@@ -1,0 +1,468 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"mpim/client"
+	pb "mpim/proto/mpimpb"
+)
+
+// admin is a direct (unproxied) admin client of a node.
+func (c *cluster) admin(node string) pb.AdminClient {
+	c.t.Helper()
+	cc, err := grpc.NewClient(c.member(node).GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cc.Close() })
+	return pb.NewAdminClient(cc)
+}
+
+// waitConverged waits until every node's replica holds the same digest for
+// every conversation, and returns one node's view.
+func (c *cluster) waitConverged(d time.Duration, nodes ...string) map[string]uint64 {
+	c.t.Helper()
+	var counts map[string]uint64
+	eventually(c.t, d, "every replica converges", func() bool {
+		reps := c.Replicas(context.Background())
+		var ref string
+		counts = map[string]uint64{}
+		for i, n := range nodes {
+			r := reps[n]
+			if r.Error != "" {
+				return false
+			}
+			for conv, cr := range r.Convs {
+				counts[conv] = cr.Count
+			}
+			key := fmt.Sprint(r.Convs)
+			if i == 0 {
+				ref = key
+			} else if key != ref {
+				return false
+			}
+		}
+		return true
+	})
+	return counts
+}
+
+// sendLog records what clients were told about their sends.
+type sendLog struct {
+	mu      sync.Mutex
+	ok      map[string]client.SendResult // cmid -> reply
+	refused map[string]bool              // answered unavailable: must never be applied
+	unknown map[string]bool              // answered timeout
+}
+
+func newSendLog() *sendLog {
+	return &sendLog{ok: map[string]client.SendResult{}, refused: map[string]bool{}, unknown: map[string]bool{}}
+}
+
+func (l *sendLog) record(cmid string, r client.SendResult, err error) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	code := client.ErrorCode(err)
+	switch {
+	case err == nil:
+		l.ok[cmid] = r
+		return "ok"
+	case code == "unavailable":
+		l.refused[cmid] = true
+	case code == "timeout":
+		l.unknown[cmid] = true
+	}
+	return code
+}
+
+// history reads conv through gateway gw's node (local read).
+func (c *cluster) history(conn *client.Conn, conv, read string) []client.Message {
+	c.t.Helper()
+	h, err := conn.History(ctxFor(c.t, 10*time.Second), client.HistoryArgs{Conv: conv, Limit: 1000, Read: read})
+	if err != nil {
+		c.t.Fatalf("history %s (%s): %v", conv, read, err)
+	}
+	return h.Messages
+}
+
+// checkExactlyOnce: every acknowledged send is present exactly once, in
+// the order of its seq, and no send refused as unavailable is present.
+func checkExactlyOnce(t *testing.T, who string, msgs []client.Message, log *sendLog) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, m := range msgs {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("%s: position %d holds seq %d: seqs are not dense", who, i+1, m.Seq)
+		}
+		seen[m.Cmid]++
+		if seen[m.Cmid] > 1 {
+			t.Fatalf("%s: cmid %s appears twice", who, m.Cmid)
+		}
+		if log.refused[m.Cmid] {
+			t.Fatalf("%s: cmid %s was answered unavailable (guaranteed not applied) yet is present", who, m.Cmid)
+		}
+		if r, ok := log.ok[m.Cmid]; ok && r.Seq != m.Seq {
+			t.Fatalf("%s: cmid %s acknowledged at seq %d but sits at seq %d", who, m.Cmid, r.Seq, m.Seq)
+		}
+	}
+	for cmid := range log.ok {
+		if seen[cmid] != 1 {
+			t.Fatalf("%s: acknowledged cmid %s is missing", who, cmid)
+		}
+	}
+}
+
+// TestCPIsolateNode: with one of three nodes cut off, its clients are
+// refused (unavailable; timeout only within the election window) while the
+// majority keeps working; after heal the node catches up and every replica
+// holds every acknowledged message exactly once, in one order, and no
+// refused one.
+func TestCPIsolateNode(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "3s"}})
+	ctx := ctxFor(t, 120*time.Second)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		c.register("g1", u)
+	}
+	alice, bob, carol := c.login("g1", "alice", "d"), c.login("g2", "bob", "d"), c.login("g3", "carol", "d")
+	log := newSendLog()
+	send := func(conn *client.Conn, cmid string) string {
+		r, err := conn.Send(ctx, client.SendArgs{Group: "room", Text: cmid, Cmid: cmid})
+		return log.record(cmid, r, err)
+	}
+	if _, err := alice.GroupCreate(ctx, "room", []string{"bob", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if code := send(carol, fmt.Sprint("pre-", i)); code != "ok" {
+			t.Fatalf("send before the partition: %s", code)
+		}
+	}
+
+	// Cut off a node that does not lead shard 0's... whichever it is: n3.
+	c.apply("partition isolate:n3")
+	start := time.Now()
+	var refusedFast bool
+	for i := 0; i < 8; i++ {
+		begin := time.Now()
+		code := send(carol, fmt.Sprint("minority-", i))
+		took := time.Since(begin)
+		t.Logf("minority send %d after %v: %s in %v", i, time.Since(start).Round(time.Millisecond), code, took.Round(time.Millisecond))
+		switch code {
+		case "unavailable":
+			if time.Since(start) > 2*time.Second && took < 2500*time.Millisecond {
+				refusedFast = true
+			}
+		case "timeout":
+			if time.Since(start) > 4*time.Second {
+				t.Fatalf("minority send answered timeout %v into the partition: only the election window may give timeout", time.Since(start))
+			}
+		default:
+			t.Fatalf("a send on the side without a quorum got %q", code)
+		}
+	}
+	if !refusedFast {
+		t.Fatal("after the election window the minority was not refused promptly (unavailable within 2.5s)")
+	}
+	for i := 0; i < 20; i++ {
+		for _, conn := range []*client.Conn{alice, bob} {
+			if code := send(conn, fmt.Sprintf("majority-%p-%d", conn, i)); code != "ok" {
+				t.Fatalf("majority send during the partition: %s", code)
+			}
+		}
+	}
+	// A linearizable read on the cut-off side is refused; a local one is
+	// served, stale.
+	if _, err := carol.History(ctx, client.HistoryArgs{Conv: "g:room", Limit: 1000}); client.ErrorCode(err) != "unavailable" {
+		t.Fatalf("linearizable read on the minority: %v, want unavailable", err)
+	}
+	stale := c.history(carol, "g:room", "local")
+	if len(stale) >= 5+40 {
+		t.Fatalf("a local read on the cut-off replica shows %d messages: it should be stale (the majority wrote 40 more)", len(stale))
+	}
+
+	c.apply("heal")
+	c.waitConverged(15*time.Second, "n1", "n2", "n3")
+	for name, conn := range map[string]*client.Conn{"g1/n1": alice, "g2/n2": bob, "g3/n3": carol} {
+		checkExactlyOnce(t, name, c.history(conn, "g:room", "local"), log)
+	}
+}
+
+// TestCPIsolateLeader: the leader is cut off; the majority elects a new
+// leader and acknowledges writes; the old leader steps down and stops
+// acknowledging; nothing acknowledged is lost.
+func TestCPIsolateLeader(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "3s"}})
+	ctx := ctxFor(t, 120*time.Second)
+	for _, u := range []string{"alice", "bob"} {
+		c.register("g1", u)
+	}
+	eventually(t, 10*time.Second, "a leader for shard 0", func() bool { return c.leaderNow() != "" })
+	old := c.leaderNow()
+	oldGW := "g" + strings.TrimPrefix(old, "n")
+	newSide := map[string]string{"n1": "g2", "n2": "g3", "n3": "g1"}[old]
+	onOld, onNew := c.login(oldGW, "alice", "d"), c.login(newSide, "bob", "d")
+	log := newSendLog()
+	send := func(conn *client.Conn, cmid string) string {
+		r, err := conn.Send(ctx, client.SendArgs{To: map[*client.Conn]string{onOld: "bob", onNew: "alice"}[conn], Text: cmid, Cmid: cmid})
+		return log.record(cmid, r, err)
+	}
+	for i := 0; i < 5; i++ {
+		if code := send(onOld, fmt.Sprint("pre-", i)); code != "ok" {
+			t.Fatal(code)
+		}
+	}
+	c.apply("partition isolate:" + old)
+	cut := time.Now()
+	var failover time.Duration
+	for i := 0; failover == 0; i++ {
+		if time.Since(cut) > 10*time.Second {
+			t.Fatal("the majority acknowledged no write within 10s of cutting the leader off")
+		}
+		if send(onNew, fmt.Sprint("new-", i)) == "ok" {
+			failover = time.Since(cut)
+		}
+	}
+	t.Logf("failover: first acknowledged write on the majority %v after the leader was cut off", failover.Round(time.Millisecond))
+	eventually(t, 5*time.Second, "the old leader steps down", func() bool {
+		st, err := c.admin(old).Status(ctx, &pb.Empty{})
+		return err == nil && st.Shards[0].State != "Leader"
+	})
+	for i := 0; i < 5; i++ {
+		if code := send(onOld, fmt.Sprint("old-", i)); code == "ok" {
+			t.Fatalf("the cut-off old leader's side acknowledged a write after stepping down")
+		}
+	}
+	for i := 0; i < 10; i++ {
+		if code := send(onNew, fmt.Sprint("more-", i)); code != "ok" {
+			t.Fatalf("majority send: %s", code)
+		}
+	}
+	c.apply("heal")
+	c.waitConverged(15*time.Second, "n1", "n2", "n3")
+	checkExactlyOnce(t, "after heal", c.history(onNew, "dm:alice:bob", "linearizable"), log)
+}
+
+// leaderNow is the node that leads shard 0, "" when none does.
+func (c *cluster) leaderNow() string {
+	for name, ns := range c.Shards(context.Background()) {
+		for _, s := range ns.Shards {
+			if s.Shard == 0 && s.State == "Leader" {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+// TestCPReadIndex: a linearizable read through a replica whose applies are
+// held back waits until it has applied the write it must see (ReadIndex,
+// not just VerifyLeader).
+func TestCPReadIndex(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "8s"}})
+	ctx := ctxFor(t, 60*time.Second)
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	lead := c.leaderNow()
+	follower := map[string]string{"n1": "n2", "n2": "n3", "n3": "n1"}[lead]
+	gw := func(n string) string { return "g" + strings.TrimPrefix(n, "n") }
+	alice, bob := c.login(gw(lead), "alice", "d"), c.login(gw(follower), "bob", "d")
+	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "one", Cmid: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(10*time.Second, "n1", "n2", "n3")
+	shard := shardOfConv("dm:alice:bob", 4)
+	// The follower serving bob stops applying that shard.
+	if _, err := c.admin(follower).HoldApplies(ctx, &pb.HoldRequest{Shard: shard, Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "two", Cmid: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.history(bob, "dm:alice:bob", "local")); n != 1 {
+		t.Fatalf("%s's applies are held, yet its local read shows %d messages (want the stale 1)", follower, n)
+	}
+	done := make(chan []client.Message, 1)
+	go func() {
+		h, err := bob.History(ctx, client.HistoryArgs{Conv: "dm:alice:bob", Limit: 100})
+		if err != nil {
+			t.Errorf("linearizable read: %v", err)
+		}
+		done <- h.Messages
+	}()
+	select {
+	case msgs := <-done:
+		t.Fatalf("a linearizable read returned %d messages while %s could not apply the write it must see", len(msgs), follower)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := c.admin(follower).HoldApplies(ctx, &pb.HoldRequest{Shard: shard, Hold: false}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msgs := <-done:
+		if len(msgs) != 2 || msgs[1].Text != "two" {
+			t.Fatalf("the linearizable read returned %+v, want both messages", msgs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the linearizable read never returned after the replica caught up")
+	}
+}
+
+// shardOfConv mirrors node.shardOf (FNV-1a of the conversation id).
+func shardOfConv(conv string, shards int) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(conv); i++ {
+		h ^= uint32(conv[i])
+		h *= 16777619
+	}
+	return h % uint32(shards)
+}
+
+// TestCPBatching: 64 concurrent sends to one shard advance its Raft log by
+// far fewer entries (group commit).
+func TestCPBatching(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 1, gatewayArgs: []string{"--rate-limit", "0"}})
+	ctx := ctxFor(t, 60*time.Second)
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	alice := c.login("g1", "alice", "d")
+	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "warm", Cmid: "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	shard := shardOfConv("dm:alice:bob", 4)
+	lead := c.leaderNow()
+	before, _ := c.admin(lead).Status(ctx, &pb.Empty{})
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "x", Cmid: fmt.Sprint("b", i)}); err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	after, _ := c.admin(lead).Status(ctx, &pb.Empty{})
+	entries := after.Shards[shard].LastIndex - before.Shards[shard].LastIndex
+	t.Logf("64 concurrent sends took %d Raft entries on shard %d", entries, shard)
+	if entries >= 16 {
+		t.Fatalf("64 concurrent sends advanced shard %d's log by %d entries, want fewer than 16 (group commit)", shard, entries)
+	}
+}
+
+// TestCPKillSnapshotJoin: kill -9 and restart a node under load; a node
+// that lagged past the compacted log catches up by snapshot; a fourth node
+// joins and is removed.
+func TestCPKillSnapshotJoin(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 2, nodeArgs: []string{"--snapshot-threshold", "32", "--trailing-logs", "8", "--snapshot-interval", "100ms"},
+		gatewayArgs: []string{"--rate-limit", "0", "--call-timeout", "3s"}})
+	ctx := ctxFor(t, 120*time.Second)
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	alice := c.login("g1", "alice", "d")
+	log := newSendLog()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // load through g2 while n1 dies and returns
+		defer wg.Done()
+		conn := c.login("g2", "bob", "d")
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cmid := fmt.Sprint("load-", i)
+			for {
+				r, err := conn.Send(ctx, client.SendArgs{To: "alice", Text: cmid, Cmid: cmid})
+				if log.record(cmid, r, err) != "timeout" {
+					break // retried with the same cmid while unknown
+				}
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := c.Kill("n1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := c.Restart(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	c.waitConverged(20*time.Second, "n1", "n2", "n3")
+	checkExactlyOnce(t, "after kill -9 and restart", c.history(alice, "dm:alice:bob", "linearizable"), log)
+	log.mu.Lock()
+	t.Logf("load: %d acknowledged, %d refused, %d unknown", len(log.ok), len(log.refused), len(log.unknown))
+	log.mu.Unlock()
+
+	// n3 misses 200 writes while cut off; the log is compacted past them.
+	c.apply("partition isolate:n3")
+	for i := 0; i < 200; i++ {
+		if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "snap", Cmid: fmt.Sprint("snap-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.apply("heal")
+	c.waitConverged(20*time.Second, "n1", "n2", "n3")
+	st, err := c.admin("n3").Status(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restores := uint64(0)
+	for _, s := range st.Shards {
+		restores += s.Restores
+	}
+	if restores == 0 {
+		t.Fatal("n3 caught up without installing a snapshot, though the log was compacted past what it missed")
+	}
+
+	// A fourth node joins through n1 and is then removed.
+	var peers []string
+	for _, n := range []string{"n1", "n2", "n3"} {
+		peers = append(peers, n+"="+c.member(n).Raft)
+	}
+	raft4, grpc4, http4 := freeAddr(t), freeAddr(t), freeAddr(t)
+	n4 := exec.Command(mpimBin, "node", "--id", "n4", "--data", t.TempDir(), "--listen", grpc4, "--http", http4,
+		"--raft-listen", raft4, "--peers", strings.Join(append(peers, "n4="+raft4), ","), "--join", c.member("n1").GRPC,
+		"--secret", "test-secret-0123456789abcdef", "--shards", "4", "--bcrypt-cost", "4")
+	n4.Stderr = testWriter{t}
+	if err := n4.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { n4.Process.Kill(); n4.Wait() }()
+	eventually(t, 20*time.Second, "n4 is a voter of every shard and holds the data", func() bool {
+		st, err := c.admin("n1").Status(ctx, &pb.Empty{})
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Shards {
+			if !strings.Contains(strings.Join(s.Voters, ","), "n4") {
+				return false
+			}
+		}
+		return true
+	})
+	out, err := exec.Command(mpimBin, "node", "remove", "n4", "--via", c.member("n2").GRPC).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpim node remove n4: %v\n%s", err, out)
+	}
+	st, _ = c.admin("n1").Status(ctx, &pb.Empty{})
+	for _, s := range st.Shards {
+		if strings.Contains(strings.Join(s.Voters, ","), "n4") {
+			t.Fatalf("shard %d still lists n4 after remove: %v", s.Shard, s.Voters)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// EventLeader: a shard's leader changed (CP mode); Detail names the shard,
+// the new leader and the term.
+const EventLeader EventKind = "leader"
+
+// ShardReplica is one node's view of one shard (CP mode: its Raft state).
+type ShardReplica struct {
+	Shard        int      `json:"shard"`
+	State        string   `json:"state"`
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	LastIndex    uint64   `json:"last_index"`
+	Voters       []string `json:"voters,omitempty"`
+	Restores     uint64   `json:"restores,omitempty"`
+}
+
+// NodeShards is one node's replicas, or why they could not be read.
+type NodeShards struct {
+	Shards []ShardReplica `json:"shards,omitempty"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// Shards reads every running node's shard replicas directly from the node
+// (not through the fault layer).
+func (l *Lab) Shards(ctx context.Context) map[string]NodeShards {
+	out := map[string]NodeShards{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range l.Members() {
+		if m.Kind != KindNode {
+			continue
+		}
+		wg.Go(func() {
+			s := readShards(ctx, m.HTTP, m.State)
+			mu.Lock()
+			out[m.Name] = s
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func readShards(ctx context.Context, base string, state State) NodeShards {
+	if state != StateRunning {
+		return NodeShards{Error: string(state)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"admin/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return NodeShards{Error: fmt.Sprintf("unreachable: %v", err)}
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Shards []ShardReplica `json:"shards"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return NodeShards{Error: fmt.Sprintf("bad answer: %v", err)}
+	}
+	sort.Slice(body.Shards, func(i, j int) bool { return body.Shards[i].Shard < body.Shards[j].Shard })
+	return NodeShards{Shards: body.Shards}
+}
+
+// leader is the member `leader` names: in CP mode the node leading shard
+// 0 — the leader of the highest term any running node reports as
+// itself leading it — and n1 in AP mode (or when no node leads).
+func (l *Lab) leader() string {
+	if l.cfg.Mode != "cp" {
+		return "n1"
+	}
+	best, term := "n1", uint64(0)
+	for name, ns := range l.Shards(context.Background()) {
+		for _, s := range ns.Shards {
+			if s.Shard == 0 && s.State == "Leader" && s.Term >= term {
+				best, term = name, s.Term
+			}
+		}
+	}
+	return best
+}
+
+// watchLeaders turns leader changes into events, polling the nodes.
+func (l *Lab) watchLeaders(stop <-chan struct{}) {
+	last := map[int]string{}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		type lead struct {
+			node string
+			term uint64
+		}
+		now := map[int]lead{}
+		for name, ns := range l.Shards(context.Background()) {
+			for _, s := range ns.Shards {
+				if s.State == "Leader" && s.Term >= now[s.Shard].term {
+					now[s.Shard] = lead{name, s.Term}
+				}
+			}
+		}
+		for shard, ld := range now {
+			if last[shard] != ld.node {
+				last[shard] = ld.node
+				l.emit(Event{Kind: EventLeader, Member: ld.node, Detail: fmt.Sprintf("shard %d: leader %s, term %d", shard, ld.node, ld.term)})
+			}
+		}
+	}
+}
+
+// waitLeaders waits (bounded by ctx) until every shard has a leader — all
+// on one node with --leaders colocate — so that a lab is usable the moment
+// it says it is ready.
+func (l *Lab) waitLeaders(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.ReadyTimeout)
+	defer cancel()
+	for {
+		leaders := map[int]string{}
+		shards := 0
+		for name, ns := range l.Shards(ctx) {
+			if strings.HasPrefix(ns.Error, "bad answer") {
+				return // not a node that speaks the admin API (a test stand-in)
+			}
+			shards = max(shards, len(ns.Shards))
+			for _, s := range ns.Shards {
+				if s.State == "Leader" {
+					leaders[s.Shard] = name
+				}
+			}
+		}
+		distinct := map[string]bool{}
+		for _, n := range leaders {
+			distinct[n] = true
+		}
+		if shards > 0 && len(leaders) == shards && (l.cfg.Leaders != "colocate" || len(distinct) == 1) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			l.log.Warn("not every shard has a leader yet; the lab starts anyway", "leaders", leaders)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
