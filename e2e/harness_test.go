@@ -60,8 +60,8 @@ type labOpts struct {
 	// nodeArgs and gatewayArgs are appended to every node's / gateway's
 	// command line.
 	nodeArgs, gatewayArgs []string
-	// gatewayNodes, when set, overrides the node list of gateway gI.
-	gatewayNodes func(gw string, addrs []string) []string
+	// unsafe are CP unsafe switches for every node (the lab's --unsafe).
+	unsafe []string
 }
 
 // cluster is a running lab of real processes.
@@ -87,6 +87,7 @@ func startLab(t *testing.T, o labOpts) *cluster {
 	cfg.StateFile = "-"
 	cfg.Secret = testcluster.Secret
 	cfg.BcryptCost = 4
+	cfg.Unsafe = o.unsafe
 	cfg.Args = func(member string, args []string) []string {
 		switch {
 		case strings.HasPrefix(member, "n"):

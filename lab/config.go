@@ -80,6 +80,10 @@ type Config struct {
 	// Secret is shared by all members to authenticate each other and sign
 	// tokens. Empty means a fresh random secret.
 	Secret string
+	// Unsafe are the CP mode's unsafe teaching switches passed to every
+	// node as --unsafe (ack-before-commit, local-linearizable); the lab
+	// warns when any is on.
+	Unsafe []string
 	// BcryptCost is passed to every node as --bcrypt-cost.
 	BcryptCost int
 

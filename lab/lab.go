@@ -281,6 +281,9 @@ func (l *Lab) plan(httpAddr string) error {
 			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
 			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
 			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders}
+		if len(l.cfg.Unsafe) > 0 {
+			args = append(args, "--unsafe", strings.Join(l.cfg.Unsafe, ","))
+		}
 		nodes = append(nodes, &member{
 			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, Raft: raftAddrs[i-1], HTTP: "http://" + httpAddr + "/",
 				Data: data, Log: logPath(name)},
@@ -577,6 +580,9 @@ func (l *Lab) Banner() []string {
 		data += " (temporary directory, kept after exit)"
 	}
 	lines := []string{l.redisNote, data}
+	if len(l.cfg.Unsafe) > 0 {
+		lines = append(lines, "WARNING: unsafe switches on ("+strings.Join(l.cfg.Unsafe, ", ")+"): the nodes break Raft's guarantees on purpose, for teaching and for testing the checkers")
+	}
 	for _, m := range l.Members() {
 		if m.Kind == KindNode {
 			lines = append(lines, fmt.Sprintf("node %s grpc %s http %s", m.Name, m.GRPC, m.HTTP))

@@ -20,7 +20,7 @@ func labCmd() *cobra.Command {
 
 func labUpCmd() *cobra.Command {
 	cfg := lab.DefaultConfig()
-	var apRepair string
+	var apRepair, unsafe string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start nodes, gateways and Redis as separate processes, print every address, run until interrupted",
@@ -33,6 +33,7 @@ the lab started.
 --nodes defaults to 1 until the consistency modes land.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Unsafe = splitList(unsafe)
 			switch apRepair {
 			case "on":
 				cfg.APRepair = true
@@ -69,6 +70,7 @@ the lab started.
 	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of state shards")
 	f.StringVar(&cfg.Leaders, "leaders", cfg.Leaders, "colocate (every shard led by one node) or spread")
 	f.StringVar(&apRepair, "ap-repair", "on", "AP anti-entropy repair: on or off")
+	f.StringVar(&unsafe, "unsafe", "", "CP unsafe teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.StringVar(&cfg.Redis, "redis", cfg.Redis, "auto (redis-server if installed, else embedded miniredis), embedded, or HOST:PORT of an external Redis")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "directory for node data and logs (default: a new temporary directory)")
 	f.StringVar(&cfg.HTTP, "http", cfg.HTTP, "address of the lab HTTP API and dashboard (the default falls back to a free port when busy)")

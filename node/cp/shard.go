@@ -45,6 +45,7 @@ type Shard struct {
 
 	queue    chan *proposal
 	inflight chan struct{}
+	spec     speculation // ack-before-commit only
 	// readyTerm is the term in which this leader's barrier completed: from
 	// then on its commit index covers every entry of earlier terms, the
 	// precondition of ReadIndex (Raft paper §6.4).
@@ -233,13 +234,35 @@ func (s *Shard) batch() {
 			}
 			continue
 		}
+		if s.cfg.AckBeforeCommit {
+			s.ackEarly(batch, cmds)
+		}
 		f := s.r.Apply(data, s.cfg.ApplyTimeout)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.inflight }()
+			if s.cfg.AckBeforeCommit {
+				f.Error()
+				s.spec.pending.Add(-1)
+				return
+			}
 			s.finish(f, batch)
 		}()
+	}
+}
+
+// ackEarly answers a batch before its entry commits (the unsafe switch
+// ack-before-commit): see speculation.
+func (s *Shard) ackEarly(batch []*proposal, cmds []fsm.Command) {
+	results, err := s.spec.results(s, cmds)
+	s.spec.pending.Add(1)
+	for i, p := range batch {
+		if err != nil {
+			p.done <- result{err: fmt.Errorf("%w: speculative apply: %v", ErrUnknown, err)}
+			continue
+		}
+		p.done <- result{res: results[i]}
 	}
 }
 

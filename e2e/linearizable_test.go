@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mpim/chaos/check"
+	"mpim/client"
+)
+
+// TestCPLinearizable drives concurrent clients — sends and linearizable
+// reads on three group conversations, through all three gateways — across
+// a partition that cuts the leader off, and checks every conversation's
+// history with porcupine. The safe cluster must pass; each unsafe switch
+// must be caught, so that the checker is shown to find real bugs.
+func TestCPLinearizable(t *testing.T) {
+	for _, tc := range []struct {
+		unsafe []string
+		want   bool
+	}{
+		{nil, true},
+		{[]string{"ack-before-commit"}, false},
+		{[]string{"local-linearizable"}, false},
+	} {
+		name := "safe"
+		if tc.unsafe != nil {
+			name = tc.unsafe[0]
+		}
+		t.Run(name, func(t *testing.T) {
+			c := startLab(t, labOpts{nodes: 3, gateways: 3, unsafe: tc.unsafe,
+				gatewayArgs: []string{"--rate-limit", "0", "--call-timeout", "2s"}})
+			ops := runWorkload(t, c)
+			v := check.Linearizable(ops, 30*time.Second)
+			sends, reads := 0, 0
+			for _, op := range ops {
+				if op.Kind == check.KindSend {
+					sends++
+				} else {
+					reads++
+				}
+			}
+			t.Logf("%d sends, %d reads: linearizable=%v bad=%v", sends, reads, v.Linearizable, v.Bad)
+			if v.Linearizable != tc.want {
+				path := filepath.Join(os.TempDir(), fmt.Sprintf("mpim-%s-%s.html", t.Name()[len("TestCPLinearizable/"):], time.Now().Format("150405")))
+				check.Visualize(ops, 30*time.Second, path)
+				t.Fatalf("linearizable = %v, want %v (per conversation: %v); porcupine's view: %s", v.Linearizable, tc.want, v.Convs, path)
+			}
+		})
+	}
+}
+
+// runWorkload runs six client processes (two per gateway) for about five
+// seconds with the leader cut off in the middle, then heals and reads
+// every conversation once more through each gateway.
+func runWorkload(t *testing.T, c *cluster) []check.Op {
+	t.Helper()
+	users := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
+	for _, u := range users {
+		c.register("g1", u)
+	}
+	owner := c.login("g1", "u1", "setup")
+	rooms := []string{"r1", "r2", "r3"}
+	for _, r := range rooms {
+		if _, err := owner.GroupCreate(ctxFor(t, 10*time.Second), r, users[1:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var ops []check.Op
+	record := func(op check.Op) {
+		mu.Lock()
+		ops = append(ops, op)
+		mu.Unlock()
+	}
+	var nextProc int
+	newProc := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		nextProc++
+		return nextProc
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, u := range users {
+		gw := fmt.Sprintf("g%d", i%3+1)
+		conn := c.login(gw, u, "w")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			proc := newProc()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(20+rng.IntN(30)) * time.Millisecond):
+				}
+				room := rooms[rng.IntN(len(rooms))]
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				op := check.Op{Process: proc, Conv: "g:" + room, Call: time.Now()}
+				if rng.IntN(10) < 6 {
+					op.Kind, op.Cmid = check.KindSend, fmt.Sprintf("%s-%d", u, n)
+					r, err := conn.Send(ctx, client.SendArgs{Group: room, Text: op.Cmid, Cmid: op.Cmid})
+					op.Return = time.Now()
+					op.Status, op.Seq = outcome(err), r.Seq
+				} else {
+					op.Kind = check.KindRead
+					h, err := conn.History(ctx, client.HistoryArgs{Conv: op.Conv, Limit: 1000})
+					op.Return = time.Now()
+					op.Status = outcome(err)
+					if err != nil && op.Status == check.StatusInfo {
+						op.Status = check.StatusFail // a read has no effect
+					}
+					for _, m := range h.Messages {
+						op.Read = append(op.Read, m.Cmid)
+					}
+				}
+				cancel()
+				record(op)
+				if op.Status == check.StatusInfo {
+					proc = newProc() // Jepsen: a process whose op is unknown is retired
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	leader := c.leaderNow()
+	c.apply("partition isolate:" + leader)
+	time.Sleep(3 * time.Second)
+	c.apply("heal")
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	// Final reads, once everything has healed, through every gateway.
+	time.Sleep(time.Second)
+	for g := 1; g <= 3; g++ {
+		conn := c.login(fmt.Sprintf("g%d", g), "u1", fmt.Sprint("final", g))
+		proc := newProc()
+		for _, r := range rooms {
+			op := check.Op{Process: proc, Kind: check.KindRead, Conv: "g:" + r, Call: time.Now()}
+			h, err := conn.History(ctxFor(t, 10*time.Second), client.HistoryArgs{Conv: op.Conv, Limit: 1000})
+			op.Return, op.Status = time.Now(), outcome(err)
+			if err != nil {
+				t.Fatalf("final read of %s through g%d: %v", r, g, err)
+			}
+			for _, m := range h.Messages {
+				op.Read = append(op.Read, m.Cmid)
+			}
+			record(op)
+		}
+	}
+	return ops
+}
+
+// outcome maps a reply to Jepsen's ok / fail / info: unavailable is a
+// definite refusal, anything else that is not ok may have taken effect.
+func outcome(err error) check.Status {
+	switch {
+	case err == nil:
+		return check.StatusOK
+	case client.ErrorCode(err) == "unavailable", strings.HasPrefix(client.ErrorCode(err), "forbidden"):
+		return check.StatusFail
+	}
+	return check.StatusInfo
+}
