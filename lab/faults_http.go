@@ -94,7 +94,12 @@ type Replica struct {
 // fault layer: the lab's own view, which consistency tests and checkers
 // compare across replicas.
 func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
-	out := map[string]Replica{}
+	return eachNode(l, func(m MemberState) Replica { return readReplica(ctx, m.HTTP) })
+}
+
+// eachNode runs read for every node member concurrently.
+func eachNode[T any](l *Lab, read func(MemberState) T) map[string]T {
+	out := map[string]T{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, m := range l.Members() {
@@ -102,9 +107,9 @@ func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
 			continue
 		}
 		wg.Go(func() {
-			r := readReplica(ctx, m.HTTP)
+			v := read(m)
 			mu.Lock()
-			out[m.Name] = r
+			out[m.Name] = v
 			mu.Unlock()
 		})
 	}
@@ -112,15 +117,24 @@ func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
 	return out
 }
 
-func readReplica(ctx context.Context, base string) Replica {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// getNodeJSON GETs a node's admin URL and decodes its JSON answer; the
+// error says "unreachable" or "bad answer".
+func getNodeJSON(ctx context.Context, url string, timeout time.Duration, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"admin/digests", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return Replica{Error: fmt.Sprintf("unreachable: %v", err)}
+		return fmt.Errorf("unreachable: %v", err)
 	}
 	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("bad answer: %v", err)
+	}
+	return nil
+}
+
+func readReplica(ctx context.Context, base string) Replica {
 	var body struct {
 		Convs []struct {
 			Conv   string `json:"conv"`
@@ -128,8 +142,8 @@ func readReplica(ctx context.Context, base string) Replica {
 			Digest string `json:"digest"`
 		} `json:"convs"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return Replica{Error: fmt.Sprintf("bad answer: %v", err)}
+	if err := getNodeJSON(ctx, base+"admin/digests", 2*time.Second, &body); err != nil {
+		return Replica{Error: err.Error()}
 	}
 	r := Replica{Convs: map[string]ConvReplica{}}
 	for _, c := range body.Convs {

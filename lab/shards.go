@@ -2,12 +2,9 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -37,44 +34,19 @@ type NodeShards struct {
 // Shards reads every running node's shard replicas directly from the node
 // (not through the fault layer).
 func (l *Lab) Shards(ctx context.Context) map[string]NodeShards {
-	out := map[string]NodeShards{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, m := range l.Members() {
-		if m.Kind != KindNode {
-			continue
+	return eachNode(l, func(m MemberState) NodeShards {
+		if m.State != StateRunning {
+			return NodeShards{Error: string(m.State)}
 		}
-		wg.Go(func() {
-			s := readShards(ctx, m.HTTP, m.State)
-			mu.Lock()
-			out[m.Name] = s
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-func readShards(ctx context.Context, base string, state State) NodeShards {
-	if state != StateRunning {
-		return NodeShards{Error: string(state)}
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"admin/status", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return NodeShards{Error: fmt.Sprintf("unreachable: %v", err)}
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Shards []ShardReplica `json:"shards"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return NodeShards{Error: fmt.Sprintf("bad answer: %v", err)}
-	}
-	sort.Slice(body.Shards, func(i, j int) bool { return body.Shards[i].Shard < body.Shards[j].Shard })
-	return NodeShards{Shards: body.Shards}
+		var body struct {
+			Shards []ShardReplica `json:"shards"`
+		}
+		if err := getNodeJSON(ctx, m.HTTP+"admin/status", time.Second, &body); err != nil {
+			return NodeShards{Error: err.Error()}
+		}
+		sort.Slice(body.Shards, func(i, j int) bool { return body.Shards[i].Shard < body.Shards[j].Shard })
+		return NodeShards{Shards: body.Shards}
+	})
 }
 
 // leader is the member `leader` names: in CP mode the node leading shard
