@@ -68,9 +68,15 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 	owner := c.login("g1", "u1", "setup")
 	rooms := []string{"r1", "r2", "r3"}
 	for _, r := range rooms {
-		if _, err := owner.GroupCreate(ctxFor(t, 10*time.Second), r, users[1:]); err != nil {
-			t.Fatal(err)
-		}
+		// With ack-before-commit a registration is acknowledged before it
+		// commits, so the setup may briefly not find a user: retry.
+		eventually(t, 10*time.Second, "create room "+r, func() bool {
+			_, err := owner.GroupCreate(ctxFor(t, 10*time.Second), r, users[1:])
+			if err != nil && client.ErrorCode(err) != "not_found" {
+				t.Fatalf("create room %s: %v", r, err)
+			}
+			return err == nil
+		})
 	}
 	var mu sync.Mutex
 	var ops []check.Op

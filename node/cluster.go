@@ -370,9 +370,6 @@ func (r *cpReplica) view(fn func(fsm.Tx) error) error { return r.s.View(fn) }
 // linearize is ReadIndex: the leader confirms its lead with a quorum and
 // names its commit index; this replica waits until it has applied it.
 func (r *cpReplica) linearize(ctx context.Context) error {
-	if r.n.cfg.unsafe(UnsafeLocalLinearizable) {
-		return nil
-	}
 	lead, err := r.leader(ctx)
 	if err != nil {
 		return err

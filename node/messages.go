@@ -152,6 +152,11 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 		if req.Before > 1 {
 			s.n.awaitSeq(ctx, sh, req.Conv, req.Before-1)
 		}
+	case s.n.cfg.unsafe(UnsafeLocalLinearizable):
+		// The unsafe switch: a "linearizable" read served from the local
+		// replica without ReadIndex (and reported as linearizable, which is
+		// the lie the checkers must catch).
+		out.Consistency = "linearizable"
 	default:
 		if err := sh.linearize(ctx); err != nil {
 			return nil, rpcerr.Error(rpcerr.Unavailable, "%v; a linearizable read needs the shard's leader and a quorum (read \"local\" may be stale)", err)
