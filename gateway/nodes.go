@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -41,6 +42,42 @@ func (n *nodeConn) identity() (id, mode string) {
 	return n.id, n.mode
 }
 
+// connectParams keep reconnects to a restarted node prompt: gRPC's default
+// backoff grows to two minutes, far too long for a lab where nodes are
+// killed and restarted on purpose.
+var connectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: time.Second,
+}
+
+// reconnectWait bounds how long a call waits for a node whose connection
+// is down to come back before moving on.
+const reconnectWait = 500 * time.Millisecond
+
+// ready makes a down connection retry at once and waits, briefly, for it
+// to come up; it reports whether the connection can carry a call.
+func ready(ctx context.Context, cc *grpc.ClientConn) bool {
+	st := cc.GetState()
+	if st != connectivity.TransientFailure && st != connectivity.Shutdown {
+		return true
+	}
+	if st == connectivity.Shutdown {
+		return false
+	}
+	cc.ResetConnectBackoff()
+	wctx, cancel := context.WithTimeout(ctx, reconnectWait)
+	defer cancel()
+	for {
+		st = cc.GetState()
+		if st == connectivity.Ready {
+			return true
+		}
+		if st == connectivity.Shutdown || !cc.WaitForStateChange(wctx, st) {
+			return false
+		}
+	}
+}
+
 // nodePool is the seed's discovery and failover without ZooKeeper: the
 // gateway is given its nodes in order of preference, health-checks each,
 // and sends every call to the first healthy one.
@@ -56,7 +93,7 @@ type nodePool struct {
 func newNodePool(addrs []string, interval time.Duration, log *slog.Logger) (*nodePool, error) {
 	p := &nodePool{log: log, interval: interval, changed: make(chan struct{}, 1)}
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("gateway: node %s: %w", a, err)
@@ -171,11 +208,8 @@ func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKin
 	for _, n := range p.candidates() {
 		// A connection that is not up cannot have carried the request: it
 		// is refused before anything was sent, so any call may move on.
-		state := n.cc.GetState()
-		notSent := state == connectivity.TransientFailure || state == connectivity.Shutdown
-		if notSent {
-			n.cc.Connect()
-			last = fmt.Errorf("node %s: %s", n.addr, state)
+		if !ready(ctx, n.cc) {
+			last = fmt.Errorf("node %s: %s", n.addr, n.cc.GetState())
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)

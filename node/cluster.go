@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -139,6 +140,10 @@ func (c *cluster) client(addr string) (*grpc.ClientConn, pb.InternalClient, erro
 	if cc == nil {
 		var err error
 		cc, err = grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}),
 			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 				d := time.Second
 				if dl, ok := ctx.Deadline(); ok {
