@@ -64,6 +64,17 @@ type Send struct {
 	ID      string `json:"id"`
 	Ts      int64  `json:"ts"`
 	Origin  string `json:"origin"`
+	// Order is the message's place in its conversation: messages are
+	// ordered by it, bytewise, and a message's seq is its rank. Empty means
+	// "after everything applied before", which is what a log gives (the
+	// machine then uses the log index). A mode without a single log passes
+	// a key of its own (e.g. hybrid logical clock, origin, id), so that
+	// replicas holding the same messages agree on their order whatever
+	// order they applied them in.
+	Order []byte `json:"order,omitempty"`
+	// OSeq numbers the messages of one origin, densely from 1 (0: none);
+	// exact per-origin sync cursors use it.
+	OSeq uint64 `json:"oseq,omitempty"`
 }
 
 // Cursor moves a delivery (per device) or read (per user) cursor forward to
@@ -89,6 +100,10 @@ type Result struct {
 	// Members are the conversation's member uids after the command, for
 	// fan-out.
 	Members []uint64
+	// Reordered, when not 0, is the first seq whose message changed: the
+	// command's message sorted before messages already there, which moved
+	// one place on (clients that were shown them need a resync).
+	Reordered uint64
 }
 
 // Errors a command can be refused with. They are deterministic: every

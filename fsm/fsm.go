@@ -12,6 +12,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -86,6 +87,8 @@ type Message struct {
 	Cmid    string `json:"cmid"`
 	Ts      int64  `json:"ts"`
 	Origin  string `json:"origin"`
+	Order   []byte `json:"order,omitempty"`
+	OSeq    uint64 `json:"oseq,omitempty"`
 }
 
 // Apply applies the commands of the log entry at index in tx and records
@@ -102,13 +105,18 @@ func (m *Machine) Apply(tx Tx, index uint64, cmds []Command) ([]Result, error) {
 			return nil, err
 		}
 	}
+	b := &batch{index: index, pending: map[string]*Message{}, dirty: map[string][]byte{}}
 	out := make([]Result, len(cmds))
 	for i := range cmds {
-		r, err := m.apply(tx, &cmds[i])
+		b.pos = uint32(i)
+		r, err := m.apply(tx, b, &cmds[i])
 		if err != nil {
 			return nil, err
 		}
 		out[i] = r
+	}
+	if err := m.settle(tx, b, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -116,7 +124,7 @@ func (m *Machine) Apply(tx Tx, index uint64, cmds []Command) ([]Result, error) {
 // Applied returns the last log index applied in tx's state.
 func Applied(tx Tx) uint64 { return getU64(tx.Get(bMeta, keyApplied)) }
 
-func (m *Machine) apply(tx Tx, c *Command) (Result, error) {
+func (m *Machine) apply(tx Tx, b *batch, c *Command) (Result, error) {
 	switch {
 	case c.Register != nil:
 		return m.register(tx, c.Register)
@@ -129,7 +137,7 @@ func (m *Machine) apply(tx Tx, c *Command) (Result, error) {
 	case c.GroupLeave != nil:
 		return m.groupLeave(tx, c.GroupLeave)
 	case c.Send != nil:
-		return m.send(tx, c.Send)
+		return m.send(tx, b, c.Send)
 	case c.Ack != nil:
 		return m.cursor(tx, c.Ack, true)
 	case c.Read != nil:
@@ -253,7 +261,7 @@ func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
 	return Result{Conv: conv, Members: Members(tx, conv)}, nil
 }
 
-func (m *Machine) send(tx Tx, s *Send) (Result, error) {
+func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 	if s.Conv == "" || s.FromUID == 0 || s.ID == "" || s.Cmid == "" {
 		return Result{Err: ErrInvalid}, nil
 	}
@@ -283,32 +291,64 @@ func (m *Machine) send(tx Tx, s *Send) (Result, error) {
 	default:
 		return Result{Err: ErrInvalid}, nil
 	}
-	dk := dedupKey(s.FromUID, s.Conv, s.Cmid)
-	if seq := getU64(tx.Get(bDedup, dk)); seq != 0 {
-		var prev Message
-		if getJSON(tx, bMsgs, msgKey(s.Conv, seq), &prev) {
-			return Result{Conv: s.Conv, Message: &prev, Dup: true, Seq: seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
+	if k := tx.Get(bMsgIDs, []byte(s.ID)); k != nil {
+		// The same message again (a replica receiving it twice).
+		if prev, ok := b.message(tx, s.Conv, k[len(s.Conv)+1:]); ok {
+			return Result{Conv: s.Conv, Message: prev, Dup: true, Seq: prev.Seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
 		}
 	}
+	dk := dedupKey(s.FromUID, s.Conv, s.Cmid)
+	if order := tx.Get(bDedup, dk); order != nil {
+		if prev, ok := b.message(tx, s.Conv, order); ok {
+			return Result{Conv: s.Conv, Message: prev, Dup: true, Seq: prev.Seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
+		}
+	}
+	order := s.Order
+	if len(order) == 0 {
+		order = b.logOrder(tx, s.Conv)
+	}
+	msg := &Message{Conv: s.Conv, ID: s.ID, From: s.From, FromUID: s.FromUID,
+		Text: s.Text, Cmid: s.Cmid, Ts: s.Ts, Origin: s.Origin, Order: order, OSeq: s.OSeq}
+	if err := tx.Put(bMsgIDs, []byte(msg.ID), orderKey(s.Conv, order)); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Put(bDedup, dk, order); err != nil {
+		return Result{}, err
+	}
+	if s.OSeq != 0 {
+		if err := tx.Put(bOrigins, originKey(s.Conv, s.Origin, s.OSeq), order); err != nil {
+			return Result{}, err
+		}
+	}
+	res := Result{Conv: s.Conv, Message: msg, ID: msg.ID, Members: Members(tx, s.Conv)}
+	if last := lastOrder(tx, s.Conv); last != nil && bytes.Compare(order, last) <= 0 || b.dirty[s.Conv] != nil {
+		// It sorts before messages already there: place it when the batch
+		// settles, renumbering the conversation's tail once.
+		if err := tx.Put(bOrders, orderKey(s.Conv, order), u64(0)); err != nil {
+			return Result{}, err
+		}
+		b.pending[string(orderKey(s.Conv, order))] = msg
+		if d := b.dirty[s.Conv]; d == nil || bytes.Compare(order, d) < 0 {
+			b.dirty[s.Conv] = order
+		}
+		return res, nil
+	}
 	conv.MaxSeq++
-	msg := Message{Conv: s.Conv, Seq: conv.MaxSeq, ID: s.ID, From: s.From, FromUID: s.FromUID,
-		Text: s.Text, Cmid: s.Cmid, Ts: s.Ts, Origin: s.Origin}
+	msg.Seq = conv.MaxSeq
+	res.Seq = msg.Seq
 	if err := putJSON(tx, bConvs, []byte(s.Conv), conv); err != nil {
 		return Result{}, err
 	}
 	if err := putJSON(tx, bMsgs, msgKey(s.Conv, msg.Seq), msg); err != nil {
 		return Result{}, err
 	}
-	if err := tx.Put(bMsgIDs, []byte(msg.ID), msgKey(s.Conv, msg.Seq)); err != nil {
-		return Result{}, err
-	}
-	if err := tx.Put(bDedup, dk, u64(msg.Seq)); err != nil {
+	if err := tx.Put(bOrders, orderKey(s.Conv, order), u64(msg.Seq)); err != nil {
 		return Result{}, err
 	}
 	if err := m.forgetDedup(tx, s.Conv, msg.Seq); err != nil {
 		return Result{}, err
 	}
-	return Result{Conv: s.Conv, Message: &msg, Seq: msg.Seq, ID: msg.ID, Members: Members(tx, s.Conv)}, nil
+	return res, nil
 }
 
 // forgetDedup drops the dedup entry of the message that just left the
@@ -335,10 +375,11 @@ func (m *Machine) cursor(tx Tx, c *Cursor, delivered bool) (Result, error) {
 			return Result{Err: ErrNoSuchMessage}, nil
 		}
 	case c.ID != "":
-		k := tx.Get(bMsgIDs, []byte(c.ID))
-		if k == nil || !getJSON(tx, bMsgs, k, &msg) || msg.Conv != c.Conv {
+		m, ok := MessageByID(tx, c.ID)
+		if !ok || m.Conv != c.Conv {
 			return Result{Err: ErrNoSuchMessage}, nil
 		}
+		msg = m
 	default:
 		return Result{Err: ErrInvalid}, nil
 	}

@@ -13,14 +13,16 @@ const (
 	bMembers   = "members"   // conv 0x00 uid -> present
 	bUserConvs = "userconvs" // uid conv -> present
 	bMsgs      = "msgs"      // conv 0x00 seq -> Message
-	bMsgIDs    = "msgids"    // id -> conv 0x00 seq
-	bDedup     = "dedup"     // uid conv 0x00 cmid -> seq
+	bOrders    = "orders"    // conv 0x00 order -> seq (order: the message's sort key)
+	bMsgIDs    = "msgids"    // id -> conv 0x00 order
+	bOrigins   = "origins"   // conv 0x00 origin 0x00 oseq -> order (messages with an origin sequence)
+	bDedup     = "dedup"     // uid conv 0x00 cmid -> order
 	bDelivered = "delivered" // uid device 0x00 conv -> seq
 	bReadCur   = "readcur"   // uid conv -> seq
 )
 
 // Buckets lists every bucket in a fixed order (snapshots walk it).
-var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bMsgIDs, bDedup, bDelivered, bReadCur}
+var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur}
 
 var (
 	keyApplied = []byte("applied")
@@ -60,8 +62,12 @@ var sep = []byte{0}
 // etcd-io/bbolt#726), which would make the entry look absent.
 var present = []byte{1}
 
-func convPrefix(conv string) []byte              { return join([]byte(conv), sep) }
-func msgKey(conv string, seq uint64) []byte      { return join([]byte(conv), sep, u64(seq)) }
+func convPrefix(conv string) []byte             { return join([]byte(conv), sep) }
+func msgKey(conv string, seq uint64) []byte     { return join([]byte(conv), sep, u64(seq)) }
+func orderKey(conv string, order []byte) []byte { return join([]byte(conv), sep, order) }
+func originKey(conv, origin string, oseq uint64) []byte {
+	return join([]byte(conv), sep, []byte(origin), sep, u64(oseq))
+}
 func memberKey(conv string, uid uint64) []byte   { return join([]byte(conv), sep, u64(uid)) }
 func userConvKey(uid uint64, conv string) []byte { return join(u64(uid), []byte(conv)) }
 func dedupKey(uid uint64, conv, cmid string) []byte {

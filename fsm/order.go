@@ -1,0 +1,137 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"sort"
+)
+
+// batch is the state of one Apply call: the log index and position that
+// give unordered messages their key, and the messages that sort before
+// others already in their conversation, placed when the batch settles so
+// that a batch of them renumbers each conversation's tail once.
+type batch struct {
+	index   uint64
+	pos     uint32
+	pending map[string]*Message // orderKey -> message not yet numbered
+	dirty   map[string][]byte   // conv -> smallest pending order
+}
+
+// logOrder is the order key of a message that comes from a log: the log
+// index and the command's position in its entry, so that later entries
+// sort after earlier ones.
+// Without a log (index 0) the key extends the conversation's last one.
+func (b *batch) logOrder(tx Tx, conv string) []byte {
+	if b.index == 0 {
+		last := lastOrder(tx, conv)
+		if last == nil {
+			last = make([]byte, 12)
+		}
+		return append(last, 1)
+	}
+	var k [12]byte
+	binary.BigEndian.PutUint64(k[:8], b.index)
+	binary.BigEndian.PutUint32(k[8:], b.pos)
+	return k[:]
+}
+
+// message finds a message by its order key, pending ones included.
+func (b *batch) message(tx Tx, conv string, order []byte) (*Message, bool) {
+	if m := b.pending[string(orderKey(conv, order))]; m != nil {
+		return m, true
+	}
+	return messageByOrder(tx, conv, order)
+}
+
+func messageByOrder(tx Tx, conv string, order []byte) (*Message, bool) {
+	seq := getU64(tx.Get(bOrders, orderKey(conv, order)))
+	if seq == 0 {
+		return nil, false
+	}
+	var m Message
+	if !getJSON(tx, bMsgs, msgKey(conv, seq), &m) {
+		return nil, false
+	}
+	return &m, true
+}
+
+// lastOrder is the largest order key in conv, or nil.
+func lastOrder(tx Tx, conv string) []byte {
+	var last []byte
+	p := convPrefix(conv)
+	_ = tx.Scan(bOrders, p, prefixEnd(p), true, func(k, _ []byte) bool {
+		last = append([]byte(nil), k[len(p):]...)
+		return false
+	})
+	return last
+}
+
+// settle numbers the pending messages: for each conversation it renumbers
+// the tail from the first pending message, in order-key order, and fills in
+// the seqs of the results.
+func (m *Machine) settle(tx Tx, b *batch, out []Result) error {
+	if len(b.dirty) == 0 {
+		return nil
+	}
+	convs := make([]string, 0, len(b.dirty))
+	for c := range b.dirty {
+		convs = append(convs, c)
+	}
+	sort.Strings(convs)
+	first := map[string]uint64{}
+	for _, conv := range convs {
+		from := b.dirty[conv]
+		p := convPrefix(conv)
+		// The seq of the message just before the first pending one.
+		start := uint64(1)
+		_ = tx.Scan(bOrders, p, orderKey(conv, from), true, func(_, v []byte) bool {
+			start = getU64(v) + 1
+			return false
+		})
+		var tail []*Message
+		err := tx.Scan(bOrders, orderKey(conv, from), prefixEnd(p), false, func(k, v []byte) bool {
+			if m := b.pending[string(k)]; m != nil {
+				tail = append(tail, m)
+				return true
+			}
+			var old Message
+			if getJSON(tx, bMsgs, msgKey(conv, getU64(v)), &old) {
+				tail = append(tail, &old)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for i, msg := range tail {
+			msg.Seq = start + uint64(i)
+			if err := putJSON(tx, bMsgs, msgKey(conv, msg.Seq), msg); err != nil {
+				return err
+			}
+			if err := tx.Put(bOrders, orderKey(conv, msg.Order), u64(msg.Seq)); err != nil {
+				return err
+			}
+		}
+		var c Conv
+		getJSON(tx, bConvs, []byte(conv), &c)
+		c.MaxSeq = start + uint64(len(tail)) - 1
+		if err := putJSON(tx, bConvs, []byte(conv), c); err != nil {
+			return err
+		}
+		first[conv] = start
+	}
+	for i := range out {
+		r := &out[i]
+		if r.Message == nil || r.Err != nil {
+			continue
+		}
+		if start, ok := first[r.Conv]; ok {
+			if r.Message.Seq == 0 || !r.Dup {
+				r.Seq = r.Message.Seq
+			}
+			if !r.Dup && b.pending[string(orderKey(r.Conv, r.Message.Order))] == r.Message && r.Message.Seq >= start {
+				r.Reordered = start
+			}
+		}
+	}
+	return nil
+}
