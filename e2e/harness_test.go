@@ -62,6 +62,9 @@ type labOpts struct {
 	nodeArgs, gatewayArgs []string
 	// unsafe are CP unsafe switches for every node (the lab's --unsafe).
 	unsafe []string
+	// mode is "cp" (default) or "ap"; noRepair turns AP repair off.
+	mode     string
+	noRepair bool
 }
 
 // cluster is a running lab of real processes.
@@ -88,6 +91,10 @@ func startLab(t *testing.T, o labOpts) *cluster {
 	cfg.Secret = testcluster.Secret
 	cfg.BcryptCost = 4
 	cfg.Unsafe = o.unsafe
+	if o.mode != "" {
+		cfg.Mode = o.mode
+	}
+	cfg.APRepair = !o.noRepair
 	cfg.Args = func(member string, args []string) []string {
 		switch {
 		case strings.HasPrefix(member, "n"):

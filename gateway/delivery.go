@@ -50,12 +50,25 @@ func (s *session) ready() bool { return s.isReady.Load() }
 type event struct {
 	m      *pb.Message
 	silent bool
+	// resync, when set, is a reorder of conv from this seq (m is nil).
+	conv   string
+	resync uint64
+}
+
+// offerResync hands the deliverer a reorder: positions of conv from seq on
+// changed on the node.
+func (s *session) offerResync(conv string, from uint64) {
+	select {
+	case s.events <- event{conv: conv, resync: from}:
+	default:
+		s.requestCatchUp()
+	}
 }
 
 // offer hands a message push to the deliverer.
 func (s *session) offer(m *pb.Message, silent bool) {
 	select {
-	case s.events <- event{m, silent}:
+	case s.events <- event{m: m, silent: silent}:
 	default:
 		s.requestCatchUp()
 	}
@@ -89,6 +102,10 @@ func (s *session) deliverLoop() {
 	for {
 		select {
 		case e := <-s.events:
+			if e.resync > 0 {
+				s.resync(e.conv, e.resync)
+				continue
+			}
 			s.deliver(e.m, e.silent)
 		case <-s.catchup:
 			s.catchUp()
@@ -220,6 +237,15 @@ func (s *session) deliver(m *pb.Message, silent bool) {
 		return
 	}
 	s.push(m)
+}
+
+// resync tells the client to refetch conv from seq when it was shown a
+// position that changed. The cursor stays: later pushes continue after it,
+// and the client's refetch (deduplicated by id) shows the new order.
+func (s *session) resync(conv string, from uint64) {
+	if cur, ok := s.cursor[conv]; ok && cur >= from {
+		s.send(wire.Push(wire.PushResync, resyncFields{Conv: conv, FromSeq: from}))
+	}
 }
 
 // push sends m to the client and advances its conversation's cursor.

@@ -250,6 +250,12 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 		for _, s := range to {
 			s.send(frame)
 		}
+	case *pb.Push_Resync:
+		for _, uid := range p.ToUids {
+			for _, s := range g.sessionsOf(uid) {
+				s.offerResync(ev.Resync.Conv, ev.Resync.FromSeq)
+			}
+		}
 	case *pb.Push_Kick:
 		k := ev.Kick
 		for _, s := range g.sessionsOf(k.Uid) {

@@ -77,6 +77,10 @@ type (
 		Online  bool   `json:"online"`
 		Gateway string `json:"gateway,omitempty"`
 	}
+	resyncFields struct {
+		Conv    string `json:"conv"`
+		FromSeq uint64 `json:"from_seq"`
+	}
 	kickedFields struct {
 		Reason  string `json:"reason"`
 		Message string `json:"message,omitempty"`
@@ -85,6 +89,10 @@ type (
 
 func toWire(m *pb.Message) wire.Message {
 	out := wire.Message{Conv: m.Conv, Seq: m.Seq, ID: m.Id, From: m.From, Text: m.Text, Cmid: m.Cmid, Ts: m.Ts, Origin: m.Origin}
+	if m.Ap {
+		t := m.Tentative
+		out.Tentative = &t
+	}
 	return out
 }
 

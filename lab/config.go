@@ -64,8 +64,8 @@ type Config struct {
 	// Leaders is "colocate" or "spread" (see lab.md). Recorded and reported;
 	// acted upon once replication exists.
 	Leaders string
-	// APRepair enables anti-entropy repair in AP mode. Recorded and
-	// reported; acted upon once AP replication exists.
+	// APRepair enables the AP mode's outbox and anti-entropy (off: the
+	// naive lossy fan-out, passed to nodes as --ap-repair off).
 	APRepair bool
 	// Redis is RedisAuto, RedisEmbedded or HOST:PORT of an external Redis
 	// the lab does not manage.

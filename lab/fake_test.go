@@ -90,6 +90,8 @@ func fakeMember(args []string) int {
 	fs.String("raft-listen", "", "")
 	fs.String("peers", "", "")
 	fs.String("leaders", "", "")
+	fs.String("ap-repair", "", "")
+	fs.String("unsafe", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

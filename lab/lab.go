@@ -284,6 +284,9 @@ func (l *Lab) plan(httpAddr string) error {
 		if len(l.cfg.Unsafe) > 0 {
 			args = append(args, "--unsafe", strings.Join(l.cfg.Unsafe, ","))
 		}
+		if !l.cfg.APRepair {
+			args = append(args, "--ap-repair", "off")
+		}
 		nodes = append(nodes, &member{
 			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, Raft: raftAddrs[i-1], HTTP: "http://" + httpAddr + "/",
 				Data: data, Log: logPath(name)},

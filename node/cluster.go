@@ -49,6 +49,14 @@ func startCluster(n *Node) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{n: n, mux: mux, peers: cfg.Peers, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
+	if cfg.Mode == "ap" {
+		if err := c.startAP(); err != nil {
+			mux.Close()
+			return nil, err
+		}
+		c.serveInternal()
+		return c, nil
+	}
 	var voters []string
 	switch {
 	case cfg.Join != "":
@@ -78,10 +86,7 @@ func startCluster(n *Node) (*cluster, error) {
 		}
 		n.shards = append(n.shards, &cpReplica{n: n, c: c, id: i, s: s})
 	}
-	c.rpcSrv = grpc.NewServer()
-	pb.RegisterInternalServer(c.rpcSrv, &internalService{n: n})
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); c.rpcSrv.Serve(mux.RPCListener()) }()
+	c.serveInternal()
 	if cfg.Leaders == "colocate" {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.colocate() }()
@@ -94,6 +99,14 @@ func startCluster(n *Node) (*cluster, error) {
 		n.log.Warn("UNSAFE switch on: this node breaks Raft's guarantees on purpose", "switch", u)
 	}
 	return c, nil
+}
+
+// serveInternal serves the node-to-node RPCs on the mux.
+func (c *cluster) serveInternal() {
+	c.rpcSrv = grpc.NewServer()
+	pb.RegisterInternalServer(c.rpcSrv, &internalService{n: c.n})
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.rpcSrv.Serve(c.mux.RPCListener()) }()
 }
 
 // ServerAddr implements raft.ServerAddressProvider: the address this node

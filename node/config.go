@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mpim/fsm"
+	"mpim/node/ap"
 	"mpim/node/cp"
 )
 
@@ -72,8 +73,10 @@ type Config struct {
 	LeaderWait time.Duration
 	// ForwardTimeout bounds one forwarded call to a shard leader.
 	ForwardTimeout time.Duration
-	// Raft tunes every shard's Raft group.
+	// Raft tunes every shard's Raft group (CP mode).
 	Raft cp.Config
+	// AP tunes the AP mode's replication (Repair: outbox and anti-entropy).
+	AP ap.Config
 	// Unsafe switches, for teaching and for testing the checkers:
 	// "ack-before-commit", "local-linearizable".
 	Unsafe []string
@@ -109,6 +112,7 @@ func DefaultConfig() Config {
 		LeaderWait:     time.Second,
 		ForwardTimeout: time.Second,
 		Raft:           cp.DefaultConfig(),
+		AP:             ap.DefaultConfig(),
 	}
 }
 
@@ -151,10 +155,10 @@ func (c Config) Validate() error {
 	if err := c.FSM.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.RaftListen == "" {
+		errs = append(errs, errors.New("node: --raft-listen (the node-to-node address) is required"))
+	}
 	if c.Mode == "cp" {
-		if c.RaftListen == "" {
-			errs = append(errs, errors.New("node: --raft-listen is required in cp mode"))
-		}
 		if len(c.Peers) > 0 && c.Peers[c.ID] == "" {
 			errs = append(errs, fmt.Errorf("node: --peers must name this node (%s) too", c.ID))
 		}

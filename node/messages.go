@@ -10,6 +10,7 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
+	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -23,9 +24,17 @@ type messageService struct {
 // sender does not wait longer than this for them.
 const fanoutTimeout = time.Second
 
-func toPB(m *fsm.Message) *pb.Message {
-	return &pb.Message{Conv: m.Conv, Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
+// toPB is the wire form of a stored message. In AP mode it carries
+// tentative: whether a message from a node not yet heard from could still
+// sort before it.
+func (n *Node) toPB(m *fsm.Message) *pb.Message {
+	out := &pb.Message{Conv: m.Conv, Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
 		Ts: m.Ts, Origin: m.Origin, FromUid: m.FromUID}
+	if n.ap != nil {
+		out.Ap = true
+		out.Tentative = ap.HLCOf(m.Order) > n.ap.Stable()
+	}
+	return out
 }
 
 func caller(c *pb.Caller) error {
@@ -84,9 +93,9 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	// A duplicate is pushed again too: if the first attempt's pushes were
 	// lost, this repairs them; gateways drop what was delivered already.
 	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: toPB(res.Message)}, SkipSession: c.Session}, res.Members)
+	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: s.n.toPB(res.Message)}, SkipSession: c.Session}, res.Members)
 	cancel()
-	return &pb.SendReply{Message: toPB(res.Message), Dup: res.Dup}, nil
+	return &pb.SendReply{Message: s.n.toPB(res.Message), Dup: res.Dup}, nil
 }
 
 // authorize checks that the caller may read conv and returns its members.
@@ -169,7 +178,7 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 		return nil
 	})
 	for i := range msgs {
-		out.Messages = append(out.Messages, toPB(&msgs[i]))
+		out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
 	}
 	return out, nil
 }
@@ -249,7 +258,7 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 			out.Convs = append(out.Convs, &pb.ConvMax{Conv: conv, MaxSeq: fsm.MaxSeq(tx, conv)})
 			msgs, more := fsm.MessagesAfter(tx, conv, from, limit-len(out.Messages))
 			for i := range msgs {
-				out.Messages = append(out.Messages, toPB(&msgs[i]))
+				out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
 				from = msgs[i].Seq
 			}
 			out.More = out.More || more

@@ -25,6 +25,7 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
+	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -33,7 +34,9 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	shards  []replica
-	cluster *cluster // CP mode: node-to-node listener, peers, forwarding
+	cluster *cluster // node-to-node listener, peers, forwarding
+	ap      *ap.Replicator
+	locals  []*localShard // AP mode: the shards the replicator applies
 	rdb     *redis.Client
 	metrics *metrics
 	fanout  *fanout
@@ -64,12 +67,8 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	m, err := fsm.New(cfg.FSM)
-	if err != nil {
+	if err := cfg.FSM.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Mode == "cp" {
-		m = nil // each CP replica makes its own
 	}
 	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID)}
 	n.metrics = newMetrics(cfg.ID)
@@ -82,20 +81,10 @@ func Start(cfg Config) (*Node, error) {
 	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
 	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
 	n.fanout.onRecover = n.routes.restore
-	if cfg.Mode == "cp" {
-		if n.cluster, err = startCluster(n); err != nil {
-			n.closeShards()
-			return nil, err
-		}
-	} else {
-		for i := 0; i < cfg.Shards; i++ {
-			s, err := openShard(cfg.DataDir, i, cfg, m, log, n.applied)
-			if err != nil {
-				n.closeShards()
-				return nil, err
-			}
-			n.shards = append(n.shards, s)
-		}
+	var err error
+	if n.cluster, err = startCluster(n); err != nil {
+		n.closeShards()
+		return nil, err
 	}
 	n.metrics.watchShards(n.shards)
 
@@ -186,6 +175,9 @@ func (n *Node) closeShards() {
 	if n.cluster != nil {
 		n.cluster.stopBackground()
 	}
+	if n.ap != nil {
+		n.ap.Close()
+	}
 	for i, s := range n.shards {
 		if err := s.close(); err != nil {
 			n.log.Error("close shard", "shard", i, "err", err)
@@ -233,7 +225,7 @@ func (n *Node) convShard(conv string) replica { return n.shards[shardOf(conv, le
 func (n *Node) applied(results []fsm.Result) {
 	for _, r := range results {
 		if r.Message != nil && !r.Dup && r.Err == nil {
-			n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: toPB(r.Message)}, Origin: n.cfg.ID}, r.Members, false)
+			n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: n.toPB(r.Message)}, Origin: n.cfg.ID}, r.Members, false)
 		}
 	}
 }

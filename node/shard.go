@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"sync/atomic"
 
@@ -51,10 +52,12 @@ type localShard struct {
 	m       *fsm.Machine
 	log     *slog.Logger
 	onApply func([]fsm.Result)
-	queue   chan *proposal
-	applied atomic.Uint64
-	stop    chan struct{}
-	done    chan struct{}
+	// commitMu serializes commits: the group-commit loop and applyBatch.
+	commitMu sync.Mutex
+	queue    chan *proposal
+	applied  atomic.Uint64
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 type proposal struct {
@@ -128,6 +131,22 @@ func (s *localShard) commit(batch []*proposal) {
 	for i, p := range batch {
 		cmds[i] = p.cmd
 	}
+	results, err := s.applyBatch(cmds)
+	if err != nil {
+		for _, p := range batch {
+			p.done <- commitResult{err: err}
+		}
+		return
+	}
+	for i, p := range batch {
+		p.done <- commitResult{res: results[i]}
+	}
+}
+
+// applyBatch commits cmds as the next index in one transaction.
+func (s *localShard) applyBatch(cmds []fsm.Command) ([]fsm.Result, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	index := s.applied.Load() + 1
 	var results []fsm.Result
 	err := s.st.Update(func(tx fsm.Tx) error {
@@ -137,18 +156,13 @@ func (s *localShard) commit(batch []*proposal) {
 	})
 	if err != nil {
 		s.log.Error("commit failed", "index", index, "err", err)
-		for _, p := range batch {
-			p.done <- commitResult{err: fmt.Errorf("%w: shard %d storage: %v", ErrNotApplied, s.id, err)}
-		}
-		return
+		return nil, fmt.Errorf("%w: shard %d storage: %v", ErrNotApplied, s.id, err)
 	}
 	s.applied.Store(index)
 	if s.onApply != nil {
 		s.onApply(results)
 	}
-	for i, p := range batch {
-		p.done <- commitResult{res: results[i]}
-	}
+	return results, nil
 }
 
 func (s *localShard) view(fn func(fsm.Tx) error) error { return s.st.View(fn) }

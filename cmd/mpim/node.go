@@ -19,7 +19,7 @@ import (
 
 func nodeCmd() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var secret, peers, unsafe string
+	var secret, peers, unsafe, apRepair string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node (user, message, group and presence services; state shards)",
@@ -31,6 +31,14 @@ func nodeCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Unsafe = splitList(unsafe)
+			switch apRepair {
+			case "on":
+				cfg.AP.Repair = true
+			case "off":
+				cfg.AP.Repair = false
+			default:
+				return usageError{fmt.Errorf("--ap-repair %q: use on or off", apRepair)}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -79,6 +87,7 @@ func nodeCmd() *cobra.Command {
 	f.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", cfg.Raft.SnapshotInterval, "how often to check whether a snapshot is due")
 	f.DurationVar(&cfg.ForwardTimeout, "forward-timeout", cfg.ForwardTimeout, "bound on one call forwarded to a shard leader")
 	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
+	f.StringVar(&apRepair, "ap-repair", "on", "AP mode: outbox and anti-entropy repair (on), or the naive lossy fan-out (off)")
 	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.BoolVar(&cfg.TestHooks, "test-hooks", false, "enable failure hooks for tests (never in production)")
 	f.MarkHidden("test-hooks")

@@ -143,17 +143,20 @@ func (x *Caller) GetSession() string {
 
 // Message is one chat message, as the wire protocol shows it.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
-	From          string                 `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
-	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
-	Cmid          string                 `protobuf:"bytes,6,opt,name=cmid,proto3" json:"cmid,omitempty"`
-	Ts            int64                  `protobuf:"varint,7,opt,name=ts,proto3" json:"ts,omitempty"`
-	Origin        string                 `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
-	Tentative     bool                   `protobuf:"varint,9,opt,name=tentative,proto3" json:"tentative,omitempty"`
-	FromUid       uint64                 `protobuf:"varint,10,opt,name=from_uid,json=fromUid,proto3" json:"from_uid,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Conv      string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	Seq       uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Id        string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	From      string                 `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	Text      string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	Cmid      string                 `protobuf:"bytes,6,opt,name=cmid,proto3" json:"cmid,omitempty"`
+	Ts        int64                  `protobuf:"varint,7,opt,name=ts,proto3" json:"ts,omitempty"`
+	Origin    string                 `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
+	Tentative bool                   `protobuf:"varint,9,opt,name=tentative,proto3" json:"tentative,omitempty"`
+	FromUid   uint64                 `protobuf:"varint,10,opt,name=from_uid,json=fromUid,proto3" json:"from_uid,omitempty"`
+	// ap is set in AP mode, where tentative is meaningful (the protocol
+	// shows the field only there).
+	Ap            bool `protobuf:"varint,11,opt,name=ap,proto3" json:"ap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +259,13 @@ func (x *Message) GetFromUid() uint64 {
 		return x.FromUid
 	}
 	return 0
+}
+
+func (x *Message) GetAp() bool {
+	if x != nil {
+		return x.Ap
+	}
+	return false
 }
 
 type RegisterRequest struct {
@@ -1646,6 +1656,7 @@ type Push struct {
 	//	*Push_Typing
 	//	*Push_Presence
 	//	*Push_Kick
+	//	*Push_Resync
 	Event isPush_Event `protobuf_oneof:"event"`
 	// to_uids are the users this push is for; gateways deliver it to every
 	// device of theirs.
@@ -1741,6 +1752,15 @@ func (x *Push) GetKick() *Kick {
 	return nil
 }
 
+func (x *Push) GetResync() *Resync {
+	if x != nil {
+		if x, ok := x.Event.(*Push_Resync); ok {
+			return x.Resync
+		}
+	}
+	return nil
+}
+
 func (x *Push) GetToUids() []uint64 {
 	if x != nil {
 		return x.ToUids
@@ -1786,6 +1806,10 @@ type Push_Kick struct {
 	Kick *Kick `protobuf:"bytes,5,opt,name=kick,proto3,oneof"`
 }
 
+type Push_Resync struct {
+	Resync *Resync `protobuf:"bytes,6,opt,name=resync,proto3,oneof"`
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Receipt) isPush_Event() {}
@@ -1795,6 +1819,8 @@ func (*Push_Typing) isPush_Event() {}
 func (*Push_Presence) isPush_Event() {}
 
 func (*Push_Kick) isPush_Event() {}
+
+func (*Push_Resync) isPush_Event() {}
 
 type Receipt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1873,6 +1899,60 @@ func (x *Receipt) GetId() string {
 	return ""
 }
 
+// Resync tells members that positions from from_seq on changed (AP: a
+// message sorted before messages already shown).
+type Resync struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	FromSeq       uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resync) Reset() {
+	*x = Resync{}
+	mi := &file_proto_mpim_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resync) ProtoMessage() {}
+
+func (x *Resync) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resync.ProtoReflect.Descriptor instead.
+func (*Resync) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Resync) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *Resync) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
 // Kick ends a device's session: reason is e.g. "device_replaced".
 type Kick struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1890,7 +1970,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_proto_mpim_proto_msgTypes[28]
+	mi := &file_proto_mpim_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +1982,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[28]
+	mi := &file_proto_mpim_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +1995,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{28}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Kick) GetUid() uint64 {
@@ -1970,7 +2050,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_proto_mpim_proto_msgTypes[29]
+	mi := &file_proto_mpim_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2062,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[29]
+	mi := &file_proto_mpim_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2075,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{29}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Typing) GetConv() string {
@@ -2024,7 +2104,7 @@ type PresenceChange struct {
 
 func (x *PresenceChange) Reset() {
 	*x = PresenceChange{}
-	mi := &file_proto_mpim_proto_msgTypes[30]
+	mi := &file_proto_mpim_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2116,7 @@ func (x *PresenceChange) String() string {
 func (*PresenceChange) ProtoMessage() {}
 
 func (x *PresenceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[30]
+	mi := &file_proto_mpim_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2129,7 @@ func (x *PresenceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceChange.ProtoReflect.Descriptor instead.
 func (*PresenceChange) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{30}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PresenceChange) GetUser() string {
@@ -2093,7 +2173,7 @@ type GatewayStatus struct {
 
 func (x *GatewayStatus) Reset() {
 	*x = GatewayStatus{}
-	mi := &file_proto_mpim_proto_msgTypes[31]
+	mi := &file_proto_mpim_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2185,7 @@ func (x *GatewayStatus) String() string {
 func (*GatewayStatus) ProtoMessage() {}
 
 func (x *GatewayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[31]
+	mi := &file_proto_mpim_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2198,7 @@ func (x *GatewayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayStatus.ProtoReflect.Descriptor instead.
 func (*GatewayStatus) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{31}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GatewayStatus) GetGateway() string {
@@ -2147,7 +2227,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_proto_mpim_proto_msgTypes[32]
+	mi := &file_proto_mpim_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2239,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[32]
+	mi := &file_proto_mpim_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2252,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{32}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -2223,7 +2303,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_proto_mpim_proto_msgTypes[33]
+	mi := &file_proto_mpim_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2315,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[33]
+	mi := &file_proto_mpim_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2328,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{33}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ShardStatus) GetShard() uint32 {
@@ -2323,7 +2403,7 @@ type ConvDigestRequest struct {
 
 func (x *ConvDigestRequest) Reset() {
 	*x = ConvDigestRequest{}
-	mi := &file_proto_mpim_proto_msgTypes[34]
+	mi := &file_proto_mpim_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2415,7 @@ func (x *ConvDigestRequest) String() string {
 func (*ConvDigestRequest) ProtoMessage() {}
 
 func (x *ConvDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[34]
+	mi := &file_proto_mpim_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2428,7 @@ func (x *ConvDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvDigestRequest.ProtoReflect.Descriptor instead.
 func (*ConvDigestRequest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{34}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConvDigestRequest) GetConv() string {
@@ -2369,7 +2449,7 @@ type ConvDigest struct {
 
 func (x *ConvDigest) Reset() {
 	*x = ConvDigest{}
-	mi := &file_proto_mpim_proto_msgTypes[35]
+	mi := &file_proto_mpim_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2461,7 @@ func (x *ConvDigest) String() string {
 func (*ConvDigest) ProtoMessage() {}
 
 func (x *ConvDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[35]
+	mi := &file_proto_mpim_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2474,7 @@ func (x *ConvDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvDigest.ProtoReflect.Descriptor instead.
 func (*ConvDigest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{35}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConvDigest) GetConv() string {
@@ -2427,7 +2507,7 @@ type DigestsReply struct {
 
 func (x *DigestsReply) Reset() {
 	*x = DigestsReply{}
-	mi := &file_proto_mpim_proto_msgTypes[36]
+	mi := &file_proto_mpim_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2519,7 @@ func (x *DigestsReply) String() string {
 func (*DigestsReply) ProtoMessage() {}
 
 func (x *DigestsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[36]
+	mi := &file_proto_mpim_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2532,7 @@ func (x *DigestsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestsReply.ProtoReflect.Descriptor instead.
 func (*DigestsReply) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{36}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DigestsReply) GetConvs() []*ConvDigest {
@@ -2473,7 +2553,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_proto_mpim_proto_msgTypes[37]
+	mi := &file_proto_mpim_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2565,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[37]
+	mi := &file_proto_mpim_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2578,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{37}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ProposeRequest) GetShard() uint32 {
@@ -2525,7 +2605,7 @@ type ProposeReply struct {
 
 func (x *ProposeReply) Reset() {
 	*x = ProposeReply{}
-	mi := &file_proto_mpim_proto_msgTypes[38]
+	mi := &file_proto_mpim_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +2617,7 @@ func (x *ProposeReply) String() string {
 func (*ProposeReply) ProtoMessage() {}
 
 func (x *ProposeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[38]
+	mi := &file_proto_mpim_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +2630,7 @@ func (x *ProposeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeReply.ProtoReflect.Descriptor instead.
 func (*ProposeReply) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{38}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ProposeReply) GetResult() []byte {
@@ -2569,7 +2649,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_proto_mpim_proto_msgTypes[39]
+	mi := &file_proto_mpim_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2661,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[39]
+	mi := &file_proto_mpim_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2674,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{39}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadIndexRequest) GetShard() uint32 {
@@ -2613,7 +2693,7 @@ type ReadIndexReply struct {
 
 func (x *ReadIndexReply) Reset() {
 	*x = ReadIndexReply{}
-	mi := &file_proto_mpim_proto_msgTypes[40]
+	mi := &file_proto_mpim_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2705,7 @@ func (x *ReadIndexReply) String() string {
 func (*ReadIndexReply) ProtoMessage() {}
 
 func (x *ReadIndexReply) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[40]
+	mi := &file_proto_mpim_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2718,7 @@ func (x *ReadIndexReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexReply.ProtoReflect.Descriptor instead.
 func (*ReadIndexReply) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{40}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReadIndexReply) GetIndex() uint64 {
@@ -2659,7 +2739,7 @@ type MemberRequest struct {
 
 func (x *MemberRequest) Reset() {
 	*x = MemberRequest{}
-	mi := &file_proto_mpim_proto_msgTypes[41]
+	mi := &file_proto_mpim_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2751,7 @@ func (x *MemberRequest) String() string {
 func (*MemberRequest) ProtoMessage() {}
 
 func (x *MemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[41]
+	mi := &file_proto_mpim_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2764,7 @@ func (x *MemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRequest.ProtoReflect.Descriptor instead.
 func (*MemberRequest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{41}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MemberRequest) GetId() string {
@@ -2711,7 +2791,7 @@ type HoldRequest struct {
 
 func (x *HoldRequest) Reset() {
 	*x = HoldRequest{}
-	mi := &file_proto_mpim_proto_msgTypes[42]
+	mi := &file_proto_mpim_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2803,7 @@ func (x *HoldRequest) String() string {
 func (*HoldRequest) ProtoMessage() {}
 
 func (x *HoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_mpim_proto_msgTypes[42]
+	mi := &file_proto_mpim_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2816,7 @@ func (x *HoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldRequest.ProtoReflect.Descriptor instead.
 func (*HoldRequest) Descriptor() ([]byte, []int) {
-	return file_proto_mpim_proto_rawDescGZIP(), []int{42}
+	return file_proto_mpim_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *HoldRequest) GetShard() uint32 {
@@ -2753,6 +2833,176 @@ func (x *HoldRequest) GetHold() bool {
 	return false
 }
 
+// Internal is node-to-node: forwarding to shard leaders, ReadIndex, and
+// membership. It runs on the node-to-node listener, so a fault on the link
+// between two nodes cuts it as it cuts Raft.
+// APVector is an AP node's replication state: for each origin the highest
+// entry it holds in order, and its clock.
+type APVector struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vector        map[string]uint64      `protobuf:"bytes,1,rep,name=vector,proto3" json:"vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Hlc           uint64                 `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APVector) Reset() {
+	*x = APVector{}
+	mi := &file_proto_mpim_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APVector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APVector) ProtoMessage() {}
+
+func (x *APVector) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APVector.ProtoReflect.Descriptor instead.
+func (*APVector) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *APVector) GetVector() map[string]uint64 {
+	if x != nil {
+		return x.Vector
+	}
+	return nil
+}
+
+func (x *APVector) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *APVector) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type APPullRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	After         uint64                 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APPullRequest) Reset() {
+	*x = APPullRequest{}
+	mi := &file_proto_mpim_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APPullRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APPullRequest) ProtoMessage() {}
+
+func (x *APPullRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APPullRequest.ProtoReflect.Descriptor instead.
+func (*APPullRequest) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *APPullRequest) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *APPullRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *APPullRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type APEntries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// entries are ap.Entry values, JSON-encoded, in oseq order.
+	Entries       [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APEntries) Reset() {
+	*x = APEntries{}
+	mi := &file_proto_mpim_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APEntries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APEntries) ProtoMessage() {}
+
+func (x *APEntries) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_mpim_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APEntries.ProtoReflect.Descriptor instead.
+func (*APEntries) Descriptor() ([]byte, []int) {
+	return file_proto_mpim_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *APEntries) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_proto_mpim_proto protoreflect.FileDescriptor
 
 const file_proto_mpim_proto_rawDesc = "" +
@@ -2764,7 +3014,7 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
 	"\x06device\x18\x03 \x01(\tR\x06device\x12\x18\n" +
 	"\agateway\x18\x04 \x01(\tR\agateway\x12\x18\n" +
-	"\asession\x18\x05 \x01(\tR\asession\"\xdc\x01\n" +
+	"\asession\x18\x05 \x01(\tR\asession\"\xec\x01\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x0e\n" +
@@ -2776,7 +3026,8 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x06origin\x18\b \x01(\tR\x06origin\x12\x1c\n" +
 	"\ttentative\x18\t \x01(\bR\ttentative\x12\x19\n" +
 	"\bfrom_uid\x18\n" +
-	" \x01(\x04R\afromUid\"A\n" +
+	" \x01(\x04R\afromUid\x12\x0e\n" +
+	"\x02ap\x18\v \x01(\bR\x02ap\"A\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"!\n" +
@@ -2877,13 +3128,14 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\bpresence\x18\x01 \x03(\v2$.mpim.v1.PresenceReply.PresenceEntryR\bpresence\x1aS\n" +
 	"\rPresenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.mpim.v1.PresenceStateR\x05value:\x028\x01\"\xc6\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.mpim.v1.PresenceStateR\x05value:\x028\x01\"\xf1\x02\n" +
 	"\x04Push\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x10.mpim.v1.MessageH\x00R\amessage\x12,\n" +
 	"\areceipt\x18\x02 \x01(\v2\x10.mpim.v1.ReceiptH\x00R\areceipt\x12)\n" +
 	"\x06typing\x18\x03 \x01(\v2\x0f.mpim.v1.TypingH\x00R\x06typing\x125\n" +
 	"\bpresence\x18\x04 \x01(\v2\x17.mpim.v1.PresenceChangeH\x00R\bpresence\x12#\n" +
-	"\x04kick\x18\x05 \x01(\v2\r.mpim.v1.KickH\x00R\x04kick\x12\x17\n" +
+	"\x04kick\x18\x05 \x01(\v2\r.mpim.v1.KickH\x00R\x04kick\x12)\n" +
+	"\x06resync\x18\x06 \x01(\v2\x0f.mpim.v1.ResyncH\x00R\x06resync\x12\x17\n" +
 	"\ato_uids\x18\n" +
 	" \x03(\x04R\x06toUids\x12\x16\n" +
 	"\x06origin\x18\v \x01(\tR\x06origin\x12!\n" +
@@ -2894,7 +3146,10 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x04conv\x18\x02 \x01(\tR\x04conv\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x0e\n" +
-	"\x02id\x18\x05 \x01(\tR\x02id\"\x96\x01\n" +
+	"\x02id\x18\x05 \x01(\tR\x02id\"7\n" +
+	"\x06Resync\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x19\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\"\x96\x01\n" +
 	"\x04Kick\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\x04R\x03uid\x12\x16\n" +
 	"\x06device\x18\x02 \x01(\tR\x06device\x12\x16\n" +
@@ -2953,7 +3208,20 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\"7\n" +
 	"\vHoldRequest\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
-	"\x04hold\x18\x02 \x01(\bR\x04hold2\xea\x01\n" +
+	"\x04hold\x18\x02 \x01(\bR\x04hold\"\xa2\x01\n" +
+	"\bAPVector\x125\n" +
+	"\x06vector\x18\x01 \x03(\v2\x1d.mpim.v1.APVector.VectorEntryR\x06vector\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x1a9\n" +
+	"\vVectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"S\n" +
+	"\rAPPullRequest\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"%\n" +
+	"\tAPEntries\x12\x18\n" +
+	"\aentries\x18\x01 \x03(\fR\aentries2\xea\x01\n" +
 	"\x05Users\x12<\n" +
 	"\bRegister\x12\x18.mpim.v1.RegisterRequest\x1a\x16.mpim.v1.RegisterReply\x123\n" +
 	"\x05Login\x12\x15.mpim.v1.LoginRequest\x1a\x13.mpim.v1.LoginReply\x128\n" +
@@ -2976,9 +3244,11 @@ const file_proto_mpim_proto_rawDesc = "" +
 	"\x06Unbind\x12\x14.mpim.v1.BindRequest\x1a\x0e.mpim.v1.Empty\x127\n" +
 	"\x05Query\x12\x16.mpim.v1.PresenceQuery\x1a\x16.mpim.v1.PresenceReply2?\n" +
 	"\bGateways\x123\n" +
-	"\x06Attach\x12\x16.mpim.v1.GatewayStatus\x1a\r.mpim.v1.Push(\x010\x012\xe8\x01\n" +
+	"\x06Attach\x12\x16.mpim.v1.GatewayStatus\x1a\r.mpim.v1.Push(\x010\x012\xcf\x02\n" +
 	"\bInternal\x129\n" +
-	"\aPropose\x12\x17.mpim.v1.ProposeRequest\x1a\x15.mpim.v1.ProposeReply\x12?\n" +
+	"\aPropose\x12\x17.mpim.v1.ProposeRequest\x1a\x15.mpim.v1.ProposeReply\x12/\n" +
+	"\aAPState\x12\x11.mpim.v1.APVector\x1a\x11.mpim.v1.APVector\x124\n" +
+	"\x06APPull\x12\x16.mpim.v1.APPullRequest\x1a\x12.mpim.v1.APEntries\x12?\n" +
 	"\tReadIndex\x12\x19.mpim.v1.ReadIndexRequest\x1a\x17.mpim.v1.ReadIndexReply\x12.\n" +
 	"\x04Join\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty\x120\n" +
 	"\x06Remove\x12\x16.mpim.v1.MemberRequest\x1a\x0e.mpim.v1.Empty2\xab\x02\n" +
@@ -3002,7 +3272,7 @@ func file_proto_mpim_proto_rawDescGZIP() []byte {
 	return file_proto_mpim_proto_rawDescData
 }
 
-var file_proto_mpim_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_proto_mpim_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_proto_mpim_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: mpim.v1.Empty
 	(*Caller)(nil),            // 1: mpim.v1.Caller
@@ -3032,23 +3302,28 @@ var file_proto_mpim_proto_goTypes = []any{
 	(*PresenceReply)(nil),     // 25: mpim.v1.PresenceReply
 	(*Push)(nil),              // 26: mpim.v1.Push
 	(*Receipt)(nil),           // 27: mpim.v1.Receipt
-	(*Kick)(nil),              // 28: mpim.v1.Kick
-	(*Typing)(nil),            // 29: mpim.v1.Typing
-	(*PresenceChange)(nil),    // 30: mpim.v1.PresenceChange
-	(*GatewayStatus)(nil),     // 31: mpim.v1.GatewayStatus
-	(*NodeStatus)(nil),        // 32: mpim.v1.NodeStatus
-	(*ShardStatus)(nil),       // 33: mpim.v1.ShardStatus
-	(*ConvDigestRequest)(nil), // 34: mpim.v1.ConvDigestRequest
-	(*ConvDigest)(nil),        // 35: mpim.v1.ConvDigest
-	(*DigestsReply)(nil),      // 36: mpim.v1.DigestsReply
-	(*ProposeRequest)(nil),    // 37: mpim.v1.ProposeRequest
-	(*ProposeReply)(nil),      // 38: mpim.v1.ProposeReply
-	(*ReadIndexRequest)(nil),  // 39: mpim.v1.ReadIndexRequest
-	(*ReadIndexReply)(nil),    // 40: mpim.v1.ReadIndexReply
-	(*MemberRequest)(nil),     // 41: mpim.v1.MemberRequest
-	(*HoldRequest)(nil),       // 42: mpim.v1.HoldRequest
-	nil,                       // 43: mpim.v1.SyncRequest.AfterEntry
-	nil,                       // 44: mpim.v1.PresenceReply.PresenceEntry
+	(*Resync)(nil),            // 28: mpim.v1.Resync
+	(*Kick)(nil),              // 29: mpim.v1.Kick
+	(*Typing)(nil),            // 30: mpim.v1.Typing
+	(*PresenceChange)(nil),    // 31: mpim.v1.PresenceChange
+	(*GatewayStatus)(nil),     // 32: mpim.v1.GatewayStatus
+	(*NodeStatus)(nil),        // 33: mpim.v1.NodeStatus
+	(*ShardStatus)(nil),       // 34: mpim.v1.ShardStatus
+	(*ConvDigestRequest)(nil), // 35: mpim.v1.ConvDigestRequest
+	(*ConvDigest)(nil),        // 36: mpim.v1.ConvDigest
+	(*DigestsReply)(nil),      // 37: mpim.v1.DigestsReply
+	(*ProposeRequest)(nil),    // 38: mpim.v1.ProposeRequest
+	(*ProposeReply)(nil),      // 39: mpim.v1.ProposeReply
+	(*ReadIndexRequest)(nil),  // 40: mpim.v1.ReadIndexRequest
+	(*ReadIndexReply)(nil),    // 41: mpim.v1.ReadIndexReply
+	(*MemberRequest)(nil),     // 42: mpim.v1.MemberRequest
+	(*HoldRequest)(nil),       // 43: mpim.v1.HoldRequest
+	(*APVector)(nil),          // 44: mpim.v1.APVector
+	(*APPullRequest)(nil),     // 45: mpim.v1.APPullRequest
+	(*APEntries)(nil),         // 46: mpim.v1.APEntries
+	nil,                       // 47: mpim.v1.SyncRequest.AfterEntry
+	nil,                       // 48: mpim.v1.PresenceReply.PresenceEntry
+	nil,                       // 49: mpim.v1.APVector.VectorEntry
 }
 var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 0: mpim.v1.UserInfoRequest.caller:type_name -> mpim.v1.Caller
@@ -3056,7 +3331,7 @@ var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 2: mpim.v1.SendRequest.caller:type_name -> mpim.v1.Caller
 	2,  // 3: mpim.v1.SendReply.message:type_name -> mpim.v1.Message
 	1,  // 4: mpim.v1.SyncRequest.caller:type_name -> mpim.v1.Caller
-	43, // 5: mpim.v1.SyncRequest.after:type_name -> mpim.v1.SyncRequest.AfterEntry
+	47, // 5: mpim.v1.SyncRequest.after:type_name -> mpim.v1.SyncRequest.AfterEntry
 	2,  // 6: mpim.v1.SyncReply.messages:type_name -> mpim.v1.Message
 	12, // 7: mpim.v1.SyncReply.convs:type_name -> mpim.v1.ConvMax
 	1,  // 8: mpim.v1.HistoryRequest.caller:type_name -> mpim.v1.Caller
@@ -3066,76 +3341,82 @@ var file_proto_mpim_proto_depIdxs = []int32{
 	1,  // 12: mpim.v1.GroupRequest.caller:type_name -> mpim.v1.Caller
 	1,  // 13: mpim.v1.BindRequest.caller:type_name -> mpim.v1.Caller
 	1,  // 14: mpim.v1.PresenceQuery.caller:type_name -> mpim.v1.Caller
-	44, // 15: mpim.v1.PresenceReply.presence:type_name -> mpim.v1.PresenceReply.PresenceEntry
+	48, // 15: mpim.v1.PresenceReply.presence:type_name -> mpim.v1.PresenceReply.PresenceEntry
 	2,  // 16: mpim.v1.Push.message:type_name -> mpim.v1.Message
 	27, // 17: mpim.v1.Push.receipt:type_name -> mpim.v1.Receipt
-	29, // 18: mpim.v1.Push.typing:type_name -> mpim.v1.Typing
-	30, // 19: mpim.v1.Push.presence:type_name -> mpim.v1.PresenceChange
-	28, // 20: mpim.v1.Push.kick:type_name -> mpim.v1.Kick
-	33, // 21: mpim.v1.NodeStatus.shards:type_name -> mpim.v1.ShardStatus
-	35, // 22: mpim.v1.DigestsReply.convs:type_name -> mpim.v1.ConvDigest
-	24, // 23: mpim.v1.PresenceReply.PresenceEntry.value:type_name -> mpim.v1.PresenceState
-	3,  // 24: mpim.v1.Users.Register:input_type -> mpim.v1.RegisterRequest
-	5,  // 25: mpim.v1.Users.Login:input_type -> mpim.v1.LoginRequest
-	7,  // 26: mpim.v1.Users.Info:input_type -> mpim.v1.UserInfoRequest
-	9,  // 27: mpim.v1.Users.Update:input_type -> mpim.v1.UserUpdateRequest
-	10, // 28: mpim.v1.Messages.Send:input_type -> mpim.v1.SendRequest
-	13, // 29: mpim.v1.Messages.Sync:input_type -> mpim.v1.SyncRequest
-	15, // 30: mpim.v1.Messages.History:input_type -> mpim.v1.HistoryRequest
-	17, // 31: mpim.v1.Messages.Ack:input_type -> mpim.v1.CursorRequest
-	17, // 32: mpim.v1.Messages.Read:input_type -> mpim.v1.CursorRequest
-	19, // 33: mpim.v1.Messages.Typing:input_type -> mpim.v1.TypingRequest
-	20, // 34: mpim.v1.Groups.Create:input_type -> mpim.v1.GroupRequest
-	20, // 35: mpim.v1.Groups.Join:input_type -> mpim.v1.GroupRequest
-	20, // 36: mpim.v1.Groups.Leave:input_type -> mpim.v1.GroupRequest
-	20, // 37: mpim.v1.Groups.Members:input_type -> mpim.v1.GroupRequest
-	22, // 38: mpim.v1.Presence.Bind:input_type -> mpim.v1.BindRequest
-	22, // 39: mpim.v1.Presence.Unbind:input_type -> mpim.v1.BindRequest
-	23, // 40: mpim.v1.Presence.Query:input_type -> mpim.v1.PresenceQuery
-	31, // 41: mpim.v1.Gateways.Attach:input_type -> mpim.v1.GatewayStatus
-	37, // 42: mpim.v1.Internal.Propose:input_type -> mpim.v1.ProposeRequest
-	39, // 43: mpim.v1.Internal.ReadIndex:input_type -> mpim.v1.ReadIndexRequest
-	41, // 44: mpim.v1.Internal.Join:input_type -> mpim.v1.MemberRequest
-	41, // 45: mpim.v1.Internal.Remove:input_type -> mpim.v1.MemberRequest
-	0,  // 46: mpim.v1.Admin.Status:input_type -> mpim.v1.Empty
-	0,  // 47: mpim.v1.Admin.Digests:input_type -> mpim.v1.Empty
-	41, // 48: mpim.v1.Admin.Join:input_type -> mpim.v1.MemberRequest
-	41, // 49: mpim.v1.Admin.Remove:input_type -> mpim.v1.MemberRequest
-	42, // 50: mpim.v1.Admin.HoldApplies:input_type -> mpim.v1.HoldRequest
-	0,  // 51: mpim.v1.Admin.Snapshot:input_type -> mpim.v1.Empty
-	4,  // 52: mpim.v1.Users.Register:output_type -> mpim.v1.RegisterReply
-	6,  // 53: mpim.v1.Users.Login:output_type -> mpim.v1.LoginReply
-	8,  // 54: mpim.v1.Users.Info:output_type -> mpim.v1.UserInfoReply
-	0,  // 55: mpim.v1.Users.Update:output_type -> mpim.v1.Empty
-	11, // 56: mpim.v1.Messages.Send:output_type -> mpim.v1.SendReply
-	14, // 57: mpim.v1.Messages.Sync:output_type -> mpim.v1.SyncReply
-	16, // 58: mpim.v1.Messages.History:output_type -> mpim.v1.HistoryReply
-	18, // 59: mpim.v1.Messages.Ack:output_type -> mpim.v1.CursorReply
-	18, // 60: mpim.v1.Messages.Read:output_type -> mpim.v1.CursorReply
-	0,  // 61: mpim.v1.Messages.Typing:output_type -> mpim.v1.Empty
-	21, // 62: mpim.v1.Groups.Create:output_type -> mpim.v1.GroupReply
-	21, // 63: mpim.v1.Groups.Join:output_type -> mpim.v1.GroupReply
-	21, // 64: mpim.v1.Groups.Leave:output_type -> mpim.v1.GroupReply
-	21, // 65: mpim.v1.Groups.Members:output_type -> mpim.v1.GroupReply
-	0,  // 66: mpim.v1.Presence.Bind:output_type -> mpim.v1.Empty
-	0,  // 67: mpim.v1.Presence.Unbind:output_type -> mpim.v1.Empty
-	25, // 68: mpim.v1.Presence.Query:output_type -> mpim.v1.PresenceReply
-	26, // 69: mpim.v1.Gateways.Attach:output_type -> mpim.v1.Push
-	38, // 70: mpim.v1.Internal.Propose:output_type -> mpim.v1.ProposeReply
-	40, // 71: mpim.v1.Internal.ReadIndex:output_type -> mpim.v1.ReadIndexReply
-	0,  // 72: mpim.v1.Internal.Join:output_type -> mpim.v1.Empty
-	0,  // 73: mpim.v1.Internal.Remove:output_type -> mpim.v1.Empty
-	32, // 74: mpim.v1.Admin.Status:output_type -> mpim.v1.NodeStatus
-	36, // 75: mpim.v1.Admin.Digests:output_type -> mpim.v1.DigestsReply
-	0,  // 76: mpim.v1.Admin.Join:output_type -> mpim.v1.Empty
-	0,  // 77: mpim.v1.Admin.Remove:output_type -> mpim.v1.Empty
-	0,  // 78: mpim.v1.Admin.HoldApplies:output_type -> mpim.v1.Empty
-	0,  // 79: mpim.v1.Admin.Snapshot:output_type -> mpim.v1.Empty
-	52, // [52:80] is the sub-list for method output_type
-	24, // [24:52] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	30, // 18: mpim.v1.Push.typing:type_name -> mpim.v1.Typing
+	31, // 19: mpim.v1.Push.presence:type_name -> mpim.v1.PresenceChange
+	29, // 20: mpim.v1.Push.kick:type_name -> mpim.v1.Kick
+	28, // 21: mpim.v1.Push.resync:type_name -> mpim.v1.Resync
+	34, // 22: mpim.v1.NodeStatus.shards:type_name -> mpim.v1.ShardStatus
+	36, // 23: mpim.v1.DigestsReply.convs:type_name -> mpim.v1.ConvDigest
+	49, // 24: mpim.v1.APVector.vector:type_name -> mpim.v1.APVector.VectorEntry
+	24, // 25: mpim.v1.PresenceReply.PresenceEntry.value:type_name -> mpim.v1.PresenceState
+	3,  // 26: mpim.v1.Users.Register:input_type -> mpim.v1.RegisterRequest
+	5,  // 27: mpim.v1.Users.Login:input_type -> mpim.v1.LoginRequest
+	7,  // 28: mpim.v1.Users.Info:input_type -> mpim.v1.UserInfoRequest
+	9,  // 29: mpim.v1.Users.Update:input_type -> mpim.v1.UserUpdateRequest
+	10, // 30: mpim.v1.Messages.Send:input_type -> mpim.v1.SendRequest
+	13, // 31: mpim.v1.Messages.Sync:input_type -> mpim.v1.SyncRequest
+	15, // 32: mpim.v1.Messages.History:input_type -> mpim.v1.HistoryRequest
+	17, // 33: mpim.v1.Messages.Ack:input_type -> mpim.v1.CursorRequest
+	17, // 34: mpim.v1.Messages.Read:input_type -> mpim.v1.CursorRequest
+	19, // 35: mpim.v1.Messages.Typing:input_type -> mpim.v1.TypingRequest
+	20, // 36: mpim.v1.Groups.Create:input_type -> mpim.v1.GroupRequest
+	20, // 37: mpim.v1.Groups.Join:input_type -> mpim.v1.GroupRequest
+	20, // 38: mpim.v1.Groups.Leave:input_type -> mpim.v1.GroupRequest
+	20, // 39: mpim.v1.Groups.Members:input_type -> mpim.v1.GroupRequest
+	22, // 40: mpim.v1.Presence.Bind:input_type -> mpim.v1.BindRequest
+	22, // 41: mpim.v1.Presence.Unbind:input_type -> mpim.v1.BindRequest
+	23, // 42: mpim.v1.Presence.Query:input_type -> mpim.v1.PresenceQuery
+	32, // 43: mpim.v1.Gateways.Attach:input_type -> mpim.v1.GatewayStatus
+	38, // 44: mpim.v1.Internal.Propose:input_type -> mpim.v1.ProposeRequest
+	44, // 45: mpim.v1.Internal.APState:input_type -> mpim.v1.APVector
+	45, // 46: mpim.v1.Internal.APPull:input_type -> mpim.v1.APPullRequest
+	40, // 47: mpim.v1.Internal.ReadIndex:input_type -> mpim.v1.ReadIndexRequest
+	42, // 48: mpim.v1.Internal.Join:input_type -> mpim.v1.MemberRequest
+	42, // 49: mpim.v1.Internal.Remove:input_type -> mpim.v1.MemberRequest
+	0,  // 50: mpim.v1.Admin.Status:input_type -> mpim.v1.Empty
+	0,  // 51: mpim.v1.Admin.Digests:input_type -> mpim.v1.Empty
+	42, // 52: mpim.v1.Admin.Join:input_type -> mpim.v1.MemberRequest
+	42, // 53: mpim.v1.Admin.Remove:input_type -> mpim.v1.MemberRequest
+	43, // 54: mpim.v1.Admin.HoldApplies:input_type -> mpim.v1.HoldRequest
+	0,  // 55: mpim.v1.Admin.Snapshot:input_type -> mpim.v1.Empty
+	4,  // 56: mpim.v1.Users.Register:output_type -> mpim.v1.RegisterReply
+	6,  // 57: mpim.v1.Users.Login:output_type -> mpim.v1.LoginReply
+	8,  // 58: mpim.v1.Users.Info:output_type -> mpim.v1.UserInfoReply
+	0,  // 59: mpim.v1.Users.Update:output_type -> mpim.v1.Empty
+	11, // 60: mpim.v1.Messages.Send:output_type -> mpim.v1.SendReply
+	14, // 61: mpim.v1.Messages.Sync:output_type -> mpim.v1.SyncReply
+	16, // 62: mpim.v1.Messages.History:output_type -> mpim.v1.HistoryReply
+	18, // 63: mpim.v1.Messages.Ack:output_type -> mpim.v1.CursorReply
+	18, // 64: mpim.v1.Messages.Read:output_type -> mpim.v1.CursorReply
+	0,  // 65: mpim.v1.Messages.Typing:output_type -> mpim.v1.Empty
+	21, // 66: mpim.v1.Groups.Create:output_type -> mpim.v1.GroupReply
+	21, // 67: mpim.v1.Groups.Join:output_type -> mpim.v1.GroupReply
+	21, // 68: mpim.v1.Groups.Leave:output_type -> mpim.v1.GroupReply
+	21, // 69: mpim.v1.Groups.Members:output_type -> mpim.v1.GroupReply
+	0,  // 70: mpim.v1.Presence.Bind:output_type -> mpim.v1.Empty
+	0,  // 71: mpim.v1.Presence.Unbind:output_type -> mpim.v1.Empty
+	25, // 72: mpim.v1.Presence.Query:output_type -> mpim.v1.PresenceReply
+	26, // 73: mpim.v1.Gateways.Attach:output_type -> mpim.v1.Push
+	39, // 74: mpim.v1.Internal.Propose:output_type -> mpim.v1.ProposeReply
+	44, // 75: mpim.v1.Internal.APState:output_type -> mpim.v1.APVector
+	46, // 76: mpim.v1.Internal.APPull:output_type -> mpim.v1.APEntries
+	41, // 77: mpim.v1.Internal.ReadIndex:output_type -> mpim.v1.ReadIndexReply
+	0,  // 78: mpim.v1.Internal.Join:output_type -> mpim.v1.Empty
+	0,  // 79: mpim.v1.Internal.Remove:output_type -> mpim.v1.Empty
+	33, // 80: mpim.v1.Admin.Status:output_type -> mpim.v1.NodeStatus
+	37, // 81: mpim.v1.Admin.Digests:output_type -> mpim.v1.DigestsReply
+	0,  // 82: mpim.v1.Admin.Join:output_type -> mpim.v1.Empty
+	0,  // 83: mpim.v1.Admin.Remove:output_type -> mpim.v1.Empty
+	0,  // 84: mpim.v1.Admin.HoldApplies:output_type -> mpim.v1.Empty
+	0,  // 85: mpim.v1.Admin.Snapshot:output_type -> mpim.v1.Empty
+	56, // [56:86] is the sub-list for method output_type
+	26, // [26:56] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_proto_mpim_proto_init() }
@@ -3149,6 +3430,7 @@ func file_proto_mpim_proto_init() {
 		(*Push_Typing)(nil),
 		(*Push_Presence)(nil),
 		(*Push_Kick)(nil),
+		(*Push_Resync)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3156,7 +3438,7 @@ func file_proto_mpim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_mpim_proto_rawDesc), len(file_proto_mpim_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

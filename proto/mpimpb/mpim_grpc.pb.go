@@ -1027,6 +1027,8 @@ var Gateways_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Internal_Propose_FullMethodName   = "/mpim.v1.Internal/Propose"
+	Internal_APState_FullMethodName   = "/mpim.v1.Internal/APState"
+	Internal_APPull_FullMethodName    = "/mpim.v1.Internal/APPull"
 	Internal_ReadIndex_FullMethodName = "/mpim.v1.Internal/ReadIndex"
 	Internal_Join_FullMethodName      = "/mpim.v1.Internal/Join"
 	Internal_Remove_FullMethodName    = "/mpim.v1.Internal/Remove"
@@ -1035,12 +1037,12 @@ const (
 // InternalClient is the client API for Internal service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
-//
-// Internal is node-to-node: forwarding to shard leaders, ReadIndex, and
-// membership. It runs on the node-to-node listener, so a fault on the link
-// between two nodes cuts it as it cuts Raft.
 type InternalClient interface {
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeReply, error)
+	// APState and APPull are the AP mode's anti-entropy: compare vectors,
+	// pull what is missing.
+	APState(ctx context.Context, in *APVector, opts ...grpc.CallOption) (*APVector, error)
+	APPull(ctx context.Context, in *APPullRequest, opts ...grpc.CallOption) (*APEntries, error)
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexReply, error)
 	Join(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
 	Remove(ctx context.Context, in *MemberRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -1058,6 +1060,26 @@ func (c *internalClient) Propose(ctx context.Context, in *ProposeRequest, opts .
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProposeReply)
 	err := c.cc.Invoke(ctx, Internal_Propose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) APState(ctx context.Context, in *APVector, opts ...grpc.CallOption) (*APVector, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(APVector)
+	err := c.cc.Invoke(ctx, Internal_APState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) APPull(ctx context.Context, in *APPullRequest, opts ...grpc.CallOption) (*APEntries, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(APEntries)
+	err := c.cc.Invoke(ctx, Internal_APPull_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1097,12 +1119,12 @@ func (c *internalClient) Remove(ctx context.Context, in *MemberRequest, opts ...
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
-//
-// Internal is node-to-node: forwarding to shard leaders, ReadIndex, and
-// membership. It runs on the node-to-node listener, so a fault on the link
-// between two nodes cuts it as it cuts Raft.
 type InternalServer interface {
 	Propose(context.Context, *ProposeRequest) (*ProposeReply, error)
+	// APState and APPull are the AP mode's anti-entropy: compare vectors,
+	// pull what is missing.
+	APState(context.Context, *APVector) (*APVector, error)
+	APPull(context.Context, *APPullRequest) (*APEntries, error)
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexReply, error)
 	Join(context.Context, *MemberRequest) (*Empty, error)
 	Remove(context.Context, *MemberRequest) (*Empty, error)
@@ -1118,6 +1140,12 @@ type UnimplementedInternalServer struct{}
 
 func (UnimplementedInternalServer) Propose(context.Context, *ProposeRequest) (*ProposeReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedInternalServer) APState(context.Context, *APVector) (*APVector, error) {
+	return nil, status.Error(codes.Unimplemented, "method APState not implemented")
+}
+func (UnimplementedInternalServer) APPull(context.Context, *APPullRequest) (*APEntries, error) {
+	return nil, status.Error(codes.Unimplemented, "method APPull not implemented")
 }
 func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
@@ -1163,6 +1191,42 @@ func _Internal_Propose_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(InternalServer).Propose(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_APState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(APVector)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).APState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_APState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).APState(ctx, req.(*APVector))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_APPull_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(APPullRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).APPull(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_APPull_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).APPull(ctx, req.(*APPullRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1231,6 +1295,14 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Propose",
 			Handler:    _Internal_Propose_Handler,
+		},
+		{
+			MethodName: "APState",
+			Handler:    _Internal_APState_Handler,
+		},
+		{
+			MethodName: "APPull",
+			Handler:    _Internal_APPull_Handler,
 		},
 		{
 			MethodName: "ReadIndex",

@@ -1,0 +1,430 @@
+package ap
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"mpim/fsm"
+)
+
+// Redis channels of the AP mode.
+const (
+	// LogChannel carries every entry, JSON-encoded, to every node.
+	LogChannel = "mpim:ap:log"
+	// HeartbeatChannel carries each node's clock and log position.
+	HeartbeatChannel = "mpim:ap:hb"
+)
+
+// ErrNotApplied: the write could not be logged; it is not applied.
+var ErrNotApplied = errors.New("ap: not applied")
+
+// Config configures a node's replicator.
+type Config struct {
+	// ID is this node; Nodes are every node of the cluster (this one too):
+	// a message is stable once every one of them has moved past it.
+	ID    string
+	Nodes []string
+	// Dir holds the log (ap.db).
+	Dir string
+	// Repair turns on the outbox and anti-entropy. Off is the seed's naive
+	// design: pub/sub is at-most-once, so what a node misses is lost.
+	Repair bool
+	// AntiEntropy is how often a node compares vectors with each peer;
+	// Heartbeat how often it publishes its clock.
+	AntiEntropy time.Duration
+	Heartbeat   time.Duration
+	// PullLimit bounds the entries one pull returns.
+	PullLimit int
+	// MaxBatch bounds the local writes logged together.
+	MaxBatch int
+	Logger   *slog.Logger
+}
+
+// DefaultConfig returns the lab's settings.
+func DefaultConfig() Config {
+	return Config{Repair: true, AntiEntropy: 250 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
+		PullLimit: 5000, MaxBatch: 512}
+}
+
+// Applier applies entries, in the order given, to the node's state and
+// returns one result per entry.
+type Applier func(entries []Entry) []fsm.Result
+
+// Peers reaches the other nodes for anti-entropy.
+type Peers interface {
+	// State exchanges vectors with node.
+	State(ctx context.Context, node string, mine Vector) (Vector, error)
+	// Pull returns node's entries of origin after an oseq.
+	Pull(ctx context.Context, node, origin string, after uint64, limit int) ([]Entry, error)
+}
+
+// Vector is a node's replication position: per origin the highest oseq it
+// holds in order, and its clock.
+type Vector struct {
+	Node   string            `json:"node"`
+	Vector map[string]uint64 `json:"vector"`
+	HLC    uint64            `json:"hlc"`
+}
+
+// Replicator is one node's AP replication.
+type Replicator struct {
+	cfg    Config
+	log    *log
+	clock  *Clock
+	rdb    *redis.Client
+	apply  Applier
+	peers  Peers
+	logger *slog.Logger
+
+	submits chan *submit
+
+	// applyMu serializes applying (local batches and remote entries), so
+	// that the vector only moves forward with the state.
+	applyMu sync.Mutex
+	mu      sync.Mutex // guards the fields below
+	vec     map[string]uint64
+	pending map[string]map[uint64]Entry // waiting for their dependencies
+	water   map[string]uint64           // per node: a clock value it will never go below
+	outbox  []Entry
+	stats   Stats
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Stats are counters for the dashboard and tests.
+type Stats struct {
+	Published, PublishFailed, Received, Pulled, Applied, Outbox, Pending uint64
+}
+
+type submit struct {
+	cmd  fsm.Command
+	done chan submitResult
+}
+
+type submitResult struct {
+	res fsm.Result
+	err error
+}
+
+// Open starts the replicator. rdb may be nil (no Redis: anti-entropy only).
+func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicator, error) {
+	l, err := openLog(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	vec, err := l.vector()
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	r := &Replicator{cfg: cfg, log: l, clock: NewClock(), rdb: rdb, apply: apply, peers: peers, logger: logger,
+		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
+		water: map[string]uint64{}, stop: make(chan struct{})}
+	if err := r.recover(); err != nil {
+		l.close()
+		return nil, err
+	}
+	r.run(r.writer)
+	if rdb != nil {
+		r.run(r.subscribe)
+		r.run(r.heartbeat)
+	}
+	if cfg.Repair {
+		r.run(r.antiEntropy)
+		r.run(r.drainOutbox)
+	}
+	return r, nil
+}
+
+func (r *Replicator) run(fn func()) {
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); fn() }()
+}
+
+// Close stops replication.
+func (r *Replicator) Close() error {
+	close(r.stop)
+	r.wg.Wait()
+	return r.log.close()
+}
+
+// recover re-applies this node's own entries that were logged but may not
+// have reached the state before a crash (applying is idempotent).
+func (r *Replicator) recover() error {
+	entries, err := r.log.after(r.cfg.ID, r.vec[r.cfg.ID], 1<<30)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	r.apply(entries)
+	last := entries[len(entries)-1]
+	r.vec[r.cfg.ID] = last.OSeq
+	r.clock.Observe(last.HLC)
+	return r.log.put(nil, map[string]uint64{r.cfg.ID: last.OSeq})
+}
+
+// Submit accepts a local write: it is stamped, logged (fsync), applied and
+// answered at once — it never waits for Redis or for peers — then
+// published for the other nodes.
+func (r *Replicator) Submit(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	s := &submit{cmd: cmd, done: make(chan submitResult, 1)}
+	select {
+	case r.submits <- s:
+	case <-ctx.Done():
+		return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, ctx.Err())
+	case <-r.stop:
+		return fsm.Result{}, fmt.Errorf("%w: stopping", ErrNotApplied)
+	}
+	// Once queued the write will be logged and applied; wait for it.
+	res := <-s.done
+	return res.res, res.err
+}
+
+// writer group-commits local writes: every submit waiting becomes part of
+// one log write and one apply.
+func (r *Replicator) writer() {
+	for {
+		var batch []*submit
+		select {
+		case s := <-r.submits:
+			batch = append(batch, s)
+		case <-r.stop:
+			return
+		}
+	fill:
+		for len(batch) < r.cfg.MaxBatch {
+			select {
+			case s := <-r.submits:
+				batch = append(batch, s)
+			default:
+				break fill
+			}
+		}
+		r.commitLocal(batch)
+	}
+}
+
+func (r *Replicator) commitLocal(batch []*submit) {
+	r.applyMu.Lock()
+	r.mu.Lock()
+	entries := make([]Entry, len(batch))
+	deps := maps.Clone(r.vec)
+	next := r.vec[r.cfg.ID]
+	for i, s := range batch {
+		next++
+		e := Entry{Origin: r.cfg.ID, OSeq: next, HLC: r.clock.Now(), Deps: deps, Cmd: s.cmd}
+		r.stamp(&e)
+		entries[i] = e
+	}
+	r.mu.Unlock()
+	if err := r.log.put(entries, map[string]uint64{}); err != nil {
+		r.applyMu.Unlock()
+		for _, s := range batch {
+			s.done <- submitResult{err: fmt.Errorf("%w: log: %v", ErrNotApplied, err)}
+		}
+		return
+	}
+	results := r.apply(entries)
+	r.mu.Lock()
+	r.vec[r.cfg.ID] = next
+	r.water[r.cfg.ID] = entries[len(entries)-1].HLC
+	r.stats.Applied += uint64(len(entries))
+	r.mu.Unlock()
+	r.log.put(nil, map[string]uint64{r.cfg.ID: next})
+	r.applyMu.Unlock()
+	for i, s := range batch {
+		s.done <- submitResult{res: results[i]}
+	}
+	r.publish(entries)
+}
+
+// stamp fills in what the origin decides for every replica: a message's
+// order key and origin sequence, a new user's uid.
+func (r *Replicator) stamp(e *Entry) {
+	switch {
+	case e.Cmd.Send != nil:
+		s := *e.Cmd.Send
+		s.Order = OrderKey(e.HLC, e.Origin, s.ID)
+		s.OSeq = e.OSeq
+		e.Cmd.Send = &s
+	case e.Cmd.Register != nil:
+		reg := *e.Cmd.Register
+		reg.UID = UID(e.Origin, e.OSeq)
+		e.Cmd.Register = &reg
+	}
+}
+
+// OrderKey is a message's place in AP mode: hybrid logical clock, then
+// origin, then id — a total order every replica computes alike.
+func OrderKey(hlc uint64, origin, id string) []byte {
+	k := binary.BigEndian.AppendUint64(nil, hlc)
+	k = append(k, origin...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// HLCOf reads the clock out of an AP order key (0 for other keys).
+func HLCOf(order []byte) uint64 {
+	if len(order) < 9 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(order[:8])
+}
+
+// UID makes a user id no other node can make: the node's number in the
+// high bits, its log position below.
+func UID(origin string, oseq uint64) uint64 {
+	n, _ := strconv.ParseUint(strings.TrimLeft(origin, "abcdefghijklmnopqrstuvwxyz"), 10, 16)
+	return n<<40 | oseq
+}
+
+// publish sends entries to the other nodes; with repair on, what could
+// not be published waits in the outbox.
+func (r *Replicator) publish(entries []Entry) {
+	if r.rdb == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pipe := r.rdb.Pipeline()
+	for _, e := range entries {
+		b, _ := json.Marshal(e)
+		pipe.Publish(ctx, LogChannel, b)
+	}
+	_, err := pipe.Exec(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.stats.Published += uint64(len(entries))
+		return
+	}
+	r.stats.PublishFailed += uint64(len(entries))
+	if r.cfg.Repair {
+		r.outbox = append(r.outbox, entries...)
+		r.stats.Outbox = uint64(len(r.outbox))
+	}
+}
+
+// drainOutbox re-publishes what could not be published.
+func (r *Replicator) drainOutbox() {
+	for r.sleep(200 * time.Millisecond) {
+		r.mu.Lock()
+		out := r.outbox
+		r.outbox = nil
+		r.stats.Outbox = 0
+		r.mu.Unlock()
+		for len(out) > 0 {
+			n := min(len(out), 1000)
+			r.publish(out[:n])
+			out = out[n:]
+		}
+	}
+}
+
+func (r *Replicator) sleep(d time.Duration) bool {
+	select {
+	case <-r.stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// receive takes entries from Redis or a pull. With repair on an entry is
+// applied once everything it depends on is (causal order), waiting
+// meanwhile; with repair off it is applied as it comes, and a missed one
+// stays missed.
+func (r *Replicator) receive(entries []Entry) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	r.mu.Lock()
+	var ready []Entry
+	for _, e := range entries {
+		r.clock.Observe(e.HLC)
+		if e.Origin == r.cfg.ID || e.OSeq <= r.vec[e.Origin] {
+			continue
+		}
+		if !r.cfg.Repair {
+			ready = append(ready, e)
+			r.vec[e.Origin] = max(r.vec[e.Origin], e.OSeq)
+			continue
+		}
+		if r.pending[e.Origin] == nil {
+			r.pending[e.Origin] = map[uint64]Entry{}
+		}
+		r.pending[e.Origin][e.OSeq] = e
+	}
+	if r.cfg.Repair {
+		ready = r.takeReady()
+	}
+	r.stats.Pending = 0
+	for _, p := range r.pending {
+		r.stats.Pending += uint64(len(p))
+	}
+	vec := maps.Clone(r.vec)
+	r.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
+	r.apply(ready)
+	if err := r.log.put(ready, vec); err != nil {
+		r.logger.Error("ap: log write failed", "err", err)
+	}
+	r.mu.Lock()
+	r.stats.Applied += uint64(len(ready))
+	for _, e := range ready {
+		r.water[e.Origin] = max(r.water[e.Origin], e.HLC)
+	}
+	r.mu.Unlock()
+}
+
+// takeReady removes from pending, in a causal order, every entry whose
+// dependencies are met, advancing the vector. Caller holds mu.
+func (r *Replicator) takeReady() []Entry {
+	var ready []Entry
+	for progress := true; progress; {
+		progress = false
+		for _, origin := range slices.Sorted(maps.Keys(r.pending)) {
+			p := r.pending[origin]
+			for {
+				e, ok := p[r.vec[origin]+1]
+				if !ok || !r.depsMet(e) {
+					break
+				}
+				delete(p, e.OSeq)
+				r.vec[origin] = e.OSeq
+				ready = append(ready, e)
+				progress = true
+			}
+			if len(p) == 0 {
+				delete(r.pending, origin)
+			}
+		}
+	}
+	return ready
+}
+
+func (r *Replicator) depsMet(e Entry) bool {
+	for o, n := range e.Deps {
+		if o != e.Origin && r.vec[o] < n {
+			return false
+		}
+	}
+	return true
+}

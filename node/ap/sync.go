@@ -1,0 +1,187 @@
+package ap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// heartbeat is what a node publishes between writes: its clock, and how
+// far its own log goes. A receiver that holds that much of the node's log
+// knows the node will never again write below that clock.
+type heartbeat struct {
+	Node string `json:"node"`
+	HLC  uint64 `json:"hlc"`
+	OSeq uint64 `json:"oseq"`
+}
+
+// subscribe receives entries and heartbeats from Redis until stop.
+func (r *Replicator) subscribe() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.stop
+		cancel()
+	}()
+	for {
+		ps := r.rdb.Subscribe(ctx, LogChannel, HeartbeatChannel)
+		pinged := false
+		for {
+			// A subscription that stays silent past a ping is dead (a cut
+			// link holds its bytes, it does not close it): drop it and
+			// subscribe again. Whatever was published meanwhile is lost to
+			// this node — pub/sub is at-most-once — which the outbox and
+			// anti-entropy repair, and the naive mode shows.
+			raw, err := ps.ReceiveTimeout(ctx, time.Second)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && !pinged && ps.Ping(ctx) == nil {
+					pinged = true
+					continue
+				}
+				break
+			}
+			pinged = false
+			msg, ok := raw.(*redis.Message)
+			if !ok {
+				continue
+			}
+			switch msg.Channel {
+			case LogChannel:
+				var e Entry
+				if json.Unmarshal([]byte(msg.Payload), &e) == nil {
+					r.mu.Lock()
+					r.stats.Received++
+					r.mu.Unlock()
+					r.receive([]Entry{e})
+				}
+			case HeartbeatChannel:
+				var hb heartbeat
+				if json.Unmarshal([]byte(msg.Payload), &hb) == nil {
+					r.observe(hb.Node, hb.HLC, hb.OSeq)
+				}
+			}
+		}
+		ps.Close()
+		if !r.sleep(200 * time.Millisecond) {
+			return
+		}
+	}
+}
+
+// observe records that node is at clock hlc having written oseq entries:
+// if this node holds all of them, node's future writes sort after hlc.
+func (r *Replicator) observe(node string, hlc, oseq uint64) {
+	r.clock.Observe(hlc)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.vec[node] >= oseq {
+		r.water[node] = max(r.water[node], hlc)
+	}
+}
+
+// heartbeat publishes this node's clock.
+func (r *Replicator) heartbeat() {
+	for r.sleep(r.cfg.Heartbeat) {
+		r.mu.Lock()
+		hb := heartbeat{Node: r.cfg.ID, OSeq: r.vec[r.cfg.ID]}
+		r.mu.Unlock()
+		hb.HLC = r.clock.Now()
+		b, _ := json.Marshal(hb)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		r.rdb.Publish(ctx, HeartbeatChannel, b)
+		cancel()
+	}
+}
+
+// antiEntropy compares vectors with every peer and pulls what is missing.
+func (r *Replicator) antiEntropy() {
+	for r.sleep(r.cfg.AntiEntropy) {
+		for _, peer := range r.cfg.Nodes {
+			if peer != r.cfg.ID {
+				r.syncWith(peer)
+			}
+		}
+	}
+}
+
+func (r *Replicator) syncWith(peer string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	theirs, err := r.peers.State(ctx, peer, r.State())
+	if err != nil {
+		return
+	}
+	r.observe(peer, theirs.HLC, theirs.Vector[peer])
+	for origin, n := range theirs.Vector {
+		for {
+			r.mu.Lock()
+			have := r.vec[origin]
+			r.mu.Unlock()
+			if have >= n || origin == r.cfg.ID {
+				break
+			}
+			entries, err := r.peers.Pull(ctx, peer, origin, have, r.cfg.PullLimit)
+			if err != nil || len(entries) == 0 {
+				break
+			}
+			r.mu.Lock()
+			r.stats.Pulled += uint64(len(entries))
+			r.mu.Unlock()
+			r.receive(entries)
+			r.mu.Lock()
+			moved := r.vec[origin] > have
+			r.mu.Unlock()
+			if !moved {
+				break // waiting for dependencies from another origin
+			}
+		}
+	}
+}
+
+// State is this node's vector and clock.
+func (r *Replicator) State() Vector {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Vector{Node: r.cfg.ID, Vector: maps.Clone(r.vec), HLC: r.clock.Now()}
+}
+
+// Entries serves a peer's pull.
+func (r *Replicator) Entries(origin string, after uint64, limit int) ([]Entry, error) {
+	if limit <= 0 || limit > r.cfg.PullLimit {
+		limit = r.cfg.PullLimit
+	}
+	return r.log.after(origin, after, limit)
+}
+
+// Observe lets a peer's state (from its anti-entropy call) count as a
+// heartbeat.
+func (r *Replicator) Observe(v Vector) { r.observe(v.Node, v.HLC, v.Vector[v.Node]) }
+
+// Stable is the clock below which no node can still write: every node has
+// been heard from past it. A message above it is tentative — a message
+// from a node not yet heard from could still sort before it.
+func (r *Replicator) Stable() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stable := r.clock.Peek()
+	for _, n := range r.cfg.Nodes {
+		if n == r.cfg.ID {
+			continue
+		}
+		stable = min(stable, r.water[n])
+	}
+	return stable
+}
+
+// Stats returns the replication counters.
+func (r *Replicator) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}

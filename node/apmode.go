@@ -1,0 +1,206 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"mpim/fsm"
+	"mpim/internal/rpcerr"
+	"mpim/node/ap"
+	pb "mpim/proto/mpimpb"
+)
+
+// startAP opens the AP mode: local shards, applied by the replicator from
+// local writes and from every other node's entries.
+func (c *cluster) startAP() error {
+	n := c.n
+	m, err := fsm.New(n.cfg.FSM)
+	if err != nil {
+		return err
+	}
+	var locals []*localShard
+	for i := 0; i < n.cfg.Shards; i++ {
+		s, err := openShard(n.cfg.DataDir, i, n.cfg, m, n.log, nil)
+		if err != nil {
+			for _, l := range locals {
+				l.close()
+			}
+			return err
+		}
+		locals = append(locals, s)
+	}
+	nodes := []string{n.cfg.ID}
+	for id := range n.cfg.Peers {
+		if id != n.cfg.ID {
+			nodes = append(nodes, id)
+		}
+	}
+	sort.Strings(nodes)
+	rc := n.cfg.AP
+	rc.ID, rc.Nodes, rc.Dir, rc.Logger = n.cfg.ID, nodes, n.cfg.DataDir, n.log
+	n.locals = locals
+	rep, err := ap.Open(rc, n.rdb, n.applyEntries, apPeers{c})
+	if err != nil {
+		for _, l := range locals {
+			l.close()
+		}
+		return err
+	}
+	n.ap = rep
+	for i, l := range locals {
+		n.shards = append(n.shards, &apReplica{n: n, id: i, s: l})
+	}
+	if !rc.Repair {
+		n.log.Warn("AP repair is off: the seed's naive fan-out, which loses what a node misses")
+	}
+	return nil
+}
+
+// applyEntries applies replicated entries to the shards, each shard's in
+// the order given, one transaction per shard, and fans out what changed.
+func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
+	out := make([]fsm.Result, len(entries))
+	byShard := map[int][]int{}
+	for i, e := range entries {
+		s := n.shardOfCommand(e.Cmd)
+		byShard[s] = append(byShard[s], i)
+	}
+	for s, idx := range byShard {
+		cmds := make([]fsm.Command, len(idx))
+		for j, i := range idx {
+			cmds[j] = entries[i].Cmd
+		}
+		results, err := n.locals[s].applyBatch(cmds)
+		for j, i := range idx {
+			if err != nil {
+				out[i] = fsm.Result{Err: err}
+				continue
+			}
+			out[i] = results[j]
+		}
+	}
+	// Pushes for this node's gateways whose Redis is broken, and a resync
+	// where a message sorted before ones already shown.
+	for i, e := range entries {
+		r := out[i]
+		if r.Err != nil || r.Message == nil || r.Dup {
+			continue
+		}
+		n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: n.toPB(r.Message)}, Origin: e.Origin}, r.Members, false)
+		if r.Reordered > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+			n.fanout.deliver(ctx, &pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: r.Conv, FromSeq: r.Reordered}}}, r.Members)
+			cancel()
+		}
+	}
+	return out
+}
+
+// shardOfCommand is the shard a command belongs to.
+func (n *Node) shardOfCommand(c fsm.Command) int {
+	switch {
+	case c.Send != nil:
+		return shardOf(c.Send.Conv, len(n.locals))
+	case c.Ack != nil:
+		return shardOf(c.Ack.Conv, len(n.locals))
+	case c.Read != nil:
+		return shardOf(c.Read.Conv, len(n.locals))
+	case c.GroupCreate != nil:
+		return shardOf(fsm.GroupConv(c.GroupCreate.Group), len(n.locals))
+	case c.GroupJoin != nil:
+		return shardOf(fsm.GroupConv(c.GroupJoin.Group), len(n.locals))
+	case c.GroupLeave != nil:
+		return shardOf(fsm.GroupConv(c.GroupLeave.Group), len(n.locals))
+	}
+	return 0
+}
+
+// apReplica is a shard in AP mode: writes go to the replicator, reads to
+// the local state (AP reads are always local).
+type apReplica struct {
+	n  *Node
+	id int
+	s  *localShard
+}
+
+func (r *apReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	res, err := r.n.ap.Submit(ctx, cmd)
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrNotApplied, err)
+	}
+	return res, nil
+}
+
+func (r *apReplica) view(fn func(fsm.Tx) error) error { return r.s.view(fn) }
+
+func (r *apReplica) linearize(context.Context) error { return nil }
+
+func (r *apReplica) status() *pb.ShardStatus {
+	st := r.s.status()
+	st.State = "AP"
+	return st
+}
+
+func (r *apReplica) close() error { return r.s.close() }
+
+// apPeers reaches other nodes' Internal service for anti-entropy.
+type apPeers struct{ c *cluster }
+
+func (p apPeers) State(ctx context.Context, node string, mine ap.Vector) (ap.Vector, error) {
+	_, ic, err := p.c.client(p.c.peers[node])
+	if err != nil {
+		return ap.Vector{}, err
+	}
+	rep, err := ic.APState(ctx, &pb.APVector{Node: mine.Node, Vector: mine.Vector, Hlc: mine.HLC})
+	if err != nil {
+		return ap.Vector{}, err
+	}
+	return ap.Vector{Node: rep.Node, Vector: rep.Vector, HLC: rep.Hlc}, nil
+}
+
+func (p apPeers) Pull(ctx context.Context, node, origin string, after uint64, limit int) ([]ap.Entry, error) {
+	_, ic, err := p.c.client(p.c.peers[node])
+	if err != nil {
+		return nil, err
+	}
+	rep, err := ic.APPull(ctx, &pb.APPullRequest{Origin: origin, After: after, Limit: uint32(limit)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ap.Entry, 0, len(rep.Entries))
+	for _, b := range rep.Entries {
+		var e ap.Entry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *internalService) APState(ctx context.Context, req *pb.APVector) (*pb.APVector, error) {
+	if s.n.ap == nil {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "this node does not run the AP mode")
+	}
+	s.n.ap.Observe(ap.Vector{Node: req.Node, Vector: req.Vector, HLC: req.Hlc})
+	v := s.n.ap.State()
+	return &pb.APVector{Node: v.Node, Vector: v.Vector, Hlc: v.HLC}, nil
+}
+
+func (s *internalService) APPull(ctx context.Context, req *pb.APPullRequest) (*pb.APEntries, error) {
+	if s.n.ap == nil {
+		return nil, rpcerr.Error(rpcerr.BadRequest, "this node does not run the AP mode")
+	}
+	entries, err := s.n.ap.Entries(req.Origin, req.After, int(req.Limit))
+	if err != nil {
+		return nil, rpcerr.Error(rpcerr.Internal, "read the AP log: %v", err)
+	}
+	out := &pb.APEntries{}
+	for _, e := range entries {
+		b, _ := json.Marshal(e)
+		out.Entries = append(out.Entries, b)
+	}
+	return out, nil
+}
