@@ -80,6 +80,20 @@ func TestAPPartition(t *testing.T) {
 			c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
 			sendAll(t, a1, "minority", 15)
 			sendAll(t, b2, "majority", 15)
+			// a1 syncs on its side: its cursor covers its own 15 messages.
+			before, err := a1.Sync(ctxFor(t, 10*time.Second), client.SyncArgs{After: map[string]uint64{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine := 0
+			for _, m := range before.Messages {
+				if m.Conv == "g:room" {
+					mine++
+				}
+			}
+			if mine != 15 {
+				t.Fatalf("a1's sync during the partition shows %d room messages, want its own 15", mine)
+			}
 			// c3, on the majority side, gets b2's pushes.
 			got := messages(t, c3, 15, 10*time.Second)
 			for _, m := range got {
@@ -121,6 +135,26 @@ func TestAPPartition(t *testing.T) {
 				}
 				return true
 			})
+			// a1 reconnects through another gateway and node: its cursor,
+			// from n1 before the heal, gives exactly what it lacked.
+			moved := c.login("g2", "a1", "d2")
+			after, err := moved.Sync(ctxFor(t, 10*time.Second), client.SyncArgs{Cursor: before.Cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lacked := map[string]bool{}
+			for _, m := range after.Messages {
+				if m.Conv != "g:room" {
+					continue
+				}
+				if lacked[m.Cmid] || m.Cmid[:8] != "majority" {
+					t.Fatalf("sync from the old cursor on another node repeated or misplaced %s", m.Cmid)
+				}
+				lacked[m.Cmid] = true
+			}
+			if len(lacked) != 15 {
+				t.Fatalf("sync from the old cursor on another node gave %d of the 15 messages a1 lacked", len(lacked))
+			}
 			seen := map[string]bool{}
 			for _, cm := range ref {
 				if seen[cm] {

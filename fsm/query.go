@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"sort"
 )
 
 // GroupConv is the conversation id of a group.
@@ -183,4 +184,53 @@ func MessagesAfter(tx Tx, conv string, after uint64, limit int) (msgs []Message,
 		return true
 	})
 	return msgs, more
+}
+
+// MessagesSinceOrigins returns up to limit messages of conv, in order,
+// that come after the per-origin positions in after (origin -> the last
+// origin sequence the reader has): an exact cursor where positions move
+// (AP). more reports whether further messages remain.
+func MessagesSinceOrigins(tx Tx, conv string, after map[string]uint64, limit int) (msgs []Message, more bool) {
+	p := convPrefix(conv)
+	var orders [][]byte
+	_ = tx.Scan(bOrigins, p, prefixEnd(p), false, func(k, v []byte) bool {
+		rest := k[len(p):]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 || len(rest) != i+9 {
+			return true
+		}
+		if getU64(rest[i+1:]) > after[string(rest[:i])] {
+			orders = append(orders, append([]byte(nil), v...))
+		}
+		return true
+	})
+	sort.Slice(orders, func(i, j int) bool { return bytes.Compare(orders[i], orders[j]) < 0 })
+	if len(orders) > limit {
+		orders, more = orders[:limit], true
+	}
+	for _, o := range orders {
+		if m, ok := messageByOrder(tx, conv, o); ok {
+			msgs = append(msgs, *m)
+		}
+	}
+	return msgs, more
+}
+
+// OriginPositions is, for the messages of conv up to seq, the last origin
+// sequence of each origin: the per-origin cursor equivalent to "I have
+// everything up to seq" on this replica.
+func OriginPositions(tx Tx, conv string, seq uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	if seq == 0 {
+		return out
+	}
+	p := convPrefix(conv)
+	_ = tx.Scan(bMsgs, p, msgKey(conv, seq+1), false, func(_, v []byte) bool {
+		var m Message
+		if json.Unmarshal(v, &m) == nil && m.OSeq > out[m.Origin] {
+			out[m.Origin] = m.OSeq
+		}
+		return true
+	})
+	return out
 }

@@ -196,9 +196,13 @@ func (n *Node) awaitSeq(ctx context.Context, sh replica, conv string, seq uint64
 	}
 }
 
-// syncCursor is the opaque cursor: the last seq the client holds per
-// conversation.
-type syncCursor map[string]uint64
+// syncCursor is the opaque cursor: per conversation the last seq the
+// client holds (CP, where seqs never change) or, in AP where positions
+// move, the last origin sequence of each origin — exact on every replica.
+type syncCursor struct {
+	Seq    map[string]uint64            `json:"s,omitempty"`
+	Origin map[string]map[string]uint64 `json:"o,omitempty"`
+}
 
 func encodeCursor(c syncCursor) string {
 	b, _ := json.Marshal(c)
@@ -207,12 +211,12 @@ func encodeCursor(c syncCursor) string {
 
 func decodeCursor(s string) (syncCursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	c := syncCursor{}
+	var c syncCursor
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
 	if err != nil {
-		return nil, rpcerr.Error(rpcerr.BadRequest, "cursor is not one this server issued; sync with after instead")
+		return c, rpcerr.Error(rpcerr.BadRequest, "cursor is not one this server issued; sync with after instead")
 	}
 	return c, nil
 }
@@ -225,24 +229,26 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	after := syncCursor{}
+	var cur syncCursor
 	switch {
 	case req.Cursor != "":
 		var err error
-		if after, err = decodeCursor(req.Cursor); err != nil {
+		if cur, err = decodeCursor(req.Cursor); err != nil {
 			return nil, err
 		}
 	case req.After != nil:
-		for k, v := range req.After {
-			after[k] = v
-		}
+		cur.Seq = req.After
 	}
 	limit := int(req.Limit)
 	if limit <= 0 {
 		limit = 500
 	}
+	apMode := s.n.ap != nil
 	out := &pb.SyncReply{}
-	next := syncCursor{}
+	next := syncCursor{Seq: map[string]uint64{}}
+	if apMode {
+		next = syncCursor{Origin: map[string]map[string]uint64{}}
+	}
 	var convs []string
 	for _, sh := range s.n.shards {
 		sh.view(func(tx fsm.Tx) error { convs = append(convs, fsm.UserConvs(tx, c.Uid)...); return nil })
@@ -251,18 +257,35 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 	for _, conv := range convs {
 		sh := s.n.convShard(conv)
 		sh.view(func(tx fsm.Tx) error {
-			from := after[conv]
+			from := cur.Seq[conv]
 			if req.FromDevice && req.Cursor == "" && req.After == nil {
 				from = fsm.Delivered(tx, c.Uid, c.Device, conv)
 			}
 			out.Convs = append(out.Convs, &pb.ConvMax{Conv: conv, MaxSeq: fsm.MaxSeq(tx, conv)})
-			msgs, more := fsm.MessagesAfter(tx, conv, from, limit-len(out.Messages))
+			room := limit - len(out.Messages)
+			var msgs []fsm.Message
+			var more bool
+			if apMode {
+				pos := cur.Origin[conv]
+				if pos == nil {
+					pos = fsm.OriginPositions(tx, conv, from)
+				}
+				msgs, more = fsm.MessagesSinceOrigins(tx, conv, pos, room)
+				for _, m := range msgs {
+					pos[m.Origin] = max(pos[m.Origin], m.OSeq)
+				}
+				next.Origin[conv] = pos
+			} else {
+				msgs, more = fsm.MessagesAfter(tx, conv, from, room)
+				if len(msgs) > 0 {
+					from = msgs[len(msgs)-1].Seq
+				}
+				next.Seq[conv] = from
+			}
 			for i := range msgs {
 				out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
-				from = msgs[i].Seq
 			}
 			out.More = out.More || more
-			next[conv] = from
 			return nil
 		})
 	}
