@@ -229,3 +229,77 @@ func TestAPRedisDown(t *testing.T) {
 		ids[m.ID] = true
 	}
 }
+
+// TestAPConcurrentSends: without faults, 8 clients on 3 nodes sending into
+// one group concurrently all end with every message in one order. It also
+// measures how often clients were told to resync. The target —
+// resyncs on fewer than 1% of messages — is NOT met yet: positions are
+// assigned at once on each replica, so concurrent sends from different
+// nodes reorder (see docs/ap-mode.md); the count is logged, not asserted.
+func TestAPConcurrentSends(t *testing.T) {
+	c := startLab(t, labOpts{mode: "ap", nodes: 3, gateways: 3, gatewayArgs: []string{"--rate-limit", "0"}})
+	var users []string
+	for i := 1; i <= 8; i++ {
+		users = append(users, fmt.Sprintf("u%d", i))
+		c.register("g1", users[i-1])
+	}
+	time.Sleep(500 * time.Millisecond)
+	conns := make([]*client.Conn, len(users))
+	for i, u := range users {
+		conns[i] = c.login(fmt.Sprintf("g%d", i%3+1), u, "d")
+	}
+	if _, err := conns[0].GroupCreate(ctxFor(t, 10*time.Second), "room", users[1:]); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(10*time.Second, "n1", "n2", "n3")
+	const each = 40
+	done := make(chan struct{})
+	for i, conn := range conns {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := 0; j < each; j++ {
+				if _, err := conn.Send(context.Background(), client.SendArgs{Group: "room", Text: "x", Cmid: fmt.Sprintf("%d-%d", i, j)}); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				time.Sleep(time.Duration(5+j%7) * time.Millisecond)
+			}
+		}()
+	}
+	for range conns {
+		<-done
+	}
+	total := len(conns) * each
+	c.waitConverged(10*time.Second, "n1", "n2", "n3")
+	var ref string
+	eventually(t, 10*time.Second, "every client reads all messages in one order", func() bool {
+		for i, conn := range conns {
+			cmids, _ := roomView(t, c, conn)
+			if len(cmids) != total {
+				return false
+			}
+			if i == 0 {
+				ref = fmt.Sprint(cmids)
+			} else if fmt.Sprint(cmids) != ref {
+				return false
+			}
+		}
+		return true
+	})
+	resyncs := 0
+	for _, conn := range conns {
+		deadline := time.After(500 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case p := <-conn.Pushes():
+				if p.Kind == "resync" {
+					resyncs++
+				}
+			case <-deadline:
+				break drain
+			}
+		}
+	}
+	t.Logf("%d messages, %d resync pushes across 8 clients (target: fewer than %d; not met yet)", total, resyncs, total/100)
+}

@@ -34,12 +34,47 @@ type delivery struct {
 	cursor  map[string]uint64
 	// backlogCursor is the sync cursor of the login backlog in progress.
 	backlogCursor string
+	// AP mode: positions differ between replicas and move, so delivery
+	// deduplicates by message id and catches up with the exact sync
+	// cursor; shown is the highest seq pushed per conversation (a resync
+	// matters only to a client shown a position that moved).
+	apMode   bool
+	apCursor string
+	seen     idSet
+	shown    map[string]uint64
+}
+
+// idSet remembers the last ids delivered (bounded: older ones may be
+// delivered again, and clients deduplicate by id anyway).
+type idSet struct {
+	ids  map[string]bool
+	ring []string
+	next int
+}
+
+const seenIDs = 8192
+
+func (s *idSet) add(id string) bool {
+	if s.ids == nil {
+		s.ids, s.ring = map[string]bool{}, make([]string, seenIDs)
+	}
+	if s.ids[id] {
+		return false
+	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.ids, old)
+	}
+	s.ring[s.next] = id
+	s.next = (s.next + 1) % seenIDs
+	s.ids[id] = true
+	return true
 }
 
 func (d *delivery) init() {
 	d.events = make(chan event, eventBuffer)
 	d.catchup = make(chan struct{}, 1)
 	d.cursor = map[string]uint64{}
+	d.shown = map[string]uint64{}
 }
 
 func (s *session) ready() bool { return s.isReady.Load() }
@@ -151,6 +186,7 @@ func (s *session) backlog() bool {
 		for _, m := range rep.Messages {
 			s.push(m)
 		}
+		s.apCursor = rep.Cursor
 		if !rep.More {
 			for _, c := range rep.Convs {
 				s.cursor[c.Conv] = max(s.cursor[c.Conv], c.MaxSeq)
@@ -164,6 +200,10 @@ func (s *session) backlog() bool {
 
 // catchUp pushes everything after the cursors (after a lost push).
 func (s *session) catchUp() {
+	if s.apMode {
+		s.catchUpAP()
+		return
+	}
 	for page := 0; page < 1000 && !s.closed(); page++ {
 		after := make(map[string]uint64, len(s.cursor))
 		for k, v := range s.cursor {
@@ -188,9 +228,40 @@ func (s *session) catchUp() {
 	}
 }
 
+// catchUpAP pulls everything after the session's exact AP cursor.
+func (s *session) catchUpAP() {
+	for page := 0; page < 1000 && !s.closed(); page++ {
+		var rep *pb.SyncReply
+		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
+			var err error
+			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: s.apCursor, Limit: maxPage})
+			return err
+		})
+		if !ok {
+			time.AfterFunc(time.Second, s.requestCatchUp)
+			return
+		}
+		for _, m := range rep.Messages {
+			s.push(m)
+		}
+		s.apCursor = rep.Cursor
+		if !rep.More {
+			return
+		}
+	}
+}
+
 // deliver pushes m if it is the next of its conversation, after pulling
 // any gap before it; it drops m if the device has it.
 func (s *session) deliver(m *pb.Message, silent bool) {
+	if s.apMode {
+		if silent {
+			s.seen.add(m.Id)
+		} else {
+			s.push(m)
+		}
+		return
+	}
 	cur, known := s.cursor[m.Conv]
 	if !known && m.Seq > newConvWindow {
 		// A conversation joined after login with a long history: push from
@@ -243,16 +314,24 @@ func (s *session) deliver(m *pb.Message, silent bool) {
 // position that changed. The cursor stays: later pushes continue after it,
 // and the client's refetch (deduplicated by id) shows the new order.
 func (s *session) resync(conv string, from uint64) {
-	if cur, ok := s.cursor[conv]; ok && cur >= from {
+	if s.shown[conv] >= from {
 		s.send(wire.Push(wire.PushResync, resyncFields{Conv: conv, FromSeq: from}))
 	}
 }
 
 // push sends m to the client and advances its conversation's cursor.
 func (s *session) push(m *pb.Message) {
-	if m.Seq <= s.cursor[m.Conv] {
-		return
+	if s.apMode {
+		if !s.seen.add(m.Id) {
+			s.g.metrics.duplicates.Inc()
+			return
+		}
+	} else {
+		if m.Seq <= s.cursor[m.Conv] {
+			return
+		}
+		s.cursor[m.Conv] = m.Seq
 	}
-	s.cursor[m.Conv] = m.Seq
+	s.shown[m.Conv] = max(s.shown[m.Conv], m.Seq)
 	s.send(wire.Push(wire.PushMessage, messageFields{Message: toWire(m)}))
 }

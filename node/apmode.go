@@ -90,9 +90,9 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		}
 		n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: n.toPB(r.Message)}, Origin: e.Origin}, r.Members, false)
 		if r.Reordered > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-			n.fanout.deliver(ctx, &pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: r.Conv, FromSeq: r.Reordered}}}, r.Members)
-			cancel()
+			// Positions moved in this replica: tell the gateways attached
+			// to it (their sessions read this replica's positions).
+			n.fanout.stream(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: r.Conv, FromSeq: r.Reordered}}}, r.Members, true)
 		}
 	}
 	return out
