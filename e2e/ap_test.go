@@ -80,6 +80,19 @@ func TestAPPartition(t *testing.T) {
 			c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
 			sendAll(t, a1, "minority", 15)
 			sendAll(t, b2, "majority", 15)
+			// Presence is eventually consistent, and visibly so: the side
+			// without Redis answers from what its node knows.
+			if repair {
+				ctx := ctxFor(t, 10*time.Second)
+				fromMinority, err1 := a1.Presence(ctx, []string{"c3"})
+				fromMajority, err2 := b2.Presence(ctx, []string{"c3"})
+				if err1 != nil || err2 != nil {
+					t.Fatalf("presence during the partition: %v / %v", err1, err2)
+				}
+				if fromMinority["c3"].Online || !fromMajority["c3"].Online {
+					t.Fatalf("presence of c3 during the partition: minority side says %+v, majority side %+v; want offline / online", fromMinority["c3"], fromMajority["c3"])
+				}
+			}
 			// a1 syncs on its side: its cursor covers its own 15 messages.
 			before, err := a1.Sync(ctxFor(t, 10*time.Second), client.SyncArgs{After: map[string]uint64{}})
 			if err != nil {
