@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,4 +317,40 @@ func TestAPConcurrentSends(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages, %d resync pushes across 8 clients (target: fewer than %d; not met yet)", total, resyncs, total/100)
+}
+
+// TestAPConvergence10k measures convergence after heal with 10k divergent
+// messages (5k per side). It takes about a minute, so it runs only with
+// MPIM_LONG=1; its result is recorded in docs/ap-mode.md.
+func TestAPConvergence10k(t *testing.T) {
+	if os.Getenv("MPIM_LONG") == "" {
+		t.Skip("set MPIM_LONG=1 to measure convergence with 10k divergent messages")
+	}
+	c := startLab(t, labOpts{mode: "ap", nodes: 3, gateways: 3, gatewayArgs: []string{"--rate-limit", "0"}})
+	a1, b2, _ := apSetup(t, c)
+	c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
+	var wg sync.WaitGroup
+	for _, side := range []*client.Conn{a1, b2} {
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 625; i++ {
+					cmid := fmt.Sprintf("%p-%d-%d", side, w, i)
+					if _, err := side.Send(context.Background(), client.SendArgs{Group: "room", Text: "x", Cmid: cmid}); err != nil {
+						t.Errorf("send: %v", err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	heal := time.Now()
+	c.apply("heal")
+	counts := c.waitConverged(60*time.Second, "n1", "n2", "n3")
+	t.Logf("10k divergent messages: every replica converged %v after heal (room holds %d)", time.Since(heal).Round(time.Millisecond), counts["g:room"])
+	if counts["g:room"] != 10000 {
+		t.Fatalf("converged on %d messages, want 10000", counts["g:room"])
+	}
 }

@@ -99,6 +99,9 @@ type Replicator struct {
 	water   map[string]uint64           // per node: a clock value it will never go below
 	outbox  []Entry
 	stats   Stats
+	// toPublish are local entries waiting for the publisher.
+	toPublish   []Entry
+	publishKick chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -136,13 +139,14 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	}
 	r := &Replicator{cfg: cfg, log: l, clock: NewClock(), rdb: rdb, apply: apply, peers: peers, logger: logger,
 		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
-		water: map[string]uint64{}, stop: make(chan struct{})}
+		water: map[string]uint64{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1)}
 	if err := r.recover(); err != nil {
 		l.close()
 		return nil, err
 	}
 	r.run(r.writer)
 	if rdb != nil {
+		r.run(r.publisher)
 		r.run(r.subscribe)
 		r.run(r.heartbeat)
 	}
@@ -251,7 +255,34 @@ func (r *Replicator) commitLocal(batch []*submit) {
 	for i, s := range batch {
 		s.done <- submitResult{res: results[i]}
 	}
-	r.publish(entries)
+	r.mu.Lock()
+	r.toPublish = append(r.toPublish, entries...)
+	r.mu.Unlock()
+	select {
+	case r.publishKick <- struct{}{}:
+	default:
+	}
+}
+
+// publisher publishes local entries off the write path: a slow or cut
+// Redis delays replication, never the writes.
+func (r *Replicator) publisher() {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.publishKick:
+		}
+		r.mu.Lock()
+		out := r.toPublish
+		r.toPublish = nil
+		r.mu.Unlock()
+		for len(out) > 0 {
+			n := min(len(out), 1000)
+			r.publish(out[:n])
+			out = out[n:]
+		}
+	}
 }
 
 // stamp fills in what the origin decides for every replica: a message's
