@@ -119,6 +119,12 @@ func TestAPPartition(t *testing.T) {
 					t.Fatalf("a message written during a partition is not tentative: %+v", m)
 				}
 			}
+			if !repair {
+				// Let the cut outlast the subscription's liveness check
+				// (a silent second, then an unanswered ping), as any real
+				// partition longer than a few seconds does.
+				time.Sleep(3 * time.Second)
+			}
 			c.apply("heal")
 			if !repair {
 				time.Sleep(3 * time.Second)
