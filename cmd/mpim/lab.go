@@ -28,19 +28,13 @@ func labUpCmd() *cobra.Command {
 separate process of this binary on fixed loopback ports, plus the lab HTTP
 API (docs/lab-api.md). Every address is printed once the cluster is ready,
 ending with the "dashboard http://HOST:PORT/" line. Ctrl-C stops everything
-the lab started.
-
---nodes defaults to 1 until the consistency modes land.`,
+the lab started.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Unsafe = splitList(unsafe)
-			switch apRepair {
-			case "on":
-				cfg.APRepair = true
-			case "off":
-				cfg.APRepair = false
-			default:
-				return usageError{fmt.Errorf("--ap-repair %q: use on or off", apRepair)}
+			var err error
+			if cfg.APRepair, err = onOff("--ap-repair", apRepair); err != nil {
+				return err
 			}
 			cfg.Logger = newLogger("lab", "lab")
 			l, err := lab.New(cfg)

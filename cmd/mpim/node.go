@@ -31,13 +31,8 @@ func nodeCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Unsafe = splitList(unsafe)
-			switch apRepair {
-			case "on":
-				cfg.AP.Repair = true
-			case "off":
-				cfg.AP.Repair = false
-			default:
-				return usageError{fmt.Errorf("--ap-repair %q: use on or off", apRepair)}
+			if cfg.AP.Repair, err = onOff("--ap-repair", apRepair); err != nil {
+				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -93,6 +88,17 @@ func nodeCmd() *cobra.Command {
 	f.MarkHidden("test-hooks")
 	cmd.AddCommand(nodeRemoveCmd())
 	return cmd
+}
+
+// onOff reads a flag spelled on or off.
+func onOff(flag, v string) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, usageError{fmt.Errorf("%s %q: use on or off", flag, v)}
 }
 
 // parsePeers reads "n1=addr,n2=addr".
