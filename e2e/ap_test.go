@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,5 +359,54 @@ func TestAPConvergence10k(t *testing.T) {
 	t.Logf("10k divergent messages: every replica converged %v after heal (room holds %d)", time.Since(heal).Round(time.Millisecond), counts["g:room"])
 	if counts["g:room"] != 10000 {
 		t.Fatalf("converged on %d messages, want 10000", counts["g:room"])
+	}
+}
+
+// TestAPNameConflict: the same name registered on both sides of a
+// partition resolves identically on every node after heal: the earlier
+// registration keeps the name, the other account moves to a new name, its
+// sessions are kicked with name_conflict, and a login with the old name and
+// its password gets conflict naming the new one.
+func TestAPNameConflict(t *testing.T) {
+	c := startLab(t, labOpts{mode: "ap", nodes: 3, gateways: 3})
+	ctx := ctxFor(t, 60*time.Second)
+	c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
+	reg := func(gw, pw string) {
+		t.Helper()
+		conn := c.dial(gw)
+		if _, err := conn.Register(ctx, "zed", pw); err != nil {
+			t.Fatalf("register zed on %s during the partition: %v", gw, err)
+		}
+	}
+	reg("g1", "first-password")
+	time.Sleep(5 * time.Millisecond)
+	reg("g2", "second-password")
+	loser := c.dial("g2")
+	if _, err := loser.Login(ctx, "zed", "second-password", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	c.apply("heal")
+	f := pushOf(t, loser, "kicked", 15*time.Second)
+	if f.Reason != "name_conflict" || f.Text == "" {
+		t.Fatalf("the losing account's session got %+v, want kicked name_conflict naming the new name", f)
+	}
+	for _, gw := range []string{"g1", "g2", "g3"} {
+		eventually(t, 10*time.Second, "every node resolves zed the same way ("+gw+")", func() bool {
+			conn, err := client.Dial(ctx, c.ws(gw), client.Options{})
+			if err != nil {
+				return false
+			}
+			defer conn.Close()
+			if _, err := conn.Login(ctx, "zed", "first-password", "x"); err != nil {
+				return false
+			}
+			_, err = conn.Login(ctx, "zed", "second-password", "y")
+			return err != nil
+		})
+		conn := c.dial(gw)
+		_, err := conn.Login(ctx, "zed", "second-password", "y")
+		if client.ErrorCode(err) != "conflict" || !strings.Contains(err.Error(), "zed-") {
+			t.Fatalf("%s: login with the old name and the losing password: %v; want conflict naming the new name", gw, err)
+		}
 	}
 }

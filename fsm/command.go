@@ -43,6 +43,10 @@ type GroupCreate struct {
 	Creator uint64   `json:"creator"`
 	Members []uint64 `json:"members,omitempty"`
 	Created int64    `json:"created"`
+	// Merge: a group of that name that exists is merged with this one
+	// (see mergeGroup) instead of refused — for creations no single log
+	// ordered.
+	Merge bool `json:"merge,omitempty"`
 }
 
 // GroupMember adds or removes one member of a group.
@@ -100,6 +104,8 @@ type Result struct {
 	// Members are the conversation's member uids after the command, for
 	// fan-out.
 	Members []uint64
+	// Renamed reports an account a registration conflict moved.
+	Renamed *Rename
 	// Reordered, when not 0, is the first seq whose message changed: the
 	// command's message sorted before messages already there, which moved
 	// one place on (clients that were shown them need a resync).

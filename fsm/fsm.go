@@ -166,7 +166,14 @@ func (m *Machine) register(tx Tx, r *Register) (Result, error) {
 	if r.Name == "" || len(r.PwHash) == 0 {
 		return Result{Err: ErrInvalid}, nil
 	}
-	if tx.Get(bUsers, []byte(r.Name)) != nil {
+	var existing User
+	if getJSON(tx, bUsers, []byte(r.Name), &existing) {
+		switch {
+		case r.UID != 0 && existing.UID == r.UID:
+			return Result{UID: r.UID}, nil // the same registration again
+		case r.UID != 0 && tx.Get(bUIDs, u64(r.UID)) == nil:
+			return m.resolveRegister(tx, r, existing)
+		}
 		return Result{Err: ErrNameTaken}, nil
 	}
 	uid := r.UID
@@ -180,14 +187,22 @@ func (m *Machine) register(tx Tx, r *Register) (Result, error) {
 	if err := tx.Put(bMeta, keyNextUID, u64(max(next, uid+1))); err != nil {
 		return Result{}, err
 	}
-	u := User{UID: uid, Name: r.Name, PwHash: r.PwHash, Created: r.Created}
-	if err := putJSON(tx, bUsers, []byte(r.Name), u); err != nil {
-		return Result{}, err
-	}
-	if err := tx.Put(bUIDs, u64(uid), []byte(r.Name)); err != nil {
+	if err := m.storeUser(tx, User{UID: uid, Name: r.Name, PwHash: r.PwHash, Created: r.Created}); err != nil {
 		return Result{}, err
 	}
 	return Result{UID: uid}, nil
+}
+
+// storeUser writes a user and its uid index, advancing the uid counter.
+func (m *Machine) storeUser(tx Tx, u User) error {
+	next := max(getU64(tx.Get(bMeta, keyNextUID)), 1)
+	if err := tx.Put(bMeta, keyNextUID, u64(max(next, u.UID+1))); err != nil {
+		return err
+	}
+	if err := putJSON(tx, bUsers, []byte(u.Name), u); err != nil {
+		return err
+	}
+	return tx.Put(bUIDs, u64(u.UID), []byte(u.Name))
 }
 
 func (m *Machine) userUpdate(tx Tx, r *UserUpdate) (Result, error) {
@@ -214,7 +229,11 @@ func (m *Machine) groupCreate(tx Tx, r *GroupCreate) (Result, error) {
 	if r.Group == "" || r.Creator == 0 {
 		return Result{Err: ErrInvalid}, nil
 	}
-	if tx.Get(bGroups, []byte(r.Group)) != nil {
+	var existing Group
+	if getJSON(tx, bGroups, []byte(r.Group), &existing) {
+		if r.Merge {
+			return m.mergeGroup(tx, r, existing)
+		}
 		return Result{Err: ErrGroupExists}, nil
 	}
 	conv := GroupConv(r.Group)

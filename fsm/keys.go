@@ -19,10 +19,11 @@ const (
 	bDedup     = "dedup"     // uid conv 0x00 cmid -> order
 	bDelivered = "delivered" // uid device 0x00 conv -> seq
 	bReadCur   = "readcur"   // uid conv -> seq
+	bRenamed   = "renamed"   // old name 0x00 uid -> new name (conflict renames)
 )
 
 // Buckets lists every bucket in a fixed order (snapshots walk it).
-var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur}
+var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur, bRenamed}
 
 var (
 	keyApplied = []byte("applied")

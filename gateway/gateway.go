@@ -259,7 +259,8 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 	case *pb.Push_Kick:
 		k := ev.Kick
 		for _, s := range g.sessionsOf(k.Uid) {
-			if id := s.who(); id != nil && id.device == k.Device && s.id != k.Session {
+			// An empty device kicks every device of the user.
+			if id := s.who(); id != nil && (k.Device == "" || id.device == k.Device) && s.id != k.Session {
 				s.kick(k.Reason, k.Message)
 			}
 		}

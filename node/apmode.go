@@ -85,6 +85,9 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 	// where a message sorted before ones already shown.
 	for i, e := range entries {
 		r := out[i]
+		if r.Renamed != nil {
+			n.kickRenamed(r.Renamed)
+		}
 		if r.Err != nil || r.Message == nil || r.Dup {
 			continue
 		}
@@ -96,6 +99,15 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		}
 	}
 	return out
+}
+
+// kickRenamed ends the sessions of an account that lost its name to a
+// registration made on the other side of a partition.
+func (n *Node) kickRenamed(r *fsm.Rename) {
+	ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+	defer cancel()
+	n.fanout.broadcast(ctx, &pb.Push{Event: &pb.Push_Kick{Kick: &pb.Kick{Uid: r.UID, Reason: "name_conflict",
+		Message: fmt.Sprintf("during a partition the name %q was registered on both sides and this account lost it: it is now %q; log in as %s", r.From, r.To, r.To)}}})
 }
 
 // shardOfCommand is the shard a command belongs to.

@@ -31,6 +31,15 @@ func (s *groupService) Create(ctx context.Context, req *pb.GroupRequest) (*pb.Gr
 		members = append(members, u.UID)
 	}
 	conv := fsm.GroupConv(req.Group)
+	if s.n.ap != nil {
+		// A group this replica knows is refused before it is logged (the
+		// merge rule is for creations on two sides of a partition).
+		var exists bool
+		s.n.convShard(conv).view(func(tx fsm.Tx) error { _, exists = fsm.GroupByName(tx, req.Group); return nil })
+		if exists {
+			return nil, domainError(fsm.ErrGroupExists, req.Group)
+		}
+	}
 	res, err := s.n.convShard(conv).propose(ctx, fsm.Command{GroupCreate: &fsm.GroupCreate{
 		Group: req.Group, Creator: c.Uid, Members: members, Created: time.Now().UnixMilli()}})
 	if err != nil {

@@ -25,6 +25,14 @@ func (s *userService) Register(ctx context.Context, req *pb.RegisterRequest) (*p
 	if req.User == "" || req.Password == "" {
 		return nil, rpcerr.Error(rpcerr.BadRequest, "register needs user and password")
 	}
+	// In AP mode a name this replica knows is refused here, before it is
+	// logged: the state machine's conflict rule is for registrations made
+	// concurrently on two sides, not for a name known to be taken.
+	if s.n.ap != nil {
+		if _, ok := s.n.lookupUser(ctx, req.User); ok {
+			return nil, rpcerr.Error(rpcerr.Conflict, "the name %q is taken; choose another", req.User)
+		}
+	}
 	// Hashing happens here, outside the state machine: bcrypt salts are
 	// random and the fsm must stay deterministic.
 	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), s.n.cfg.BcryptCost)
@@ -47,11 +55,29 @@ func (s *userService) Login(ctx context.Context, req *pb.LoginRequest) (*pb.Logi
 	// One answer for "no such user" and "wrong password": a login must not
 	// tell which names exist.
 	if !ok || bcrypt.CompareHashAndPassword(u.PwHash, []byte(req.Password)) != nil {
+		if moved := s.n.renamedAccount(req.User, req.Password); moved != "" {
+			return nil, rpcerr.Error(rpcerr.Conflict, "after a partition the name %q went to another account; yours is now %q: log in as %s", req.User, moved, moved)
+		}
 		return nil, rpcerr.Error(rpcerr.Unauthorized, "wrong user name or password")
 	}
 	tok := token.Sign(s.n.cfg.Secret, token.Claims{UID: u.UID, User: u.Name,
 		Exp: time.Now().Add(s.n.cfg.TokenTTL).UnixMilli()})
 	return &pb.LoginReply{Uid: u.UID, Token: tok, Mode: s.n.cfg.Mode, Node: s.n.cfg.ID, User: u.Name}, nil
+}
+
+// renamedAccount is the new name of an account that lost name to a
+// conflict and whose password this is ("" if none).
+func (n *Node) renamedAccount(name, password string) string {
+	var moved string
+	n.metaShard().view(func(tx fsm.Tx) error {
+		for _, r := range fsm.Renamed(tx, name) {
+			if u, ok := fsm.UserByUID(tx, r.UID); ok && bcrypt.CompareHashAndPassword(u.PwHash, []byte(password)) == nil {
+				moved = u.Name
+			}
+		}
+		return nil
+	})
+	return moved
 }
 
 func cacheKey(user string) string { return "mpim:user:" + user }

@@ -298,6 +298,11 @@ func (r *Replicator) stamp(e *Entry) {
 		reg := *e.Cmd.Register
 		reg.UID = UID(e.Origin, e.OSeq)
 		e.Cmd.Register = &reg
+	case e.Cmd.GroupCreate != nil:
+		// The same group created on two sides merges (fsm conflict rules).
+		g := *e.Cmd.GroupCreate
+		g.Merge = true
+		e.Cmd.GroupCreate = &g
 	}
 }
 
