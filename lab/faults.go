@@ -33,6 +33,9 @@ type network struct {
 	mu  sync.Mutex
 	// active are the network faults applied since the last heal.
 	active []fault.Fault
+	// downLeader remembers the node `pause leader` / `kill leader` hit, by
+	// the verb that undoes it.
+	downLeader map[fault.Verb]string
 }
 
 // link returns the address member from must dial to reach member to (whose
@@ -75,7 +78,7 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	}
 	for i, m := range f.Members {
 		if m == fault.Leader {
-			f.Members[i] = l.leader()
+			f.Members[i] = l.leaderFor(f.Verb)
 		}
 	}
 	nw := l.network
@@ -150,6 +153,31 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	nw.active = append(nw.active, f)
 	l.emit(Event{Kind: EventFault, Detail: f.String()})
 	return f, nil
+}
+
+// leaderFor resolves `leader` for verb: resume and restart act on the node
+// that `pause leader` / `kill leader` hit (by then another node leads);
+// the other verbs act on the current leader.
+func (l *Lab) leaderFor(verb fault.Verb) string {
+	l.network.mu.Lock()
+	defer l.network.mu.Unlock()
+	switch verb {
+	case fault.Resume, fault.Restart:
+		if m := l.network.downLeader[verb]; m != "" {
+			delete(l.network.downLeader, verb)
+			return m
+		}
+		return l.leader()
+	case fault.Pause, fault.Kill:
+		m := l.leader()
+		undo := map[fault.Verb]fault.Verb{fault.Pause: fault.Resume, fault.Kill: fault.Restart}[verb]
+		if l.network.downLeader == nil {
+			l.network.downLeader = map[fault.Verb]string{}
+		}
+		l.network.downLeader[undo] = m
+		return m
+	}
+	return l.leader()
 }
 
 // pairs are the links a delay or loss names: one member means every link

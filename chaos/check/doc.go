@@ -1,7 +1,20 @@
 // Package check holds the checkers that turn a chaos run's history into the
-// verdicts of its report (shared/spec/lab.md). For now it holds one: the
-// per-conversation linearizability checker behind the report's
-// `linearizable` key.
+// verdicts of its report (shared/spec/lab.md), each a pure function of what
+// the harness recorded:
+//
+//   - [Linearizable]: the per-conversation linearizability check behind the
+//     report's `linearizable` key, described below.
+//   - [SetAnalysis]: acknowledged sends against every conversation member's
+//     [FinalView] (Jepsen's set-full and total-queue checks): `lost`,
+//     `duplicated`, `unexpected`, `recovered`, `fail_applied`.
+//   - [Divergent]: conversations whose members' final views differ, the
+//     view half of `converged`.
+//   - [StaleReads]: reads missing a message acknowledged before they began,
+//     `stale_reads` and `stale_local_reads`.
+//   - [Reordered]: messages a client was shown behind a later one, from the
+//     [Shown] stream (Jepsen's kafka checker's nonmonotonic offsets).
+//   - [AvailabilityOf] and [LatencyOf]: Maelstrom's ok fraction, bucketed by
+//     fault [Window] and partition side, and ok-op latency percentiles.
 //
 // # History
 //

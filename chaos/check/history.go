@@ -55,7 +55,31 @@ type Op struct {
 	// Read is, for an ok read, the conversation's cmids in seq order, as
 	// returned by a linearizable read of the whole conversation.
 	Read []string `json:"read,omitempty"`
+	// Gateway is the gateway the client sent the operation through.
+	Gateway string `json:"gateway,omitempty"`
+	// Node is the node that served the operation, when the answer says so.
+	Node string `json:"node,omitempty"`
+	// ReadMode is, for a read, ReadLinearizable or ReadLocal.
+	ReadMode string `json:"read_mode,omitempty"`
+	// MsgID is, for an ok send, the message id the server answered.
+	MsgID string `json:"msg_id,omitempty"`
+	// Side is the partition side the client was on when it invoked the
+	// operation, named by its members sorted and joined by "," (e.g.
+	// "g1,n1"), as the report's availability.by_side names sides.
+	Side string `json:"side,omitempty"`
+	// Error is, for an op that is not ok, the error the client saw.
+	Error string `json:"error,omitempty"`
 }
+
+// The read modes of a read op.
+const (
+	// ReadLinearizable is a read that must reflect every write acknowledged
+	// before it began.
+	ReadLinearizable = "linearizable"
+	// ReadLocal is a read served from whatever replica answered, which may
+	// be stale in either mode.
+	ReadLocal = "local"
+)
 
 // codeLen is the width of an interned cmid in a state string.
 const codeLen = 4

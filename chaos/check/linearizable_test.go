@@ -1,10 +1,8 @@
 package check
 
 import (
-	"encoding/json"
 	"maps"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,48 +14,6 @@ import (
 
 // checkTimeout is generous: every hand-written history decides in microseconds.
 const checkTimeout = 10 * time.Second
-
-// transcript is a hand-written history under testdata/. Times are
-// milliseconds from the start of the run, which keeps the files readable.
-type transcript struct {
-	About string `json:"about"`
-	Ops   []struct {
-		Process int      `json:"process"`
-		Kind    string   `json:"kind"`
-		Conv    string   `json:"conv"`
-		Cmid    string   `json:"cmid"`
-		Call    int64    `json:"call"`
-		Return  int64    `json:"return"`
-		Status  Status   `json:"status"`
-		Seq     uint64   `json:"seq"`
-		Read    []string `json:"read"`
-	} `json:"ops"`
-}
-
-// loadTranscript reads testdata/name.json as a history.
-func loadTranscript(t testing.TB, name string) (about string, ops []Op) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tr transcript
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&tr); err != nil {
-		t.Fatalf("testdata/%s.json: %v", name, err)
-	}
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, o := range tr.Ops {
-		ops = append(ops, Op{
-			Process: o.Process, Kind: o.Kind, Conv: o.Conv, Cmid: o.Cmid,
-			Call:   base.Add(time.Duration(o.Call) * time.Millisecond),
-			Return: base.Add(time.Duration(o.Return) * time.Millisecond),
-			Status: o.Status, Seq: o.Seq, Read: o.Read,
-		})
-	}
-	return tr.About, ops
-}
 
 func TestLinearizableTranscripts(t *testing.T) {
 	tests := []struct {

@@ -1,0 +1,235 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"mpim/chaos/check"
+	"mpim/chaos/scenario"
+	"mpim/client"
+	"mpim/lab"
+)
+
+// Report is report.json: every key of shared/spec/lab.md, and more.
+type Report map[string]any
+
+// Verdict is "pass" or "fail".
+func (r Report) Verdict() string { s, _ := r["verdict"].(string); return s }
+
+// finish heals everything, waits for convergence, reads every client's
+// final view, checks the history and writes the report.
+func (r *runner) finish(ctx context.Context) (*Report, error) {
+	cfg := r.cfg
+	healStart := time.Now()
+	r.lab.ApplyString(ctx, "heal")
+	for _, m := range r.lab.Members() {
+		switch m.State {
+		case lab.StateKilled, lab.StateExited:
+			r.lab.Restart(ctx, m.Name)
+		case lab.StatePaused:
+			r.lab.Resume(m.Name)
+		}
+	}
+	converged, convergenceMS := r.waitConverged(ctx, healStart)
+	cfg.progress("healed; replicas converged: %v after %d ms", converged, convergenceMS)
+	views, finals := r.finalViews(ctx)
+	r.rec.mu.Lock()
+	ops := append(r.rec.ops, finals...)
+	shown, resyncs := r.rec.shown, r.rec.resyncs
+	r.rec.mu.Unlock()
+	r.mu.Lock()
+	windows, events := r.windows, r.events
+	r.mu.Unlock()
+
+	rep := Report{
+		"scenario": cfg.Scenario.Name, "mode": cfg.Mode, "seed": cfg.Seed,
+		"duration_s": cfg.Scenario.Duration.Seconds(), "command": cfg.Command, "ap_repair": nil,
+	}
+	if cfg.Mode == "ap" {
+		rep["ap_repair"] = cfg.APRepair
+	}
+	counts := map[string]int{"ok": 0, "fail": 0, "info": 0}
+	for _, op := range ops {
+		counts[string(op.Status)]++
+	}
+	rep["ops"] = counts
+	avail := check.AvailabilityOf(ops, windows, detection)
+	rep["availability"] = avail
+	lat := check.LatencyOf(ops)
+	rep["latency_ms"] = lat
+	sets := check.SetAnalysis(ops, views)
+	rep["lost"], rep["duplicated"], rep["unexpected"] = sets.Lost, sets.Duplicated, sets.Unexpected
+	rep["recovered"], rep["fail_applied"] = sets.Recovered, sets.FailApplied
+	rep["reordered"], rep["resyncs"] = check.Reordered(shown), resyncs
+	stale, staleLocal := check.StaleReads(ops)
+	rep["stale_reads"], rep["stale_local_reads"] = stale, staleLocal
+	divergent := check.Divergent(views)
+	rep["divergent_conversations"] = divergent
+	rep["converged"] = converged && divergent == 0
+	rep["convergence_ms"] = convergenceMS
+	rep["linearizable"] = nil
+	if cfg.Mode == "cp" {
+		var lin []check.Op
+		for _, op := range ops {
+			if op.Kind == check.KindSend || op.ReadMode != "local" {
+				lin = append(lin, op)
+			}
+		}
+		v := check.Linearizable(lin, 30*time.Second)
+		rep["linearizable"] = v.Linearizable
+		check.Visualize(lin, 30*time.Second, filepath.Join(cfg.Out, "linearizability.html"))
+	}
+	rep["fault_windows"] = windows
+	rep["events"] = events
+	rep["lost_cmids"], rep["fail_applied_cmids"] = sets.LostCmids, sets.FailAppliedCmids
+	// Expectations are checked against the report as JSON reads it.
+	var asJSON map[string]any
+	b, _ := json.Marshal(rep)
+	json.Unmarshal(b, &asJSON)
+	outcomes := scenario.Evaluate(cfg.Scenario.Expect[cfg.ModeKey()], asJSON)
+	rep["expectations"] = outcomes
+	rep["verdict"] = "pass"
+	for _, o := range outcomes {
+		if !o.OK {
+			rep["verdict"] = "fail"
+		}
+	}
+	if err := r.write(rep, ops); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// waitConverged waits (up to 10 s) until every node's replica holds the
+// same messages in the same order.
+func (r *runner) waitConverged(ctx context.Context, since time.Time) (bool, int64) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		reps := r.lab.Replicas(ctx)
+		var ref string
+		same, i := true, 0
+		for _, name := range sortedKeys(reps) {
+			rp := reps[name]
+			if rp.Error != "" {
+				same = false
+				break
+			}
+			key := fmt.Sprint(rp.Convs)
+			if i == 0 {
+				ref = key
+			} else if key != ref {
+				same = false
+			}
+			i++
+		}
+		if same {
+			return true, time.Since(since).Milliseconds()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false, time.Since(since).Milliseconds()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// finalViews logs every user in afresh and reads each of its
+// conversations: its final view, and (as history ops) final reads.
+func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op) {
+	gws := r.gatewayURLs()
+	var views []check.FinalView
+	var ops []check.Op
+	proc := r.rec.newProcess()
+	for i, u := range r.users {
+		c, err := client.Dial(ctx, gws[i%len(gws)], client.Options{})
+		if err != nil {
+			continue
+		}
+		if _, err := c.Login(ctx, u, password, "final"); err != nil {
+			c.Close()
+			continue
+		}
+		for _, conv := range r.convs[u] {
+			op := check.Op{Process: proc, Kind: check.KindRead, Conv: conv, ReadMode: "linearizable", Call: time.Now()}
+			if r.cfg.Mode == "ap" {
+				op.ReadMode = "local"
+			}
+			h, err := c.History(ctx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
+			op.Return, op.Status = time.Now(), outcome(err)
+			if err != nil {
+				op.Status, op.Error = check.StatusFail, err.Error()
+			}
+			v := check.FinalView{Client: u, Conv: conv}
+			for _, m := range h.Messages {
+				v.IDs, v.Cmids, v.Senders = append(v.IDs, m.ID), append(v.Cmids, m.Cmid), append(v.Senders, m.From)
+				op.Read = append(op.Read, m.Cmid)
+			}
+			views, ops = append(views, v), append(ops, op)
+		}
+		c.Close()
+	}
+	return views, ops
+}
+
+// write saves report.json, report.md and history.jsonl.
+func (r *runner) write(rep Report, ops []check.Op) error {
+	out := r.cfg.Out
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "report.json"), b, 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(out, "history.jsonl"))
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for _, op := range ops {
+		enc.Encode(op)
+	}
+	f.Close()
+	return os.WriteFile(filepath.Join(out, "report.md"), []byte(markdown(rep)), 0o644)
+}
+
+// markdown is report.md: the verdict, the numbers, the expectations.
+func markdown(rep Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %v — %v", rep["scenario"], rep["mode"])
+	if rep["ap_repair"] == false {
+		b.WriteString(" (repair off)")
+	}
+	fmt.Fprintf(&b, ": %v\n\nRerun: `%v`\n\n| key | value |\n|---|---|\n", rep["verdict"], rep["command"])
+	for _, k := range []string{"ops", "availability", "latency_ms", "lost", "duplicated", "unexpected", "recovered",
+		"fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads", "divergent_conversations",
+		"linearizable", "converged", "convergence_ms"} {
+		v, _ := json.Marshal(rep[k])
+		fmt.Fprintf(&b, "| %s | `%s` |\n", k, v)
+	}
+	b.WriteString("\n## Expectations\n\n| key | want | got | ok |\n|---|---|---|---|\n")
+	if outs, ok := rep["expectations"].([]scenario.Outcome); ok {
+		for _, o := range outs {
+			fmt.Fprintf(&b, "| %s | %v | %v | %v |\n", o.Key, o.Want, o.Got, o.OK)
+		}
+	}
+	b.WriteString("\n## Faults\n\n")
+	if evs, ok := rep["events"].([]string); ok {
+		for _, e := range evs {
+			fmt.Fprintf(&b, "- %s\n", e)
+		}
+	}
+	return b.String()
+}
