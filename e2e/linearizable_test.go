@@ -138,7 +138,27 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	leader := c.leaderNow()
+	// A client on the leader's side, logged in beforehand, sends a burst
+	// the moment the leader is cut off: the window in which a leader that
+	// has not yet noticed may answer (and an unsafe one acknowledges).
+	burst := c.login("g"+strings.TrimPrefix(leader, "n"), users[0], "burst")
 	c.apply("partition isolate:" + leader)
+	var bw sync.WaitGroup
+	for b := 0; b < 8; b++ {
+		bw.Add(1)
+		go func() {
+			defer bw.Done()
+			proc := newProc()
+			cmid := fmt.Sprintf("burst-%d", b)
+			op := check.Op{Process: proc, Kind: check.KindSend, Conv: "g:" + rooms[b%len(rooms)], Cmid: cmid, Call: time.Now()}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			r, err := burst.Send(ctx, client.SendArgs{Group: rooms[b%len(rooms)], Text: cmid, Cmid: cmid})
+			cancel()
+			op.Return, op.Status, op.Seq = time.Now(), outcome(err), r.Seq
+			record(op)
+		}()
+	}
+	bw.Wait()
 	time.Sleep(3 * time.Second)
 	c.apply("heal")
 	time.Sleep(1500 * time.Millisecond)
