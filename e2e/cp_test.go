@@ -466,3 +466,56 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestCPSixNodes: beyond five nodes each shard has five voters (quorum 3)
+// and the other nodes follow it; writes survive two voters down and are
+// refused with three down.
+func TestCPSixNodes(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 6, gateways: 1, gatewayArgs: []string{"--call-timeout", "3s"}})
+	ctx := ctxFor(t, 90*time.Second)
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	alice := c.login("g1", "alice", "d")
+	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "x", Cmid: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	shard := shardOfConv("dm:alice:bob", 4)
+	st, err := c.admin("n1").Status(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Shards {
+		if len(s.Voters) != 5 {
+			t.Fatalf("shard %d has voters %v, want 5 of the 6 nodes", s.Shard, s.Voters)
+		}
+	}
+	voters := st.Shards[shard].Voters
+	// Kill two voters that are neither n1 (g1's node) nor the leader.
+	lead := st.Shards[shard].Leader
+	var victims []string
+	for _, v := range voters {
+		if v != "n1" && v != lead && len(victims) < 3 {
+			victims = append(victims, v)
+		}
+	}
+	for _, v := range victims[:2] {
+		if err := c.Kill(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sendErr error
+	eventually(t, 10*time.Second, "a write with two of five voters down", func() bool {
+		_, sendErr = alice.Send(ctx, client.SendArgs{To: "bob", Text: "x", Cmid: "1"})
+		return sendErr == nil
+	})
+	if len(victims) == 3 {
+		if err := c.Kill(victims[2]); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 15*time.Second, "writes refused with three of five voters down", func() bool {
+			_, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "x", Cmid: "2"})
+			code := client.ErrorCode(err)
+			return code == "unavailable" || code == "timeout"
+		})
+	}
+}

@@ -71,7 +71,8 @@ func startCluster(n *Node) (*cluster, error) {
 	}
 	for i := 0; i < cfg.Shards; i++ {
 		rc := cfg.Raft
-		rc.ID, rc.Shard, rc.Voters = cfg.ID, i, voters
+		rc.ID, rc.Shard = cfg.ID, i
+		rc.Voters, rc.Nonvoters = placement(voters, i)
 		rc.Dir = filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%d", i))
 		rc.FSM, rc.Logger = cfg.FSM, n.log
 		rc.AckBeforeCommit = cfg.unsafe(UnsafeAckBeforeCommit)
@@ -99,6 +100,33 @@ func startCluster(n *Node) (*cluster, error) {
 		n.log.Warn("UNSAFE switch on: this node breaks Raft's guarantees on purpose", "switch", u)
 	}
 	return c, nil
+}
+
+// ReplicationFactor is how many nodes vote in each shard of a larger
+// cluster.
+const ReplicationFactor = 5
+
+// placement splits a shard's initial members into voters and non-voters.
+// Up to ReplicationFactor nodes all vote. Beyond, shard i's voters are the
+// ReplicationFactor nodes starting at position i (mod N) of the sorted
+// members, so that leadership and votes spread over the cluster; every
+// other node follows the shard as a non-voter, so that each node still
+// serves local reads of every shard.
+func placement(members []string, shard int) (voters, nonvoters []string) {
+	if len(members) <= ReplicationFactor {
+		return members, nil
+	}
+	for k := 0; k < len(members); k++ {
+		m := members[(shard+k)%len(members)]
+		if k < ReplicationFactor {
+			voters = append(voters, m)
+		} else {
+			nonvoters = append(nonvoters, m)
+		}
+	}
+	sort.Strings(voters)
+	sort.Strings(nonvoters)
+	return voters, nonvoters
 }
 
 // serveInternal serves the node-to-node RPCs on the mux.
@@ -220,8 +248,8 @@ func (c *cluster) colocate() {
 		}
 		for i, r := range c.n.shards[1:] {
 			s := r.(*cpReplica).s
-			if !s.IsLeader() || time.Since(last[i]) < time.Second {
-				continue
+			if !s.IsLeader() || time.Since(last[i]) < time.Second || !s.IsVoter(lead) {
+				continue // a non-voter cannot lead the shard
 			}
 			last[i] = time.Now()
 			if err := s.TransferLeadership(lead); err != nil {

@@ -162,9 +162,6 @@ func (c Config) Validate() error {
 		if len(c.Peers) > 0 && c.Peers[c.ID] == "" {
 			errs = append(errs, fmt.Errorf("node: --peers must name this node (%s) too", c.ID))
 		}
-		if len(c.Peers) > 5 {
-			errs = append(errs, fmt.Errorf("node: %d peers: up to 5 nodes hold every shard; larger clusters (replication factor 5) are not built yet", len(c.Peers)))
-		}
 		if c.Leaders != "colocate" && c.Leaders != "spread" {
 			errs = append(errs, fmt.Errorf("node: --leaders must be colocate or spread, got %q", c.Leaders))
 		}

@@ -28,6 +28,9 @@ type Config struct {
 	// that finds no Raft state bootstraps with them. Empty: wait to be added
 	// (a joining node).
 	Voters []string
+	// Nonvoters follow the shard's log without voting (clusters of more
+	// than 5 nodes: every node keeps a copy for local reads, 5 vote).
+	Nonvoters []string
 	// HeartbeatTimeout and ElectionTimeout (hashicorp/raft's names): a
 	// follower that hears nothing for this long starts an election.
 	HeartbeatTimeout time.Duration

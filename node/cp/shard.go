@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,9 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 			var conf raft.Configuration
 			for _, v := range cfg.Voters {
 				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(v), Address: raft.ServerAddress(v)})
+			}
+			for _, v := range cfg.Nonvoters {
+				conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: raft.ServerID(v), Address: raft.ServerAddress(v)})
 			}
 			if err := raft.BootstrapCluster(rc, s.logs, s.logs, snaps, s.trans, conf); err != nil {
 				s.closeStores()
@@ -422,17 +426,22 @@ func (s *Shard) RemoveServer(id string) error {
 	return s.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
 }
 
-// Voters lists the shard's configuration.
+// Voters lists the shard's voting members.
 func (s *Shard) Voters() []string {
 	var out []string
 	f := s.r.GetConfiguration()
 	if f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
-			out = append(out, string(srv.ID))
+			if srv.Suffrage == raft.Voter {
+				out = append(out, string(srv.ID))
+			}
 		}
 	}
 	return out
 }
+
+// IsVoter reports whether server id votes in the shard.
+func (s *Shard) IsVoter(id string) bool { return slices.Contains(s.Voters(), id) }
 
 // Snapshot takes a snapshot now (tests and admin).
 func (s *Shard) Snapshot() error { return s.r.Snapshot().Error() }
