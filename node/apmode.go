@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
@@ -83,7 +84,7 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 	}
 	// Pushes for this node's gateways whose Redis is broken, and a resync
 	// where a message sorted before ones already shown.
-	for i, e := range entries {
+	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
 			n.kickRenamed(r.Renamed)
@@ -91,7 +92,7 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		if r.Err != nil || r.Message == nil || r.Dup {
 			continue
 		}
-		n.fanout.stream(&pb.Push{Event: &pb.Push_Message{Message: n.toPB(r.Message)}, Origin: e.Origin}, r.Members, false)
+		n.pushLater(r.Conv, r.Message.ID, r.Members, "", false)
 		if r.Reordered > 0 {
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).
@@ -99,6 +100,32 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		}
 	}
 	return out
+}
+
+// pushLater pushes a message once APPushDelay has passed, at its position
+// in this replica then. Messages written concurrently on other nodes
+// arrive within a replication delay; by the time a message is pushed they
+// have been placed, so the position clients are shown rarely moves
+// afterwards (and a resync is rare without faults). routed sends through
+// Redis to the recipients' gateways (the origin's fan-out); otherwise only
+// to this node's gateways whose Redis subscription is broken.
+func (n *Node) pushLater(conv, id string, members []uint64, skip string, routed bool) {
+	time.AfterFunc(n.cfg.APPushDelay, func() {
+		var m fsm.Message
+		var ok bool
+		n.convShard(conv).view(func(tx fsm.Tx) error { m, ok = fsm.MessageByID(tx, id); return nil })
+		if !ok {
+			return
+		}
+		push := &pb.Push{Event: &pb.Push_Message{Message: n.toPB(&m)}, SkipSession: skip}
+		if !routed {
+			n.fanout.stream(push, members, false)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+		defer cancel()
+		n.fanout.deliver(ctx, push, members)
+	})
 }
 
 // kickRenamed ends the sessions of an account that lost its name to a

@@ -77,6 +77,9 @@ type Config struct {
 	Raft cp.Config
 	// AP tunes the AP mode's replication (Repair: outbox and anti-entropy).
 	AP ap.Config
+	// APPushDelay holds AP message pushes back so that concurrent writes
+	// from other nodes are placed first and shown positions rarely move.
+	APPushDelay time.Duration
 	// Unsafe switches, for teaching and for testing the checkers:
 	// "ack-before-commit", "local-linearizable".
 	Unsafe []string
@@ -113,6 +116,7 @@ func DefaultConfig() Config {
 		ForwardTimeout: time.Second,
 		Raft:           cp.DefaultConfig(),
 		AP:             ap.DefaultConfig(),
+		APPushDelay:    150 * time.Millisecond,
 	}
 }
 

@@ -92,9 +92,13 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	}
 	// A duplicate is pushed again too: if the first attempt's pushes were
 	// lost, this repairs them; gateways drop what was delivered already.
-	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: s.n.toPB(res.Message)}, SkipSession: c.Session}, res.Members)
-	cancel()
+	if s.n.ap != nil {
+		s.n.pushLater(res.Message.Conv, res.Message.ID, res.Members, c.Session, true)
+	} else {
+		fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+		s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: s.n.toPB(res.Message)}, SkipSession: c.Session}, res.Members)
+		cancel()
+	}
 	return &pb.SendReply{Message: s.n.toPB(res.Message), Dup: res.Dup}, nil
 }
 
