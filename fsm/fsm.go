@@ -319,7 +319,16 @@ func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 	dk := dedupKey(s.FromUID, s.Conv, s.Cmid)
 	if order := tx.Get(bDedup, dk); order != nil {
 		if prev, ok := b.message(tx, s.Conv, order); ok {
-			return Result{Conv: s.Conv, Message: prev, Dup: true, Seq: prev.Seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
+			// Two messages for one (sender, conv, cmid), accepted by two
+			// nodes that could not see each other (a retry through another
+			// node): the one with the smaller order key stays, on every
+			// replica, whichever arrived first.
+			if len(s.Order) == 0 || bytes.Compare(prev.Order, s.Order) <= 0 {
+				return Result{Conv: s.Conv, Message: prev, Dup: true, Seq: prev.Seq, ID: prev.ID, Members: Members(tx, s.Conv)}, nil
+			}
+			if err := m.remove(tx, b, prev); err != nil {
+				return Result{}, err
+			}
 		}
 	}
 	order := s.Order

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sort"
 )
@@ -65,6 +66,31 @@ func lastOrder(tx Tx, conv string) []byte {
 	return last
 }
 
+// remove takes a message out of its conversation (it lost a dedup
+// conflict): its indexes go now, the conversation's tail is renumbered
+// when the batch settles.
+func (m *Machine) remove(tx Tx, b *batch, msg *Message) error {
+	ok := orderKey(msg.Conv, msg.Order)
+	for _, del := range []struct {
+		bucket string
+		key    []byte
+	}{{bOrders, ok}, {bMsgIDs, []byte(msg.ID)}, {bOrigins, originKey(msg.Conv, msg.Origin, msg.OSeq)}} {
+		if err := tx.Delete(del.bucket, del.key); err != nil {
+			return err
+		}
+	}
+	delete(b.pending, string(ok))
+	if msg.Seq != 0 {
+		if err := tx.Delete(bMsgs, msgKey(msg.Conv, msg.Seq)); err != nil {
+			return err
+		}
+	}
+	if d := b.dirty[msg.Conv]; d == nil || bytes.Compare(msg.Order, d) < 0 {
+		b.dirty[msg.Conv] = msg.Order
+	}
+	return nil
+}
+
 // settle numbers the pending messages: for each conversation it renumbers
 // the tail from the first pending message, in order-key order, and fills in
 // the seqs of the results.
@@ -113,7 +139,15 @@ func (m *Machine) settle(tx Tx, b *batch, out []Result) error {
 		}
 		var c Conv
 		getJSON(tx, bConvs, []byte(conv), &c)
-		c.MaxSeq = start + uint64(len(tail)) - 1
+		// A removal shortens the conversation: drop the records past its
+		// new end.
+		newMax := start + uint64(len(tail)) - 1
+		for seq := newMax + 1; seq <= c.MaxSeq; seq++ {
+			if err := tx.Delete(bMsgs, msgKey(conv, seq)); err != nil {
+				return err
+			}
+		}
+		c.MaxSeq = newMax
 		if err := putJSON(tx, bConvs, []byte(conv), c); err != nil {
 			return err
 		}

@@ -95,3 +95,43 @@ func TestOrderReordered(t *testing.T) {
 		t.Fatalf("MessageByID after renumbering: %+v %v, want seq 4", m, ok)
 	}
 }
+
+// TestDedupConflictConverges: one (sender, conv, cmid) accepted as two
+// messages by two nodes (a retry through another node during a partition)
+// ends as one message — the smaller order key — on every replica.
+func TestDedupConflictConverges(t *testing.T) {
+	a := apMsg("n1", 50, 1)
+	b := apMsg("n2", 40, 1)
+	b.Send.Cmid = a.Send.Cmid // the same retried send
+	other := apMsg("n1", 30, 2)
+	later := apMsg("n1", 60, 3)
+	var snaps [][]byte
+	for _, order := range [][]Command{{other, a, later, b}, {b, later, other, a}} {
+		h := newHarness(t, DefaultConfig())
+		h.users("u1")
+		h.ok(mkGroup("team", 1))
+		for _, c := range order {
+			if _, err := h.m.Apply(h.kv, 0, []Command{c}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := Messages(h.kv, "g:team", 0, 0, 10)
+		var ids []string
+		for i, m := range got {
+			ids = append(ids, m.ID)
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("seqs not dense after the conflict: %v", got)
+			}
+		}
+		if fmt.Sprint(ids) != "[n1-2 n2-1 n1-3]" {
+			t.Fatalf("messages %v, want [n1-2 n2-1 n1-3] (n2-1 wins the cmid)", ids)
+		}
+		if _, ok := MessageByID(h.kv, "n1-1"); ok {
+			t.Fatal("the losing copy is still found by id")
+		}
+		snaps = append(snaps, h.snapshot())
+	}
+	if !bytes.Equal(snaps[0], snaps[1]) {
+		t.Fatal("replicas that applied the conflicting copies in different orders differ")
+	}
+}
