@@ -23,7 +23,7 @@ func (c *cluster) startAP() error {
 	}
 	var locals []*localShard
 	for i := 0; i < n.cfg.Shards; i++ {
-		s, err := openShard(n.cfg.DataDir, i, n.cfg, m, n.log, nil)
+		s, err := openShard(n.cfg.DataDir, i, n.cfg, m, n.log)
 		if err != nil {
 			for _, l := range locals {
 				l.close()
@@ -179,11 +179,7 @@ func (r *apReplica) view(fn func(fsm.Tx) error) error { return r.s.view(fn) }
 
 func (r *apReplica) linearize(context.Context) error { return nil }
 
-func (r *apReplica) status() *pb.ShardStatus {
-	st := r.s.status()
-	st.State = "AP"
-	return st
-}
+func (r *apReplica) status() *pb.ShardStatus { return r.s.status() }
 
 func (r *apReplica) close() error { return r.s.close() }
 

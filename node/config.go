@@ -48,8 +48,6 @@ type Config struct {
 	RouteTTL time.Duration
 	// CacheTTL is how long a user-info entry stays in the Redis cache.
 	CacheTTL time.Duration
-	// MaxBatch caps the commands committed in one transaction.
-	MaxBatch int
 	// NoSync skips fsync (benchmarks that say so only).
 	NoSync bool
 	// RaftListen is the node-to-node address (CP mode): every shard's Raft
@@ -108,7 +106,6 @@ func DefaultConfig() Config {
 		BcryptCost:     bcrypt.DefaultCost,
 		RouteTTL:       30 * time.Second,
 		CacheTTL:       60 * time.Second,
-		MaxBatch:       256,
 		FSM:            fsm.DefaultConfig(),
 		RaftListen:     "127.0.0.1:7401",
 		Leaders:        "colocate",
@@ -152,9 +149,6 @@ func (c Config) Validate() error {
 	}
 	if c.RedisTimeout <= 0 || c.TokenTTL <= 0 || c.RouteTTL <= 0 || c.CacheTTL <= 0 {
 		errs = append(errs, errors.New("node: timeouts and TTLs must be positive"))
-	}
-	if c.MaxBatch < 1 {
-		errs = append(errs, errors.New("node: max batch must be at least 1"))
 	}
 	if err := c.FSM.Validate(); err != nil {
 		errs = append(errs, err)

@@ -42,111 +42,34 @@ type replica interface {
 	close() error
 }
 
-// localShard is a shard with no replication: a bbolt file applied by the
-// fsm, committed locally. Proposals are group-committed, many commands to
-// one transaction and one fsync, which is what makes throughput grow with
-// concurrency. Until the AP mode lands it serves --mode ap.
+// localShard is one shard's state in AP mode: a bbolt file the fsm
+// applies batches to. The replicator decides what to apply (its own
+// writes and every other node's); applyBatch commits a batch as one
+// transaction and one fsync.
 type localShard struct {
-	id      int
-	st      *store.Store
-	m       *fsm.Machine
-	log     *slog.Logger
-	onApply func([]fsm.Result)
-	// commitMu serializes commits: the group-commit loop and applyBatch.
-	commitMu sync.Mutex
-	queue    chan *proposal
-	applied  atomic.Uint64
-	stop     chan struct{}
-	done     chan struct{}
+	id  int
+	st  *store.Store
+	m   *fsm.Machine
+	log *slog.Logger
+	// mu serializes commits, so that indexes are assigned in order.
+	mu      sync.Mutex
+	applied atomic.Uint64
 }
 
-type proposal struct {
-	cmd  fsm.Command
-	done chan commitResult
-}
-
-type commitResult struct {
-	res fsm.Result
-	err error
-}
-
-func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger, onApply func([]fsm.Result)) (*localShard, error) {
+func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger) (*localShard, error) {
 	st, err := store.Open(filepath.Join(dir, fmt.Sprintf("shard-%d.db", id)), store.Options{NoSync: cfg.NoSync})
 	if err != nil {
 		return nil, err
 	}
-	s := &localShard{id: id, st: st, m: m, log: log.With("shard", id), onApply: onApply,
-		queue: make(chan *proposal, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &localShard{id: id, st: st, m: m, log: log.With("shard", id)}
 	_ = st.View(func(tx fsm.Tx) error { s.applied.Store(fsm.Applied(tx)); return nil })
-	go s.run(cfg.MaxBatch)
 	return s, nil
-}
-
-// propose commits cmd and returns its result once it is applied. An error
-// wraps ErrNotApplied or ErrUnknown.
-func (s *localShard) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
-	p := &proposal{cmd: cmd, done: make(chan commitResult, 1)}
-	select {
-	case s.queue <- p:
-	case <-ctx.Done():
-		return fsm.Result{}, fmt.Errorf("%w: shard %d busy: %v", ErrNotApplied, s.id, ctx.Err())
-	case <-s.stop:
-		return fsm.Result{}, fmt.Errorf("%w: node stopping", ErrNotApplied)
-	}
-	select {
-	case r := <-p.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		return fsm.Result{}, fmt.Errorf("%w: shard %d: %v", ErrUnknown, s.id, ctx.Err())
-	}
-}
-
-func (s *localShard) run(maxBatch int) {
-	defer close(s.done)
-	batch := make([]*proposal, 0, maxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case p := <-s.queue:
-			batch = append(batch, p)
-		case <-s.stop:
-			return
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-// commit applies a batch as one log index in one transaction.
-func (s *localShard) commit(batch []*proposal) {
-	cmds := make([]fsm.Command, len(batch))
-	for i, p := range batch {
-		cmds[i] = p.cmd
-	}
-	results, err := s.applyBatch(cmds)
-	if err != nil {
-		for _, p := range batch {
-			p.done <- commitResult{err: err}
-		}
-		return
-	}
-	for i, p := range batch {
-		p.done <- commitResult{res: results[i]}
-	}
 }
 
 // applyBatch commits cmds as the next index in one transaction.
 func (s *localShard) applyBatch(cmds []fsm.Command) ([]fsm.Result, error) {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	index := s.applied.Load() + 1
 	var results []fsm.Result
 	err := s.st.Update(func(tx fsm.Tx) error {
@@ -159,26 +82,17 @@ func (s *localShard) applyBatch(cmds []fsm.Command) ([]fsm.Result, error) {
 		return nil, fmt.Errorf("%w: shard %d storage: %v", ErrNotApplied, s.id, err)
 	}
 	s.applied.Store(index)
-	if s.onApply != nil {
-		s.onApply(results)
-	}
 	return results, nil
 }
 
 func (s *localShard) view(fn func(fsm.Tx) error) error { return s.st.View(fn) }
 
-func (s *localShard) linearize(context.Context) error { return nil }
-
 func (s *localShard) status() *pb.ShardStatus {
 	a := s.applied.Load()
-	return &pb.ShardStatus{Shard: uint32(s.id), AppliedIndex: a, CommitIndex: a, LastIndex: a, State: "Local"}
+	return &pb.ShardStatus{Shard: uint32(s.id), AppliedIndex: a, CommitIndex: a, LastIndex: a, State: "AP"}
 }
 
-func (s *localShard) close() error {
-	close(s.stop)
-	<-s.done
-	return s.st.Close()
-}
+func (s *localShard) close() error { return s.st.Close() }
 
 // shardOf maps a conversation to its shard by a stable hash (FNV-1a), so
 // that every node and every restart agree. Users live in shard 0.
