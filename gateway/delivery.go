@@ -52,7 +52,9 @@ type idSet struct {
 	next int
 }
 
-const seenIDs = 8192
+// seenIDs bounds the ids remembered per connection (16 KiB of ring), enough
+// to cover the overlap between pushes and a catch-up.
+const seenIDs = 1024
 
 func (s *idSet) add(id string) bool {
 	if s.ids == nil {
