@@ -1,6 +1,8 @@
 package client
 
 import (
+	"mpim/fsm"
+
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -157,16 +159,12 @@ func (p Push) Fields() (PushFields, error) {
 	return f.PushFields, nil
 }
 
-// DMConv returns the conversation id of the direct conversation of a and b.
-func DMConv(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return "dm:" + a + ":" + b
-}
+// DMConv returns the conversation id of the direct conversation of a and b
+// (the state machine's naming, fsm.DMConv).
+func DMConv(a, b string) string { return fsm.DMConv(a, b) }
 
-// GroupConv returns the conversation id of group g.
-func GroupConv(g string) string { return "g:" + g }
+// GroupConv returns the conversation id of group g (fsm.GroupConv).
+func GroupConv(g string) string { return fsm.GroupConv(g) }
 
 // NewCmid returns a fresh random client message id (26 characters). Reuse
 // it on every retry of the same send: the gateway deduplicates by it.

@@ -34,18 +34,6 @@ func validDevice(s string) bool {
 	return true
 }
 
-// DMConv returns the conversation id of the direct conversation between users
-// a and b: "dm:<min>:<max>" in byte order, so both sides name it alike.
-func DMConv(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return "dm:" + a + ":" + b
-}
-
-// GroupConv returns the conversation id of group g: "g:<g>".
-func GroupConv(g string) string { return "g:" + g }
-
 // ParseConv splits a conversation id. For "dm:<a>:<b>" it returns kind "dm"
 // and the two user names; for "g:<group>" it returns kind "g" and the group in
 // a. ok is false unless the names are valid and a direct conversation is
