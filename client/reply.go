@@ -1,12 +1,12 @@
 package client
 
 import (
-	"mpim/fsm"
-
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"mpim/fsm"
 )
 
 // Error codes of the protocol, as carried in Error.Code.

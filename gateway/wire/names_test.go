@@ -1,11 +1,11 @@
 package wire
 
 import (
-	"mpim/fsm"
-
 	"regexp"
 	"strings"
 	"testing"
+
+	"mpim/fsm"
 )
 
 var (
