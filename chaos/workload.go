@@ -130,7 +130,7 @@ func (w *worker) run(ctx context.Context, stop <-chan struct{}) {
 				op.ReadMode = "local"
 			}
 			h, err := w.conn.History(octx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
-			op.Return, op.Status = time.Now(), outcome(err)
+			op.Return, op.Status = time.Now(), Outcome(err)
 			if err != nil {
 				op.Error = err.Error()
 				op.Status = check.StatusFail // a read has no effect
@@ -153,7 +153,7 @@ func (w *worker) run(ctx context.Context, stop <-chan struct{}) {
 				args.Group = conv[len("g:"):]
 			}
 			r, err := w.conn.Send(octx, args)
-			op.Return, op.Status = time.Now(), outcome(err)
+			op.Return, op.Status = time.Now(), Outcome(err)
 			op.Seq, op.MsgID = r.Seq, r.ID
 			if err != nil {
 				op.Error = err.Error()
@@ -180,10 +180,10 @@ func closed(c *client.Conn) bool {
 	}
 }
 
-// outcome maps a reply to Jepsen's ok / fail / info: unavailable and the
+// Outcome maps a reply to Jepsen's ok / fail / info: unavailable and the
 // refusals that cannot have taken effect are fail; anything else that is
 // not ok may have taken effect.
-func outcome(err error) check.Status {
+func Outcome(err error) check.Status {
 	if err == nil {
 		return check.StatusOK
 	}

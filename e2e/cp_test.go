@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"mpim/client"
+	"mpim/node"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -279,7 +280,7 @@ func TestCPReadIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitConverged(10*time.Second, "n1", "n2", "n3")
-	shard := shardOfConv("dm:alice:bob", 4)
+	shard := uint32(node.ShardOf("dm:alice:bob", 4))
 	// The follower serving bob stops applying that shard.
 	if _, err := c.admin(follower).HoldApplies(ctx, &pb.HoldRequest{Shard: shard, Hold: true}); err != nil {
 		t.Fatal(err)
@@ -316,30 +317,18 @@ func TestCPReadIndex(t *testing.T) {
 	}
 }
 
-// shardOfConv mirrors node.shardOf (FNV-1a of the conversation id).
-func shardOfConv(conv string, shards int) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(conv); i++ {
-		h ^= uint32(conv[i])
-		h *= 16777619
-	}
-	return h % uint32(shards)
-}
-
 // TestCPBatching: 64 concurrent sends to one shard advance its Raft log by
 // far fewer entries (group commit).
 func TestCPBatching(t *testing.T) {
 	c := startLab(t, labOpts{nodes: 3, gateways: 1, gatewayArgs: []string{"--rate-limit", "0"}})
 	ctx := ctxFor(t, 60*time.Second)
-	c.register("g1", "alice")
-	c.register("g1", "bob")
-	alice := c.login("g1", "alice", "d")
-	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "warm", Cmid: "warm"}); err != nil {
+	alice := c.aliceToBob("g1", "d")
+	shard := uint32(node.ShardOf("dm:alice:bob", 4))
+	lead := c.leaderNow()
+	before, err := c.admin(lead).Status(ctx, &pb.Empty{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	shard := shardOfConv("dm:alice:bob", 4)
-	lead := c.leaderNow()
-	before, _ := c.admin(lead).Status(ctx, &pb.Empty{})
 	var wg sync.WaitGroup
 	for i := 0; i < 64; i++ {
 		wg.Add(1)
@@ -351,7 +340,10 @@ func TestCPBatching(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	after, _ := c.admin(lead).Status(ctx, &pb.Empty{})
+	after, err := c.admin(lead).Status(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	entries := after.Shards[shard].LastIndex - before.Shards[shard].LastIndex
 	t.Logf("64 concurrent sends took %d Raft entries on shard %d", entries, shard)
 	if entries >= 16 {
@@ -473,13 +465,8 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 func TestCPSixNodes(t *testing.T) {
 	c := startLab(t, labOpts{nodes: 6, gateways: 1, gatewayArgs: []string{"--call-timeout", "3s"}})
 	ctx := ctxFor(t, 90*time.Second)
-	c.register("g1", "alice")
-	c.register("g1", "bob")
-	alice := c.login("g1", "alice", "d")
-	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "x", Cmid: "0"}); err != nil {
-		t.Fatal(err)
-	}
-	shard := shardOfConv("dm:alice:bob", 4)
+	alice := c.aliceToBob("g1", "d")
+	shard := uint32(node.ShardOf("dm:alice:bob", 4))
 	st, err := c.admin("n1").Status(ctx, &pb.Empty{})
 	if err != nil {
 		t.Fatal(err)

@@ -176,12 +176,7 @@ func TestErrors(t *testing.T) {
 	t.Run("unavailable", func(t *testing.T) {
 		c := startLab(t, labOpts{nodes: 1, gateways: 1})
 		ctx := ctxFor(t, 60*time.Second)
-		c.register("g1", "alice")
-		c.register("g1", "bob")
-		alice := c.login("g1", "alice", "phone")
-		if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "before", Cmid: "up-1"}); err != nil {
-			t.Fatal(err)
-		}
+		alice := c.aliceToBob("g1", "phone")
 		if err := c.Kill("n1"); err != nil {
 			t.Fatal(err)
 		}
@@ -222,12 +217,7 @@ func TestErrors(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		c := startLab(t, labOpts{nodes: 1, gateways: 1, gatewayArgs: []string{"--call-timeout", "500ms"}})
 		ctx := ctxFor(t, 60*time.Second)
-		c.register("g1", "alice")
-		c.register("g1", "bob")
-		alice := c.login("g1", "alice", "phone")
-		if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "before", Cmid: "up-1"}); err != nil {
-			t.Fatal(err)
-		}
+		alice := c.aliceToBob("g1", "phone")
 		if err := c.Pause("n1"); err != nil {
 			t.Fatal(err)
 		}

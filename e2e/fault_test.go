@@ -48,12 +48,7 @@ func (c *cluster) convCount(node, conv string) uint64 {
 func TestPartitionHoldsAndHeals(t *testing.T) {
 	c := startLab(t, labOpts{nodes: 1, gateways: 2, gatewayArgs: []string{"--call-timeout", "700ms"}})
 	ctx := ctxFor(t, 60*time.Second)
-	c.register("g1", "alice")
-	c.register("g1", "bob")
-	alice := c.login("g1", "alice", "d")
-	if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "before", Cmid: "0"}); err != nil {
-		t.Fatal(err)
-	}
+	alice := c.aliceToBob("g1", "d")
 	before := c.linkOf("g1", "n1")
 	if before.Conns != 1 || before.Accepted != 1 {
 		t.Fatalf("link g1->n1 before the partition: %+v, want one connection", before)

@@ -190,6 +190,20 @@ func (c *cluster) login(gw, user, device string) *client.Conn {
 	return conn
 }
 
+// aliceToBob registers alice and bob, logs alice's device in on gateway
+// gw and sends bob one message (so the cluster has served a write and the
+// DM exists); many tests start so.
+func (c *cluster) aliceToBob(gw, device string) *client.Conn {
+	c.t.Helper()
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	alice := c.login(gw, "alice", device)
+	if _, err := alice.Send(ctxFor(c.t, 10*time.Second), client.SendArgs{To: "bob", Text: "warm-up", Cmid: "warm-up"}); err != nil {
+		c.t.Fatalf("warm-up send: %v", err)
+	}
+	return alice
+}
+
 // messages waits for n message pushes on conn and returns them in arrival
 // order; it fails the test when they do not come within d.
 func messages(t *testing.T, conn *client.Conn, n int, d time.Duration) []client.Message {

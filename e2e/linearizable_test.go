@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mpim/chaos"
 	"mpim/chaos/check"
 	"mpim/client"
 )
@@ -115,12 +116,12 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 					op.Kind, op.Cmid = check.KindSend, fmt.Sprintf("%s-%d", u, n)
 					r, err := conn.Send(ctx, client.SendArgs{Group: room, Text: op.Cmid, Cmid: op.Cmid})
 					op.Return = time.Now()
-					op.Status, op.Seq = outcome(err), r.Seq
+					op.Status, op.Seq = chaos.Outcome(err), r.Seq
 				} else {
 					op.Kind = check.KindRead
 					h, err := conn.History(ctx, client.HistoryArgs{Conv: op.Conv, Limit: 1000})
 					op.Return = time.Now()
-					op.Status = outcome(err)
+					op.Status = chaos.Outcome(err)
 					if err != nil && op.Status == check.StatusInfo {
 						op.Status = check.StatusFail // a read has no effect
 					}
@@ -154,7 +155,7 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			r, err := burst.Send(ctx, client.SendArgs{Group: rooms[b%len(rooms)], Text: cmid, Cmid: cmid})
 			cancel()
-			op.Return, op.Status, op.Seq = time.Now(), outcome(err), r.Seq
+			op.Return, op.Status, op.Seq = time.Now(), chaos.Outcome(err), r.Seq
 			record(op)
 		}()
 	}
@@ -172,7 +173,7 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 		for _, r := range rooms {
 			op := check.Op{Process: proc, Kind: check.KindRead, Conv: "g:" + r, Call: time.Now()}
 			h, err := conn.History(ctxFor(t, 10*time.Second), client.HistoryArgs{Conv: op.Conv, Limit: 1000})
-			op.Return, op.Status = time.Now(), outcome(err)
+			op.Return, op.Status = time.Now(), chaos.Outcome(err)
 			if err != nil {
 				t.Fatalf("final read of %s through g%d: %v", r, g, err)
 			}
@@ -183,16 +184,4 @@ func runWorkload(t *testing.T, c *cluster) []check.Op {
 		}
 	}
 	return ops
-}
-
-// outcome maps a reply to Jepsen's ok / fail / info: unavailable is a
-// definite refusal, anything else that is not ok may have taken effect.
-func outcome(err error) check.Status {
-	switch {
-	case err == nil:
-		return check.StatusOK
-	case client.ErrorCode(err) == "unavailable", strings.HasPrefix(client.ErrorCode(err), "forbidden"):
-		return check.StatusFail
-	}
-	return check.StatusInfo
 }

@@ -144,17 +144,17 @@ func (n *Node) kickRenamed(r *fsm.Rename) {
 func (n *Node) shardOfCommand(c fsm.Command) int {
 	switch {
 	case c.Send != nil:
-		return shardOf(c.Send.Conv, len(n.locals))
+		return ShardOf(c.Send.Conv, len(n.locals))
 	case c.Ack != nil:
-		return shardOf(c.Ack.Conv, len(n.locals))
+		return ShardOf(c.Ack.Conv, len(n.locals))
 	case c.Read != nil:
-		return shardOf(c.Read.Conv, len(n.locals))
+		return ShardOf(c.Read.Conv, len(n.locals))
 	case c.GroupCreate != nil:
-		return shardOf(fsm.GroupConv(c.GroupCreate.Group), len(n.locals))
+		return ShardOf(fsm.GroupConv(c.GroupCreate.Group), len(n.locals))
 	case c.GroupJoin != nil:
-		return shardOf(fsm.GroupConv(c.GroupJoin.Group), len(n.locals))
+		return ShardOf(fsm.GroupConv(c.GroupJoin.Group), len(n.locals))
 	case c.GroupLeave != nil:
-		return shardOf(fsm.GroupConv(c.GroupLeave.Group), len(n.locals))
+		return ShardOf(fsm.GroupConv(c.GroupLeave.Group), len(n.locals))
 	}
 	return 0
 }

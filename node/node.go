@@ -217,7 +217,7 @@ func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo
 func (n *Node) metaShard() replica { return n.shards[0] }
 
 // convShard holds a conversation (and, for a group, the group itself).
-func (n *Node) convShard(conv string) replica { return n.shards[shardOf(conv, len(n.shards))] }
+func (n *Node) convShard(conv string) replica { return n.shards[ShardOf(conv, len(n.shards))] }
 
 // applied runs on every replica for every committed batch: pushes for
 // gateways whose Redis subscription is broken go out on their streams from

@@ -94,9 +94,9 @@ func (s *localShard) status() *pb.ShardStatus {
 
 func (s *localShard) close() error { return s.st.Close() }
 
-// shardOf maps a conversation to its shard by a stable hash (FNV-1a), so
+// ShardOf maps a conversation to its shard by a stable hash (FNV-1a), so
 // that every node and every restart agree. Users live in shard 0.
-func shardOf(conv string, shards int) int {
+func ShardOf(conv string, shards int) int {
 	h := fnv.New32a()
 	h.Write([]byte(conv))
 	return int(h.Sum32() % uint32(shards))
