@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
@@ -229,6 +228,3 @@ func (n *Node) applied(results []fsm.Result) {
 		}
 	}
 }
-
-// registry exposes the node's metrics registry to tests in this package.
-func (n *Node) registry() *prometheus.Registry { return n.metrics.reg }

@@ -134,9 +134,6 @@ func (e *elements) next() bool {
 	return true
 }
 
-// ok reports whether the array ended cleanly with ']'.
-func (e *elements) ok() bool { return e.state == 2 }
-
 // skipSpace returns the index of the first byte at or after i that is not
 // JSON whitespace.
 func skipSpace(b []byte, i int) int {
