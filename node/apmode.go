@@ -84,7 +84,6 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 	}
 	// Pushes for this node's gateways whose Redis is broken, and a resync
 	// where a message sorted before ones already shown.
-	broken := n.fanout.anyBroken()
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
@@ -93,9 +92,7 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		if r.Err != nil || r.Message == nil || r.Dup {
 			continue
 		}
-		if broken {
-			n.pushLater(r.Conv, r.Message.ID, r.Members, "", false)
-		}
+		n.pushLater(r.Conv, r.Message.ID, r.Members, "", false)
 		if r.Reordered > 0 {
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).

@@ -166,19 +166,6 @@ func (f *fanout) stream(push *pb.Push, uids []uint64, force bool) {
 	}
 }
 
-// anyBroken reports whether some attached gateway's Redis subscription is
-// broken (it then needs message pushes on its stream).
-func (f *fanout) anyBroken() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for a := range f.attached {
-		if !a.redisOK.Load() {
-			return true
-		}
-	}
-	return false
-}
-
 func (f *fanout) attach(gateway string) *attachment {
 	a := &attachment{gateway: gateway, out: make(chan *pb.Push, streamBuffer)}
 	a.redisOK.Store(true)
