@@ -61,7 +61,7 @@ func (c *cluster) startAP() error {
 
 // applyEntries applies replicated entries to the shards, each shard's in
 // the order given, one transaction per shard, and fans out what changed.
-func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
+func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 	out := make([]fsm.Result, len(entries))
 	byShard := map[int][]int{}
 	for i, e := range entries {
@@ -82,8 +82,15 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 			out[i] = results[j]
 		}
 	}
-	// Pushes for this node's gateways whose Redis is broken, and a resync
-	// where a message sorted before ones already shown.
+	// Pushes for this node's gateways whose Redis is broken (all of them
+	// for a late entry: its origin's routed push may have found a gateway
+	// without its subscription, and that gateway's catch-up may have read
+	// this replica before the entry came), and a resync where a message
+	// sorted before ones already shown.
+	path := pushBroken
+	if late {
+		path = pushStreams
+	}
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
@@ -92,7 +99,7 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 		if r.Err != nil || r.Message == nil || r.Dup {
 			continue
 		}
-		n.pushLater(r.Conv, r.Message.ID, r.Members, "", false)
+		n.pushLater(r.Conv, r.Message.ID, r.Members, "", path)
 		if r.Reordered > 0 {
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).
@@ -102,14 +109,26 @@ func (n *Node) applyEntries(entries []ap.Entry) []fsm.Result {
 	return out
 }
 
+// pushPath is where pushLater sends a message push.
+type pushPath int
+
+const (
+	// pushBroken: the streams of this node's gateways whose Redis
+	// subscription is broken.
+	pushBroken pushPath = iota
+	// pushStreams: the streams of all of this node's gateways.
+	pushStreams
+	// pushRouted: through Redis to the recipients' gateways (the origin's
+	// fan-out).
+	pushRouted
+)
+
 // pushLater pushes a message once APPushDelay has passed, at its position
 // in this replica then. Messages written concurrently on other nodes
 // arrive within a replication delay; by the time a message is pushed they
 // have been placed, so the position clients are shown rarely moves
-// afterwards (and a resync is rare without faults). routed sends through
-// Redis to the recipients' gateways (the origin's fan-out); otherwise only
-// to this node's gateways whose Redis subscription is broken.
-func (n *Node) pushLater(conv, id string, members []uint64, skip string, routed bool) {
+// afterwards (and a resync is rare without faults).
+func (n *Node) pushLater(conv, id string, members []uint64, skip string, path pushPath) {
 	time.AfterFunc(n.cfg.APPushDelay, func() {
 		var m fsm.Message
 		var ok bool
@@ -118,8 +137,8 @@ func (n *Node) pushLater(conv, id string, members []uint64, skip string, routed 
 			return
 		}
 		push := &pb.Push{Event: &pb.Push_Message{Message: n.toPB(&m)}, SkipSession: skip}
-		if !routed {
-			n.fanout.stream(push, members, false)
+		if path != pushRouted {
+			n.fanout.stream(push, members, path == pushStreams)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)

@@ -25,6 +25,17 @@ const (
 // drops the push; the gateway's gap detection pulls what it missed.
 const streamBuffer = 8192
 
+// Message pushes that did not reach a gateway are kept and sent again
+// ("message retry"): retryLimit bounds how many (the oldest go first past
+// it; a dropped one is still found by a client's sync, it only loses its
+// push), retryFor how long one is tried, retryFirst the first wait, which
+// doubles after every miss.
+const (
+	retryLimit = 65536
+	retryFor   = 30 * time.Second
+	retryFirst = 250 * time.Millisecond
+)
+
 // fanout hands pushes to gateways. The primary path is the seed's: look up
 // each recipient's route in Redis and publish on that gateway's channel.
 // The fallback path is the Attach stream a gateway keeps open to its node:
@@ -36,14 +47,34 @@ type fanout struct {
 	// onRecover runs (in its own goroutine) when Redis becomes reachable
 	// again.
 	onRecover func()
-	rdb       *redis.Client
-	node      string
-	metrics   *metrics
-	log       *slog.Logger
-	degraded  atomic.Bool
+	// refresh rebuilds a message push before a retry (its position may
+	// have moved since); nil keeps the push as it was.
+	refresh  func(*pb.Message) *pb.Message
+	rdb      *redis.Client
+	node     string
+	metrics  *metrics
+	log      *slog.Logger
+	degraded atomic.Bool
 
 	mu       sync.Mutex
 	attached map[*attachment]struct{}
+	// retry holds message pushes that did not get through: those whose
+	// publish failed (the streams carried them only to this node's own
+	// gateways) are routed again once Redis is back; those published to a
+	// gateway channel nobody listened on (its subscription was down) are
+	// published to it again. Gateways drop what a device already has.
+	retry []retryPush
+}
+
+// retryPush is a message push to send again: to gateway's channel, or
+// routed from scratch when gateway is "".
+type retryPush struct {
+	push    *pb.Push
+	uids    []uint64
+	gateway string
+	next    time.Time
+	wait    time.Duration
+	until   time.Time
 }
 
 // attachment is one gateway's open Attach stream.
@@ -65,9 +96,12 @@ func (f *fanout) setDegraded(d bool) {
 		} else {
 			f.log.Info("redis reachable again")
 			f.metrics.degraded.Set(0)
-			if f.onRecover != nil {
-				go f.onRecover()
-			}
+			go func() {
+				if f.onRecover != nil {
+					f.onRecover()
+				}
+				f.retryDue(true)
+			}()
 		}
 	}
 }
@@ -80,6 +114,7 @@ func (f *fanout) watchRedis(stop <-chan struct{}) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		f.setDegraded(f.rdb.Ping(ctx).Err() != nil)
 		cancel()
+		f.retryDue(false)
 		select {
 		case <-stop:
 			return
@@ -105,6 +140,80 @@ func (f *fanout) deliver(ctx context.Context, push *pb.Push, uids []uint64) {
 	if !published || !isMessage {
 		f.stream(push, uids, !published)
 	}
+	if !published && f.rdb != nil {
+		f.keepForRetry(push, uids, "")
+	}
+}
+
+// keepForRetry remembers a message push to send again (to gateway, or
+// routed again when gateway is "").
+func (f *fanout) keepForRetry(push *pb.Push, uids []uint64, gateway string) {
+	if _, ok := push.Event.(*pb.Push_Message); !ok {
+		return
+	}
+	now := time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retry = append(f.retry, retryPush{push: push, uids: uids, gateway: gateway,
+		next: now.Add(retryFirst), wait: retryFirst, until: now.Add(retryFor)})
+	f.trimRetry()
+}
+
+// trimRetry drops the oldest retries past retryLimit. Caller holds mu.
+func (f *fanout) trimRetry() {
+	if over := len(f.retry) - retryLimit; over > 0 {
+		f.retry = f.retry[over:]
+		f.metrics.pushes.WithLabelValues("retry_dropped").Add(float64(over))
+	}
+}
+
+// retryDue sends again the kept pushes whose time has come (all of them
+// when all, i.e. right after Redis recovered). A push is sent at its
+// message's position now. What misses again waits twice as long, until
+// retryFor has passed.
+func (f *fanout) retryDue(all bool) {
+	if f.rdb == nil || f.degraded.Load() {
+		return
+	}
+	now := time.Now()
+	f.mu.Lock()
+	var due, keep []retryPush
+	for _, rp := range f.retry {
+		if all || !now.Before(rp.next) {
+			due = append(due, rp)
+		} else {
+			keep = append(keep, rp)
+		}
+	}
+	f.retry = keep
+	f.mu.Unlock()
+	for _, rp := range due {
+		if m, ok := rp.push.Event.(*pb.Push_Message); ok && f.refresh != nil {
+			if fresh := f.refresh(m.Message); fresh != nil {
+				rp.push = proto.Clone(rp.push).(*pb.Push)
+				rp.push.Event = &pb.Push_Message{Message: fresh}
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+		if rp.gateway == "" {
+			if f.publishRouted(ctx, rp.push, rp.uids) {
+				f.metrics.pushes.WithLabelValues("retried").Inc()
+				rp.until = time.Time{} // delivered, or kept per gateway
+			}
+		} else if n, err := f.publish(ctx, rp.gateway, rp.push, rp.uids); err == nil && n > 0 {
+			f.metrics.pushes.WithLabelValues("retried").Inc()
+			rp.until = time.Time{}
+		}
+		cancel()
+		if now.Before(rp.until) {
+			rp.wait *= 2
+			rp.next = now.Add(rp.wait)
+			f.mu.Lock()
+			f.retry = append(f.retry, rp)
+			f.trimRetry()
+			f.mu.Unlock()
+		}
+	}
 }
 
 // broadcast sends push to every gateway (presence changes).
@@ -123,7 +232,8 @@ func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
 }
 
 // publishRouted looks up the recipients' routes and publishes one push per
-// gateway; it reports whether every step succeeded.
+// gateway; it reports whether every step succeeded. A message push that no
+// one received (that gateway's subscription is down) is kept for a retry.
 func (f *fanout) publishRouted(ctx context.Context, push *pb.Push, uids []uint64) bool {
 	byGateway, err := lookupRoutes(ctx, f.rdb, uids)
 	if err != nil {
@@ -131,19 +241,33 @@ func (f *fanout) publishRouted(ctx context.Context, push *pb.Push, uids []uint64
 		return false
 	}
 	for gw, to := range byGateway {
-		p := proto.Clone(push).(*pb.Push)
-		p.ToUids = to
-		b, err := proto.Marshal(p)
+		n, err := f.publish(ctx, gw, push, to)
 		if err != nil {
 			return false
 		}
-		if err := f.rdb.Publish(ctx, GatewayChannelPrefix+gw, b).Err(); err != nil {
-			f.setDegraded(true)
-			return false
+		if n == 0 {
+			f.keepForRetry(push, to, gw)
 		}
-		f.metrics.pushes.WithLabelValues("redis").Inc()
 	}
 	return true
+}
+
+// publish sends push for uids on gateway's channel and returns how many
+// subscribers received it.
+func (f *fanout) publish(ctx context.Context, gateway string, push *pb.Push, uids []uint64) (int64, error) {
+	p := proto.Clone(push).(*pb.Push)
+	p.ToUids = uids
+	b, err := proto.Marshal(p)
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.rdb.Publish(ctx, GatewayChannelPrefix+gateway, b).Result()
+	if err != nil {
+		f.setDegraded(true)
+		return 0, err
+	}
+	f.metrics.pushes.WithLabelValues("redis").Inc()
+	return n, nil
 }
 
 // stream puts push on the Attach streams: all of them when force, else

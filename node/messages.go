@@ -27,6 +27,17 @@ const fanoutTimeout = time.Second
 // toPB is the wire form of a stored message. In AP mode it carries
 // tentative: whether a message from a node not yet heard from could still
 // sort before it.
+// currentMessage is m as this replica holds it now (its position may have
+// moved since m was read), or nil if the replica does not have it.
+func (n *Node) currentMessage(m *pb.Message) *pb.Message {
+	var cur fsm.Message
+	var ok bool
+	if err := n.convShard(m.Conv).view(func(tx fsm.Tx) error { cur, ok = fsm.MessageByID(tx, m.Id); return nil }); err != nil || !ok {
+		return nil
+	}
+	return n.toPB(&cur)
+}
+
 func (n *Node) toPB(m *fsm.Message) *pb.Message {
 	out := &pb.Message{Conv: m.Conv, Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
 		Ts: m.Ts, Origin: m.Origin, FromUid: m.FromUID}
@@ -93,7 +104,7 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	// A duplicate is pushed again too: if the first attempt's pushes were
 	// lost, this repairs them; gateways drop what was delivered already.
 	if s.n.ap != nil {
-		s.n.pushLater(res.Message.Conv, res.Message.ID, res.Members, c.Session, true)
+		s.n.pushLater(res.Message.Conv, res.Message.ID, res.Members, c.Session, pushRouted)
 	} else {
 		fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 		s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: s.n.toPB(res.Message)}, SkipSession: c.Session}, res.Members)

@@ -80,6 +80,7 @@ func Start(cfg Config) (*Node, error) {
 	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
 	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
 	n.fanout.onRecover = n.routes.restore
+	n.fanout.refresh = n.currentMessage
 	var err error
 	if n.cluster, err = startCluster(n); err != nil {
 		n.closeShards()

@@ -59,8 +59,10 @@ func DefaultConfig() Config {
 }
 
 // Applier applies entries, in the order given, to the node's state and
-// returns one result per entry.
-type Applier func(entries []Entry) []fsm.Result
+// returns one result per entry. late marks entries that came by a pull
+// (anti-entropy) rather than live: their origin's pushes may have missed
+// gateways, so the applier pushes them again.
+type Applier func(entries []Entry, late bool) []fsm.Result
 
 // Peers reaches the other nodes for anti-entropy.
 type Peers interface {
@@ -176,7 +178,7 @@ func (r *Replicator) recover() error {
 	if err != nil || len(entries) == 0 {
 		return err
 	}
-	r.apply(entries)
+	r.apply(entries, false)
 	last := entries[len(entries)-1]
 	r.vec[r.cfg.ID] = last.OSeq
 	r.clock.Observe(last.HLC)
@@ -244,7 +246,7 @@ func (r *Replicator) commitLocal(batch []*submit) {
 		}
 		return
 	}
-	results := r.apply(entries)
+	results := r.apply(entries, false)
 	r.mu.Lock()
 	r.vec[r.cfg.ID] = next
 	r.water[r.cfg.ID] = entries[len(entries)-1].HLC
@@ -382,11 +384,15 @@ func (r *Replicator) sleep(d time.Duration) bool {
 	}
 }
 
-// receive takes entries from Redis or a pull. With repair on an entry is
-// applied once everything it depends on is (causal order), waiting
+// lateAfter is the age past which an entry that came live counts as late
+// (an outbox re-publishing after Redis came back, a held link released).
+const lateAfter = time.Second
+
+// receive takes entries from Redis or a pull (pulled). With repair on an
+// entry is applied once everything it depends on is (causal order), waiting
 // meanwhile; with repair off it is applied as it comes, and a missed one
-// stays missed.
-func (r *Replicator) receive(entries []Entry) {
+// stays missed. Pulled or old entries are applied as late.
+func (r *Replicator) receive(entries []Entry, pulled bool) {
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
 	r.mu.Lock()
@@ -418,7 +424,12 @@ func (r *Replicator) receive(entries []Entry) {
 	if len(ready) == 0 {
 		return
 	}
-	r.apply(ready)
+	late := pulled
+	oldest := time.Now().Add(-lateAfter).UnixMilli()
+	for _, e := range ready {
+		late = late || Millis(e.HLC) < oldest
+	}
+	r.apply(ready, late)
 	if err := r.log.put(ready, vec); err != nil {
 		r.logger.Error("ap: log write failed", "err", err)
 	}

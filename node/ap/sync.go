@@ -58,7 +58,7 @@ func (r *Replicator) subscribe() {
 					r.mu.Lock()
 					r.stats.Received++
 					r.mu.Unlock()
-					r.receive([]Entry{e})
+					r.receive([]Entry{e}, false)
 				}
 			case HeartbeatChannel:
 				var hb heartbeat
@@ -133,7 +133,7 @@ func (r *Replicator) syncWith(peer string) {
 			r.mu.Lock()
 			r.stats.Pulled += uint64(len(entries))
 			r.mu.Unlock()
-			r.receive(entries)
+			r.receive(entries, true)
 			r.mu.Lock()
 			moved := r.vec[origin] > have
 			r.mu.Unlock()
