@@ -98,15 +98,13 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 		nw.mu.Unlock()
 		l.emit(Event{Kind: EventHeal, Detail: "heal"})
 		return f, nil
-	case fault.Loss:
-		return f, fmt.Errorf("%w: loss is not implemented by the proxy backend yet; use delay", ErrUnsupported)
 	case fault.Partition:
 		if f.Shape != "" {
-			groups, err := l.shape(f.Shape)
+			groups, cuts, err := l.shape(f.Shape)
 			if err != nil {
 				return f, err
 			}
-			f.Groups = groups
+			f.Groups, f.Cuts = groups, cuts
 		}
 	}
 	nw.mu.Lock()
@@ -114,10 +112,10 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	switch f.Verb {
 	case fault.Partition:
 		// A partition replaces the previous one (and any oneway): release
-		// every hold, keep delays.
+		// every hold, keep delays and losses.
 		var kept []fault.Fault
 		for _, a := range nw.active {
-			if a.Verb == fault.Delay {
+			if a.Verb == fault.Delay || a.Verb == fault.Loss {
 				kept = append(kept, a)
 			}
 		}
@@ -127,15 +125,9 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 			}
 		}
 		nw.active = kept
-		for i, g := range f.Groups {
-			for _, h := range f.Groups[i+1:] {
-				for _, a := range g {
-					for _, b := range h {
-						nw.net.Hold(a, b)
-						nw.net.Hold(b, a)
-					}
-				}
-			}
+		for _, c := range f.CutPairs() {
+			nw.net.Hold(c[0], c[1])
+			nw.net.Hold(c[1], c[0])
 		}
 	case fault.Oneway:
 		for _, a := range f.Groups[0] {
@@ -148,6 +140,11 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 		for _, p := range l.pairs(f.Members) {
 			nw.net.SetDelay(p[0], p[1], d, j)
 			nw.net.SetDelay(p[1], p[0], d, j)
+		}
+	case fault.Loss:
+		for _, p := range l.pairs(f.Members) {
+			nw.net.SetLoss(p[0], p[1], f.Percent)
+			nw.net.SetLoss(p[1], p[0], f.Percent)
 		}
 	}
 	nw.active = append(nw.active, f)
@@ -197,8 +194,9 @@ func (l *Lab) pairs(members []string) [][2]string {
 
 // shape turns a partition shape into groups: shapes cut the nodes; each
 // gateway stays with its first node; redis joins the side with the most
-// nodes (tie: the side holding the lowest-numbered node).
-func (l *Lab) shape(s string) ([][]string, error) {
+// nodes (tie: the side holding the lowest-numbered node). Shapes whose
+// sides overlap (majorities-ring, bridge) also return the pairs they cut.
+func (l *Lab) shape(s string) ([][]string, [][2]string, error) {
 	var nodes []string
 	for _, m := range l.members {
 		if m.info.Kind == KindNode {
@@ -209,7 +207,7 @@ func (l *Lab) shape(s string) ([][]string, error) {
 	switch {
 	case s == "halves":
 		if len(nodes) < 2 {
-			return nil, fmt.Errorf("lab: partition halves needs at least 2 nodes, the lab has %d", len(nodes))
+			return nil, nil, fmt.Errorf("lab: partition halves needs at least 2 nodes, the lab has %d", len(nodes))
 		}
 		small := len(nodes) / 2
 		sides = [][]string{slices.Clone(nodes[:small]), slices.Clone(nodes[small:])}
@@ -219,7 +217,7 @@ func (l *Lab) shape(s string) ([][]string, error) {
 			target = l.leader()
 		}
 		if _, ok := l.byName[target]; !ok {
-			return nil, fmt.Errorf("lab: isolate:%s: no such member", target)
+			return nil, nil, fmt.Errorf("lab: isolate:%s: no such member", target)
 		}
 		rest := []string{}
 		for _, m := range l.memberNames() {
@@ -229,7 +227,7 @@ func (l *Lab) shape(s string) ([][]string, error) {
 		}
 		if !slices.Contains(nodes, target) {
 			// Isolating a gateway or redis cuts just that member off.
-			return [][]string{{target}, rest}, nil
+			return [][]string{{target}, rest}, nil, nil
 		}
 		var others []string
 		for _, n := range nodes {
@@ -238,10 +236,116 @@ func (l *Lab) shape(s string) ([][]string, error) {
 			}
 		}
 		sides = [][]string{{target}, others}
+	case s == "majorities-ring":
+		return l.majoritiesRing(nodes)
+	case s == "bridge":
+		return l.bridge(nodes)
 	default:
-		return nil, fmt.Errorf("%w: partition %s arrives with the chaos harness; use explicit groups, halves or isolate:<member>", ErrUnsupported, s)
+		return nil, nil, fmt.Errorf("lab: unknown partition shape %q (shapes: %s)", s, strings.Join(fault.Shapes, ", "))
 	}
-	return l.placeOthers(sides), nil
+	return l.placeOthers(sides), nil, nil
+}
+
+// majoritiesRing places the nodes on a ring in name order; each node
+// reaches the nodes within ringReach of it, which is a majority, and no
+// two nodes reach the same majority. Jepsen's nemesis of that name: every
+// node can form a quorum, yet no two agree on which. A gateway reaches
+// what its first node reaches; redis what n1 reaches (the side holding the
+// lowest-numbered node, all sides being the same size).
+func (l *Lab) majoritiesRing(nodes []string) ([][]string, [][2]string, error) {
+	n := len(nodes)
+	if n < 5 {
+		return nil, nil, fmt.Errorf("lab: partition majorities-ring needs at least 5 nodes (with %d, some two nodes would see the same majority); this lab has %d", n, n)
+	}
+	majority := n/2 + 1
+	reach := majority / 2 // = ceil((majority-1)/2): how far a node reaches on each side
+	views := map[string]map[string]bool{}
+	for i, a := range nodes {
+		views[a] = map[string]bool{}
+		for j, b := range nodes {
+			d := (i - j + n) % n
+			if min(d, n-d) <= reach {
+				views[a][b] = true
+			}
+		}
+	}
+	return l.cutViews(nodes, views, func(side int) string { return nodes[side] })
+}
+
+// bridge splits the nodes in two halves around one bridge node (the middle
+// one in name order) that reaches both; the halves do not reach each
+// other. Gateways follow their first node; redis joins the first half
+// (the sides tie on nodes once the bridge is counted in both; the first
+// holds the lowest-numbered node).
+func (l *Lab) bridge(nodes []string) ([][]string, [][2]string, error) {
+	if len(nodes) < 3 {
+		return nil, nil, fmt.Errorf("lab: partition bridge needs at least 3 nodes (two halves and a bridge); this lab has %d", len(nodes))
+	}
+	mid := len(nodes) / 2
+	b := nodes[mid]
+	left, right := slices.Clone(nodes[:mid]), slices.Clone(nodes[mid+1:])
+	views := map[string]map[string]bool{}
+	for _, half := range [][]string{left, right} {
+		for _, a := range half {
+			views[a] = map[string]bool{b: true}
+			for _, c := range half {
+				views[a][c] = true
+			}
+		}
+	}
+	views[b] = map[string]bool{}
+	for _, c := range nodes {
+		views[b][c] = true
+	}
+	return l.cutViews(nodes, views, func(int) string { return left[0] })
+}
+
+// cutViews turns what each node reaches into the pairs to cut. A gateway
+// reaches what its first node reaches; redis reaches what the node
+// redisWith names reaches. The groups returned name the sides for reports:
+// one per node, holding it, its gateways, and redis on redisWith's side.
+func (l *Lab) cutViews(nodes []string, views map[string]map[string]bool, redisWith func(int) string) ([][]string, [][2]string, error) {
+	anchor := map[string]string{} // member -> the node whose view it has
+	for _, n := range nodes {
+		anchor[n] = n
+	}
+	groups := make([][]string, len(nodes))
+	for i, n := range nodes {
+		groups[i] = []string{n}
+	}
+	for _, m := range l.members {
+		if m.info.Kind != KindGateway {
+			continue
+		}
+		first := l.firstNode(m.info.Name)
+		anchor[m.info.Name] = first
+		i := slices.Index(nodes, first)
+		groups[i] = append(groups[i], m.info.Name)
+	}
+	rn := redisWith(0)
+	anchor["redis"] = rn
+	i := slices.Index(nodes, rn)
+	groups[i] = append(groups[i], "redis")
+	reaches := func(a, b string) bool {
+		// a node reaches b if b (or b's anchor node) is in a's view.
+		return views[anchor[a]][anchor[b]]
+	}
+	var cuts [][2]string
+	names := l.memberNames()
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			if !reaches(a, b) || !reaches(b, a) {
+				cuts = append(cuts, [2]string{a, b})
+			}
+		}
+	}
+	return groups, cuts, nil
+}
+
+// firstNode is the node gateway gI talks to first.
+func (l *Lab) firstNode(gateway string) string {
+	i, _ := strconv.Atoi(strings.TrimPrefix(gateway, "g"))
+	return "n" + strconv.Itoa((i-1)%l.cfg.Nodes+1)
 }
 
 // placeOthers adds gateways to their first node's side and redis to the
@@ -255,8 +359,7 @@ func (l *Lab) placeOthers(sides [][]string) [][]string {
 	}
 	for _, m := range l.members {
 		if m.info.Kind == KindGateway {
-			i, _ := strconv.Atoi(strings.TrimPrefix(m.info.Name, "g"))
-			first := "n" + strconv.Itoa((i-1)%l.cfg.Nodes+1)
+			first := l.firstNode(m.info.Name)
 			sides[sideOf[first]] = append(sides[sideOf[first]], m.info.Name)
 		}
 	}
@@ -316,6 +419,8 @@ func (l *Lab) Links() []LinkState {
 		s.HeldBack = back.Held
 		s.DelayMS = fwd.Delay.Milliseconds()
 		s.DelayBackMS = back.Delay.Milliseconds()
+		s.LossPercent = fwd.LossPercent
+		s.LossBackPercent = back.LossPercent
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -335,6 +440,9 @@ type LinkState struct {
 	HeldBack    bool  `json:"held_back"`
 	DelayMS     int64 `json:"delay_ms,omitempty"`
 	DelayBackMS int64 `json:"delay_back_ms,omitempty"`
+	// LossPercent and LossBackPercent: emulated loss, each direction.
+	LossPercent     int `json:"loss_percent,omitempty"`
+	LossBackPercent int `json:"loss_back_percent,omitempty"`
 }
 
 func (l *Lab) faultsOrNone() []string {

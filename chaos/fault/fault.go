@@ -43,6 +43,11 @@ type Fault struct {
 	// Shape is a partition shape instead of groups: halves, isolate:<m>,
 	// majorities-ring, bridge.
 	Shape string `json:"shape,omitempty"`
+	// Cuts are the member pairs a partition cuts (both directions) when
+	// its groups overlap in what they reach (majorities-ring, bridge): the
+	// groups then only name the sides for reports. Without Cuts every
+	// pair across two groups is cut.
+	Cuts [][2]string `json:"cuts,omitempty"`
 	// Members are the targets of delay and loss (one member: every link
 	// touching it; two: that link) and of kill, restart, pause and resume
 	// (exactly one).
@@ -220,6 +225,25 @@ func (f Fault) String() string {
 		parts = append(parts, f.Members...)
 	}
 	return strings.Join(parts, " ")
+}
+
+// CutPairs are the member pairs a partition cuts: f.Cuts when set, else
+// every pair across two groups.
+func (f Fault) CutPairs() [][2]string {
+	if f.Cuts != nil {
+		return f.Cuts
+	}
+	var out [][2]string
+	for i, g := range f.Groups {
+		for _, h := range f.Groups[i+1:] {
+			for _, a := range g {
+				for _, b := range h {
+					out = append(out, [2]string{a, b})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Complete fills a partition's last group with the members not named in

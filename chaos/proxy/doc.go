@@ -61,5 +61,16 @@
 // itself never reorders a stream). Chunks that are already due are written
 // together with one writev.
 //
+// # How loss works
+//
+// A proxy cannot drop bytes it has read: it acknowledged them, and a real
+// TCP stream never has a hole. [Net.SetLoss] emulates what a lost segment
+// does to a TCP connection instead: the chunk is delivered one
+// retransmission timeout (200 ms, Linux's minimum RTO) late, twice that
+// again for each retransmission lost too (a chunk is lost k times in a row
+// with probability p^k, at most 6), and it holds back every chunk behind it
+// (head-of-line blocking). Applications see bursts of stalls, not missing
+// bytes; the netns backend drops real packets instead.
+//
 // Lock order: Net.mu before Link.mu; pump.mu is never held with either.
 package proxy

@@ -58,13 +58,39 @@ type dir struct{ from, to string }
 type fault struct {
 	held          bool
 	delay, jitter time.Duration
+	loss          float64 // share of chunks lost, in [0,1]
 }
 
-func (f fault) zero() bool { return !f.held && f.delay == 0 && f.jitter == 0 }
+func (f fault) zero() bool { return !f.held && f.delay == 0 && f.jitter == 0 && f.loss == 0 }
 
-// due is when a chunk read at `at` with jitter sample u may be written.
-func (f fault) due(at time.Time, u float64) time.Time {
-	return at.Add(f.delay + time.Duration(u*float64(f.jitter)))
+// Loss emulation: a proxy has already acknowledged the bytes it read, so it
+// cannot drop them without making a hole no real network makes. It does
+// what TCP does for a lost segment instead: the chunk arrives one
+// retransmission timeout late (rto, Linux's minimum), and each further
+// loss of the retransmission doubles the wait, up to maxLosses in a row.
+const (
+	rto       = 200 * time.Millisecond
+	maxLosses = 6
+)
+
+// due is when a chunk read at `at` with jitter sample u and loss sample l
+// may be written.
+func (f fault) due(at time.Time, u, l float64) time.Time {
+	return at.Add(f.delay + time.Duration(u*float64(f.jitter)) + f.stall(l))
+}
+
+// stall is the retransmission wait of a chunk whose loss sample is l: it is
+// lost k times in a row while l < loss^k (so each retransmission is lost
+// again with probability loss), and waits rto·(2^k − 1).
+func (f fault) stall(l float64) time.Duration {
+	if f.loss <= 0 {
+		return 0
+	}
+	k := 0
+	for p := f.loss; k < maxLosses && l < p; p *= f.loss {
+		k++
+	}
+	return rto * time.Duration(1<<k-1)
 }
 
 // faultState is an immutable snapshot of the fault table. changed is closed
@@ -82,6 +108,8 @@ type DirFault struct {
 	Held   bool          `json:"held"`
 	Delay  time.Duration `json:"delay"`
 	Jitter time.Duration `json:"jitter"`
+	// LossPercent is the share of chunks emulated as lost (see SetLoss).
+	LossPercent int `json:"loss_percent,omitempty"`
 }
 
 // LinkState is one link as reported by Links. BytesFromTo counts bytes
@@ -309,7 +337,23 @@ func (n *Net) SetDelay(a, b string, d, jitter time.Duration) {
 	n.log.Info("proxy: delay", "from", a, "to", b, "delay", d, "jitter", jitter)
 }
 
-// Heal releases every hold and clears every delay.
+// SetLoss makes percent of the chunks travelling from a to b arrive as a
+// lost TCP segment would: after a retransmission timeout of 200 ms,
+// doubled for each retransmission lost again. Bytes are never dropped
+// (the proxy acknowledged them already) and never reordered: a stalled
+// chunk holds back the ones behind it, as TCP's in-order delivery does.
+// percent=0 clears the loss.
+func (n *Net) SetLoss(a, b string, percent int) {
+	percent = min(max(percent, 0), 100)
+	n.update(func(m map[dir]fault) {
+		f := m[dir{a, b}]
+		f.loss = float64(percent) / 100
+		m[dir{a, b}] = f
+	})
+	n.log.Info("proxy: loss", "from", a, "to", b, "percent", percent)
+}
+
+// Heal releases every hold and clears every delay and loss.
 func (n *Net) Heal() {
 	n.update(func(m map[dir]fault) { clear(m) })
 	n.log.Info("proxy: heal")
@@ -333,7 +377,8 @@ func (n *Net) Faults() []DirFault {
 	st := n.state.Load()
 	out := make([]DirFault, 0, len(st.dirs))
 	for d, f := range st.dirs {
-		out = append(out, DirFault{From: d.from, To: d.to, Held: f.held, Delay: f.delay, Jitter: f.jitter})
+		out = append(out, DirFault{From: d.from, To: d.to, Held: f.held, Delay: f.delay, Jitter: f.jitter,
+			LossPercent: int(f.loss*100 + 0.5)})
 	}
 	slices.SortFunc(out, func(x, y DirFault) int {
 		return cmp.Or(cmp.Compare(x.From, y.From), cmp.Compare(x.To, y.To))

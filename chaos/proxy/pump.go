@@ -74,6 +74,7 @@ type chunk struct {
 	pooled *[]byte // the pool buffer behind b, returned once b is written
 	at     time.Time
 	u      float64 // jitter sample in [0,1)
+	l      float64 // loss sample in [0,1)
 	end    bool
 	reset  bool
 }
@@ -122,7 +123,7 @@ func (p *pump) read() {
 	for p.waitSpace() {
 		n, err := p.src.Read(*buf)
 		if n > 0 {
-			ch := chunk{at: time.Now(), u: rand.Float64()}
+			ch := chunk{at: time.Now(), u: rand.Float64(), l: rand.Float64()}
 			if n >= keepBuf {
 				ch.b, ch.pooled = (*buf)[:n], buf
 				buf = bufPool.Get().(*[]byte)
@@ -132,7 +133,7 @@ func (p *pump) read() {
 			p.push(ch)
 		}
 		if err != nil {
-			p.push(chunk{at: time.Now(), u: rand.Float64(), end: true, reset: !errors.Is(err, io.EOF)})
+			p.push(chunk{at: time.Now(), u: rand.Float64(), l: 1, end: true, reset: !errors.Is(err, io.EOF)})
 			return
 		}
 	}
@@ -219,7 +220,7 @@ func (p *pump) write() {
 			continue
 		}
 		now := time.Now()
-		if wait := f.due(head.at, head.u).Sub(now); wait > 0 {
+		if wait := f.due(head.at, head.u, head.l).Sub(now); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -259,7 +260,7 @@ func (p *pump) takeDue(f fault, now time.Time, vec net.Buffers, spent []*[]byte)
 	k := p.head
 	for ; k < len(p.q); k++ {
 		ch := p.q[k]
-		if ch.end || f.due(ch.at, ch.u).After(now) {
+		if ch.end || f.due(ch.at, ch.u, ch.l).After(now) {
 			break
 		}
 		vec = append(vec, ch.b)

@@ -152,3 +152,69 @@ func TestFaultChangesReachQueuedChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestLossStall: the retransmission arithmetic: a chunk is stalled k RTOs
+// deep with probability loss^k, waits rto·(2^k−1), and no more than
+// maxLosses in a row.
+func TestLossStall(t *testing.T) {
+	f := fault{loss: 0.2}
+	for _, c := range []struct {
+		l    float64
+		want time.Duration
+	}{
+		{0.5, 0}, {0.19, rto}, {0.039, 3 * rto}, {0.0079, 7 * rto}, {0, 63 * rto},
+	} {
+		if got := f.stall(c.l); got != c.want {
+			t.Errorf("loss 20%%, sample %v: stall %v, want %v", c.l, got, c.want)
+		}
+	}
+	if got := (fault{}).stall(0); got != 0 {
+		t.Errorf("no loss stalls %v", got)
+	}
+}
+
+// TestLoss: with 30% loss on the replies, round trips show retransmission
+// stalls (some at least one RTO late), yet every message arrives once and
+// in order; clearing the loss clears the fault.
+func TestLoss(t *testing.T) {
+	n := newNet(t)
+	srv := serve(t, echo)
+	l := link(t, n, "a", "b", srv.Addr())
+	c := dial(t, l.Addr())
+	r := bufio.NewReader(c)
+
+	n.SetLoss("b", "a", 30)
+	if got := n.Faults(); len(got) != 1 || got[0].LossPercent != 30 {
+		t.Fatalf("faults %+v, want 30%% loss b->a", got)
+	}
+	rtts := roundTrips(t, c, r, 40)
+	stalled := 0
+	for _, d := range rtts {
+		if d >= rto {
+			stalled++
+		}
+	}
+	// P(no stall in 40 tries at 30%) = 0.7^40 ≈ 6e-7.
+	if stalled == 0 {
+		t.Fatalf("40 round trips at 30%% loss, none stalled a retransmission timeout: %v", rtts)
+	}
+	t.Logf("30%% loss: %d of 40 round trips stalled; median %v max %v", stalled, rtts[len(rtts)/2], rtts[len(rtts)-1])
+
+	seq := runSequence(c, 200, 200)
+	select {
+	case err := <-seq.recvd:
+		if err != nil {
+			t.Fatalf("with loss: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stream under loss stalled at %d lines", seq.got.Load())
+	}
+	if err := <-seq.sent; err != nil {
+		t.Fatalf("sender: %v", err)
+	}
+
+	n.SetLoss("b", "a", 0)
+	if got := n.Faults(); len(got) != 0 {
+		t.Fatalf("faults after clearing %+v", got)
+	}
+}
