@@ -183,7 +183,7 @@ func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op)
 	return views, ops
 }
 
-// write saves report.json, report.md and history.jsonl.
+// write saves report.json, report.md, report.html and history.jsonl.
 func (r *runner) write(rep Report, ops []check.Op) error {
 	out := r.cfg.Out
 	b, err := json.MarshalIndent(rep, "", "  ")
@@ -202,6 +202,9 @@ func (r *runner) write(rep Report, ops []check.Op) error {
 		enc.Encode(op)
 	}
 	f.Close()
+	if err := os.WriteFile(filepath.Join(out, "report.html"), []byte(reportHTML(rep, ops, r.start)), 0o644); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(out, "report.md"), []byte(markdown(rep)), 0o644)
 }
 
@@ -213,9 +216,7 @@ func markdown(rep Report) string {
 		b.WriteString(" (repair off)")
 	}
 	fmt.Fprintf(&b, ": %v\n\nRerun: `%v`\n\n| key | value |\n|---|---|\n", rep["verdict"], rep["command"])
-	for _, k := range []string{"ops", "availability", "latency_ms", "lost", "duplicated", "unexpected", "recovered",
-		"fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads", "divergent_conversations",
-		"linearizable", "converged", "convergence_ms"} {
+	for _, k := range summaryKeys {
 		v, _ := json.Marshal(rep[k])
 		fmt.Fprintf(&b, "| %s | `%s` |\n", k, v)
 	}

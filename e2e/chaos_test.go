@@ -60,6 +60,17 @@ func TestChaosLibrary(t *testing.T) {
 					b, _ := os.ReadFile(filepath.Join(out, m, "report.md"))
 					t.Errorf("%s %s: verdict %v\n%s", sc, m, rep["verdict"], b)
 				}
+				page, err := os.ReadFile(filepath.Join(out, m, "report.html"))
+				if err != nil || !strings.Contains(string(page), "<svg") || !strings.Contains(string(page), "<circle") {
+					t.Errorf("%s %s: report.html missing or without charts (%v)", sc, m, err)
+				}
+			}
+			cmp, err := os.ReadFile(filepath.Join(out, "comparison.md"))
+			if err != nil || !strings.Contains(string(cmp), "| key | cp | ap | ap (repair off) |") {
+				t.Errorf("%s: comparison.md missing or without the three columns (%v)", sc, err)
+			}
+			if _, err := os.Stat(filepath.Join(out, "comparison.html")); err != nil {
+				t.Errorf("%s: %v", sc, err)
 			}
 			if code != 0 {
 				t.Fatalf("exit %d, want 0:\n%s", code, tail(output, 15))

@@ -58,6 +58,7 @@ func chaosCmd() *cobra.Command {
 			}
 			self, _ := os.Executable()
 			failed := false
+			var reports []*chaos.Report
 			for _, v := range runs {
 				cfg := chaos.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self,
 					Out: out, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
@@ -73,6 +74,13 @@ func chaosCmd() *cobra.Command {
 				if rep.Verdict() != "pass" {
 					failed = true
 				}
+				reports = append(reports, rep)
+			}
+			if len(reports) > 1 {
+				if err := chaos.WriteComparison(out, reports); err != nil {
+					return usageError{err}
+				}
+				fmt.Printf("%s: side by side — %s\n", sc.Name, filepath.Join(out, "comparison.md"))
 			}
 			if failed {
 				return errExpectations

@@ -1,0 +1,375 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"mpim/chaos/check"
+	"mpim/chaos/scenario"
+)
+
+// The self-contained HTML reports: inline CSS and SVG, no script, no
+// network, so a report opens anywhere and can be mailed or archived.
+
+// chart geometry, in SVG user units.
+const (
+	chartW, chartH = 900.0, 220.0
+	padL, padR     = 56.0, 12.0
+	padT, padB     = 14.0, 30.0
+)
+
+var statusColor = map[check.Status]string{check.StatusOK: "#2e7d32", check.StatusFail: "#c62828", check.StatusInfo: "#ef8f00"}
+
+const reportCSS = `body{font:15px/1.45 system-ui,sans-serif;margin:24px auto;max-width:960px;color:#222}
+h1{font-size:24px}h2{font-size:19px;margin-top:28px}table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 9px;text-align:left;font-variant-numeric:tabular-nums}
+.pass{color:#2e7d32;font-weight:bold}.fail{color:#c62828;font-weight:bold}
+code{background:#f4f4f4;padding:1px 4px}svg{background:#fafafa;border:1px solid #ddd}
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
+.small{color:#666;font-size:13px}`
+
+// reportHTML is report.html: the verdict, the numbers, and three charts
+// drawn from the history: operations per second by outcome with the fault
+// windows shaded, send latency over time, and availability by side.
+func reportHTML(rep Report, ops []check.Op, start time.Time) string {
+	var b strings.Builder
+	title := fmt.Sprintf("%v — %v", rep["scenario"], modeLabel(rep))
+	fmt.Fprintf(&b, "<!doctype html><html><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>\n", esc(title), reportCSS)
+	verdict := fmt.Sprint(rep["verdict"])
+	fmt.Fprintf(&b, "<h1>%s: <span class=%s>%s</span></h1>\n", esc(title), esc(verdict), esc(verdict))
+	fmt.Fprintf(&b, "<p>Rerun: <code>%s</code></p>\n", esc(fmt.Sprint(rep["command"])))
+
+	windows, _ := rep["fault_windows"].([]check.Window)
+	events, _ := rep["events"].([]string)
+	end := start.Add(time.Duration(toFloat(rep["duration_s"]) * float64(time.Second)))
+	for _, op := range ops {
+		if op.Return.After(end) {
+			end = op.Return
+		}
+	}
+	span := max(end.Sub(start).Seconds(), 1)
+
+	b.WriteString("<h2>Operations per second</h2>\n")
+	b.WriteString(legend())
+	b.WriteString(throughputSVG(ops, windows, events, start, span))
+	b.WriteString("<p class=small>Grey: a fault in force. Vertical lines: fault steps. Reads and sends together; the final reads after heal are included.</p>\n")
+
+	b.WriteString("<h2>Send latency</h2>\n")
+	b.WriteString(legend())
+	b.WriteString(latencySVG(ops, windows, start, span))
+	b.WriteString("<p class=small>One dot per send, at its invocation time; log scale. Unknown outcomes (info) have no latency and sit on the top edge.</p>\n")
+
+	if av, ok := rep["availability"].(check.Availability); ok && len(av.BySide) > 0 {
+		b.WriteString("<h2>Availability by side</h2>\n")
+		b.WriteString(barsSVG(av.BySide))
+	}
+
+	b.WriteString("<h2>Numbers</h2>\n<table>\n")
+	for _, k := range summaryKeys {
+		v, _ := json.Marshal(rep[k])
+		fmt.Fprintf(&b, "<tr><th>%s</th><td><code>%s</code></td></tr>\n", esc(k), esc(string(v)))
+	}
+	b.WriteString("</table>\n")
+	if outs, ok := rep["expectations"].([]scenario.Outcome); ok && len(outs) > 0 {
+		b.WriteString("<h2>Expectations</h2>\n<table><tr><th>key</th><th>want</th><th>got</th><th>ok</th></tr>\n")
+		for _, o := range outs {
+			cls := "pass"
+			if !o.OK {
+				cls = "fail"
+			}
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class=%s>%v</td></tr>\n",
+				esc(o.Key), esc(fmt.Sprint(o.Want)), esc(fmt.Sprint(o.Got)), cls, o.OK)
+		}
+		b.WriteString("</table>\n")
+	}
+	if len(events) > 0 {
+		b.WriteString("<h2>Faults</h2>\n<ul>\n")
+		for _, e := range events {
+			fmt.Fprintf(&b, "<li><code>%s</code></li>\n", esc(strings.TrimSpace(e)))
+		}
+		b.WriteString("</ul>\n")
+	}
+	b.WriteString("<p class=small>Files beside this one: report.json, report.md, history.jsonl")
+	if rep["mode"] == "cp" {
+		b.WriteString(", linearizability.html")
+	}
+	b.WriteString(".</p></body></html>\n")
+	return b.String()
+}
+
+// summaryKeys are the report keys the summaries show, in order.
+var summaryKeys = []string{"ops", "availability", "latency_ms", "lost", "duplicated", "unexpected", "recovered",
+	"fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads", "divergent_conversations",
+	"linearizable", "converged", "convergence_ms"}
+
+func modeLabel(rep Report) string {
+	if rep["mode"] == "ap" && rep["ap_repair"] == false {
+		return "ap (repair off)"
+	}
+	return fmt.Sprint(rep["mode"])
+}
+
+func esc(s string) string { return html.EscapeString(s) }
+
+func legend() string {
+	var b strings.Builder
+	b.WriteString("<div class=legend>")
+	for _, s := range []check.Status{check.StatusOK, check.StatusFail, check.StatusInfo} {
+		fmt.Fprintf(&b, "<span><i style=\"background:%s\"></i>%s</span>", statusColor[s], s)
+	}
+	b.WriteString("</div>\n")
+	return b.String()
+}
+
+// xOf maps seconds since start to the chart's x.
+func xOf(sec, span float64) float64 { return padL + sec/span*(chartW-padL-padR) }
+
+// frame draws the shaded fault windows, the step lines and the time axis.
+func frame(b *strings.Builder, windows []check.Window, events []string, start time.Time, span float64) {
+	fmt.Fprintf(b, "<svg viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" role=img>\n", chartW, chartH)
+	for _, w := range windows {
+		x0 := xOf(w.Start.Sub(start).Seconds(), span)
+		x1 := xOf(span, span)
+		if !w.End.IsZero() {
+			x1 = xOf(w.End.Sub(start).Seconds(), span)
+		}
+		fmt.Fprintf(b, "<rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"#e0e0e0\"/>\n", x0, padT, max(x1-x0, 1), chartH-padT-padB)
+	}
+	for _, e := range events {
+		fields := strings.Fields(e)
+		if len(fields) < 2 || fields[1] == "error:" {
+			continue
+		}
+		sec, err := strconv.ParseFloat(strings.TrimSuffix(fields[0], "s"), 64)
+		if err != nil {
+			continue
+		}
+		x := xOf(sec, span)
+		fmt.Fprintf(b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#555\" stroke-dasharray=\"4 3\"/>", x, x, padT, chartH-padB)
+		fmt.Fprintf(b, "<text x=%.1f y=%.1f font-size=11 fill=\"#333\">%s</text>\n", x+3, padT+10, esc(strings.Join(fields[1:], " ")))
+	}
+	step := niceStep(span / 10)
+	for t := 0.0; t <= span; t += step {
+		x := xOf(t, span)
+		fmt.Fprintf(b, "<text x=%.1f y=%.1f font-size=11 text-anchor=middle>%gs</text>", x, chartH-padB+16, t)
+	}
+	fmt.Fprintf(b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#999\"/>\n", padL, chartW-padR, chartH-padB, chartH-padB)
+}
+
+// niceStep rounds a raw axis step up to 1, 2 or 5 times a power of ten.
+func niceStep(raw float64) float64 {
+	if raw <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// throughputSVG stacks, per second, the operations invoked that second by
+// how they ended.
+func throughputSVG(ops []check.Op, windows []check.Window, events []string, start time.Time, span float64) string {
+	buckets := int(math.Ceil(span))
+	counts := make([]map[check.Status]int, buckets)
+	for i := range counts {
+		counts[i] = map[check.Status]int{}
+	}
+	peak := 1
+	for _, op := range ops {
+		i := int(op.Call.Sub(start).Seconds())
+		if i < 0 || i >= buckets {
+			continue
+		}
+		st := op.Status
+		if st != check.StatusOK && st != check.StatusFail {
+			st = check.StatusInfo
+		}
+		counts[i][st]++
+		peak = max(peak, counts[i][check.StatusOK]+counts[i][check.StatusFail]+counts[i][check.StatusInfo])
+	}
+	var b strings.Builder
+	frame(&b, windows, events, start, span)
+	plotH := chartH - padT - padB
+	w := xOf(1, span) - xOf(0, span)
+	for i, c := range counts {
+		y := chartH - padB
+		for _, st := range []check.Status{check.StatusOK, check.StatusFail, check.StatusInfo} {
+			if c[st] == 0 {
+				continue
+			}
+			h := float64(c[st]) / float64(peak) * plotH
+			y -= h
+			fmt.Fprintf(&b, "<rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"%s\"><title>%ds: %d %s</title></rect>",
+				xOf(float64(i), span)+0.5, y, max(w-1, 0.5), h, statusColor[st], i, c[st], st)
+		}
+	}
+	fmt.Fprintf(&b, "\n<text x=4 y=%.1f font-size=11>%d/s</text><text x=4 y=%.1f font-size=11>0</text></svg>\n", padT+10, peak, chartH-padB)
+	return b.String()
+}
+
+// latencySVG plots each send's latency (log scale) at its invocation time.
+func latencySVG(ops []check.Op, windows []check.Window, start time.Time, span float64) string {
+	const lo, hi = 0.1, 100000.0 // ms
+	yOf := func(ms float64) float64 {
+		ms = min(max(ms, lo), hi)
+		f := (math.Log10(ms) - math.Log10(lo)) / (math.Log10(hi) - math.Log10(lo))
+		return chartH - padB - f*(chartH-padT-padB)
+	}
+	var b strings.Builder
+	frame(&b, windows, nil, start, span)
+	for _, ms := range []float64{1, 10, 100, 1000, 10000} {
+		y := yOf(ms)
+		fmt.Fprintf(&b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#e8e8e8\"/><text x=4 y=%.1f font-size=11>%g ms</text>", padL, chartW-padR, y, y, y+4, ms)
+	}
+	b.WriteString("\n")
+	for _, op := range ops {
+		if op.Kind != check.KindSend {
+			continue
+		}
+		x := xOf(op.Call.Sub(start).Seconds(), span)
+		y := padT
+		st := op.Status
+		if st == check.StatusOK || st == check.StatusFail {
+			y = yOf(float64(op.Return.Sub(op.Call).Microseconds()) / 1000)
+		} else {
+			st = check.StatusInfo
+		}
+		fmt.Fprintf(&b, "<circle cx=%.1f cy=%.1f r=1.8 fill=\"%s\" fill-opacity=.6/>", x, y, statusColor[st])
+	}
+	b.WriteString("\n</svg>\n")
+	return b.String()
+}
+
+// barsSVG draws one horizontal bar per side: its availability, 0 to 1.
+func barsSVG(bySide map[string]float64) string {
+	sides := make([]string, 0, len(bySide))
+	for s := range bySide {
+		sides = append(sides, s)
+	}
+	sort.Strings(sides)
+	const rowH, labelW = 26.0, 220.0
+	h := float64(len(sides))*rowH + 10
+	var b strings.Builder
+	fmt.Fprintf(&b, "<svg viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" role=img>\n", chartW, h)
+	for i, s := range sides {
+		y := 5 + float64(i)*rowH
+		w := bySide[s] * (chartW - labelW - 80)
+		fmt.Fprintf(&b, "<text x=4 y=%.1f font-size=13>%s</text><rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"#1565c0\"/><text x=%.1f y=%.1f font-size=13>%.3f</text>\n",
+			y+16, esc(s), labelW, y+3, w, rowH-8, labelW+w+6, y+16, bySide[s])
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	}
+	return 0
+}
+
+// WriteComparison writes comparison.md and comparison.html into out: the
+// reports of one scenario in several modes (cp, ap, ap with repair off),
+// side by side.
+func WriteComparison(out string, reps []*Report) error {
+	if len(reps) == 0 {
+		return nil
+	}
+	cols := make([]string, len(reps))
+	for i, r := range reps {
+		cols[i] = modeLabel(*r)
+	}
+	cell := func(r Report, k string) string {
+		v, _ := json.Marshal(lookup(r, k))
+		return string(v)
+	}
+	rows := []string{"verdict", "ops.ok", "ops.fail", "ops.info", "availability.overall", "availability.during_faults",
+		"availability.outside_faults", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "lost", "duplicated",
+		"unexpected", "recovered", "fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads",
+		"divergent_conversations", "linearizable", "converged", "convergence_ms"}
+	var md strings.Builder
+	fmt.Fprintf(&md, "# %v: %s side by side\n\n| key | %s |\n|---|%s\n", (*reps[0])["scenario"], strings.Join(cols, ", "),
+		strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	for _, k := range rows {
+		vals := make([]string, len(reps))
+		for i, r := range reps {
+			vals[i] = "`" + cell(*r, k) + "`"
+		}
+		fmt.Fprintf(&md, "| %s | %s |\n", k, strings.Join(vals, " | "))
+	}
+	md.WriteString("\nEach column's own report (with charts) is in the folder of that name.\n")
+
+	var h strings.Builder
+	title := fmt.Sprintf("%v: %s side by side", (*reps[0])["scenario"], strings.Join(cols, ", "))
+	fmt.Fprintf(&h, "<!doctype html><html><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body><h1>%s</h1>\n", esc(title), reportCSS, esc(title))
+	h.WriteString("<h2>Availability during faults</h2>\n")
+	during := map[string]float64{}
+	for i, r := range reps {
+		during[cols[i]] = toFloat(lookup(*r, "availability.during_faults"))
+	}
+	h.WriteString(barsSVG(during))
+	h.WriteString("<h2>Numbers</h2><table><tr><th>key</th>")
+	for i, c := range cols {
+		fmt.Fprintf(&h, "<th><a href=\"%s/report.html\">%s</a></th>", esc(reps[i].modeDir()), esc(c))
+	}
+	h.WriteString("</tr>\n")
+	for _, k := range rows {
+		fmt.Fprintf(&h, "<tr><th>%s</th>", esc(k))
+		for _, r := range reps {
+			v := cell(*r, k)
+			cls := ""
+			if k == "verdict" {
+				cls = " class=" + strings.Trim(v, `"`)
+			}
+			fmt.Fprintf(&h, "<td%s><code>%s</code></td>", cls, esc(v))
+		}
+		h.WriteString("</tr>\n")
+	}
+	h.WriteString("</table></body></html>\n")
+	if err := os.WriteFile(filepath.Join(out, "comparison.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "comparison.html"), []byte(h.String()), 0o644)
+}
+
+// modeDir is the folder `--mode both` writes this report's run into.
+func (r Report) modeDir() string {
+	if r["mode"] == "ap" && r["ap_repair"] == false {
+		return "ap-norepair"
+	}
+	return fmt.Sprint(r["mode"])
+}
+
+// lookup reads a dotted key ("availability.during_faults") from the report
+// as JSON shows it.
+func lookup(r Report, key string) any {
+	b, _ := json.Marshal(r)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	var cur any = m
+	for _, part := range strings.Split(key, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[part]
+	}
+	return cur
+}
