@@ -44,7 +44,7 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 	title := fmt.Sprintf("%v — %v", rep["scenario"], modeLabel(rep))
 	fmt.Fprintf(&b, "<!doctype html><html><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>\n", esc(title), reportCSS)
 	verdict := fmt.Sprint(rep["verdict"])
-	fmt.Fprintf(&b, "<h1>%s: <span class=%s>%s</span></h1>\n", esc(title), esc(verdict), esc(verdict))
+	fmt.Fprintf(&b, "<h1>%s: <span class='%s'>%s</span></h1>\n", esc(title), esc(verdict), esc(verdict))
 	fmt.Fprintf(&b, "<p>Rerun: <code>%s</code></p>\n", esc(fmt.Sprint(rep["command"])))
 
 	windows, _ := rep["fault_windows"].([]check.Window)
@@ -85,7 +85,7 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 			if !o.OK {
 				cls = "fail"
 			}
-			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class=%s>%v</td></tr>\n",
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class='%s'>%v</td></tr>\n",
 				esc(o.Key), esc(fmt.Sprint(o.Want)), esc(fmt.Sprint(o.Got)), cls, o.OK)
 		}
 		b.WriteString("</table>\n")
@@ -141,7 +141,7 @@ func frame(b *strings.Builder, windows []check.Window, events []string, start ti
 		if !w.End.IsZero() {
 			x1 = xOf(w.End.Sub(start).Seconds(), span)
 		}
-		fmt.Fprintf(b, "<rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"#e0e0e0\"/>\n", x0, padT, max(x1-x0, 1), chartH-padT-padB)
+		fmt.Fprintf(b, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill=\"#e0e0e0\"/>\n", x0, padT, max(x1-x0, 1), chartH-padT-padB)
 	}
 	for _, e := range events {
 		fields := strings.Fields(e)
@@ -153,15 +153,15 @@ func frame(b *strings.Builder, windows []check.Window, events []string, start ti
 			continue
 		}
 		x := xOf(sec, span)
-		fmt.Fprintf(b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#555\" stroke-dasharray=\"4 3\"/>", x, x, padT, chartH-padB)
-		fmt.Fprintf(b, "<text x=%.1f y=%.1f font-size=11 fill=\"#333\">%s</text>\n", x+3, padT+10, esc(strings.Join(fields[1:], " ")))
+		fmt.Fprintf(b, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke=\"#555\" stroke-dasharray=\"4 3\"/>", x, x, padT, chartH-padB)
+		fmt.Fprintf(b, "<text x='%.1f' y='%.1f' font-size='11' fill=\"#333\">%s</text>\n", x+3, padT+10, esc(strings.Join(fields[1:], " ")))
 	}
 	step := niceStep(span / 10)
 	for t := 0.0; t <= span; t += step {
 		x := xOf(t, span)
-		fmt.Fprintf(b, "<text x=%.1f y=%.1f font-size=11 text-anchor=middle>%gs</text>", x, chartH-padB+16, t)
+		fmt.Fprintf(b, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%gs</text>", x, chartH-padB+16, t)
 	}
-	fmt.Fprintf(b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#999\"/>\n", padL, chartW-padR, chartH-padB, chartH-padB)
+	fmt.Fprintf(b, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke=\"#999\"/>\n", padL, chartW-padR, chartH-padB, chartH-padB)
 }
 
 // niceStep rounds a raw axis step up to 1, 2 or 5 times a power of ten.
@@ -211,11 +211,11 @@ func throughputSVG(ops []check.Op, windows []check.Window, events []string, star
 			}
 			h := float64(c[st]) / float64(peak) * plotH
 			y -= h
-			fmt.Fprintf(&b, "<rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"%s\"><title>%ds: %d %s</title></rect>",
+			fmt.Fprintf(&b, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill=\"%s\"><title>%ds: %d %s</title></rect>",
 				xOf(float64(i), span)+0.5, y, max(w-1, 0.5), h, statusColor[st], i, c[st], st)
 		}
 	}
-	fmt.Fprintf(&b, "\n<text x=4 y=%.1f font-size=11>%d/s</text><text x=4 y=%.1f font-size=11>0</text></svg>\n", padT+10, peak, chartH-padB)
+	fmt.Fprintf(&b, "\n<text x='4' y='%.1f' font-size='11'>%d/s</text><text x='4' y='%.1f' font-size='11'>0</text></svg>\n", padT+10, peak, chartH-padB)
 	return b.String()
 }
 
@@ -231,7 +231,7 @@ func latencySVG(ops []check.Op, windows []check.Window, start time.Time, span fl
 	frame(&b, windows, nil, start, span)
 	for _, ms := range []float64{1, 10, 100, 1000, 10000} {
 		y := yOf(ms)
-		fmt.Fprintf(&b, "<line x1=%.1f x2=%.1f y1=%.1f y2=%.1f stroke=\"#e8e8e8\"/><text x=4 y=%.1f font-size=11>%g ms</text>", padL, chartW-padR, y, y, y+4, ms)
+		fmt.Fprintf(&b, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke=\"#e8e8e8\"/><text x='4' y='%.1f' font-size='11'>%g ms</text>", padL, chartW-padR, y, y, y+4, ms)
 	}
 	b.WriteString("\n")
 	for _, op := range ops {
@@ -246,7 +246,7 @@ func latencySVG(ops []check.Op, windows []check.Window, start time.Time, span fl
 		} else {
 			st = check.StatusInfo
 		}
-		fmt.Fprintf(&b, "<circle cx=%.1f cy=%.1f r=1.8 fill=\"%s\" fill-opacity=.6/>", x, y, statusColor[st])
+		fmt.Fprintf(&b, "<circle cx='%.1f' cy='%.1f' r='1.8' fill=\"%s\" fill-opacity='.6'/>", x, y, statusColor[st])
 	}
 	b.WriteString("\n</svg>\n")
 	return b.String()
@@ -266,7 +266,7 @@ func barsSVG(bySide map[string]float64) string {
 	for i, s := range sides {
 		y := 5 + float64(i)*rowH
 		w := bySide[s] * (chartW - labelW - 80)
-		fmt.Fprintf(&b, "<text x=4 y=%.1f font-size=13>%s</text><rect x=%.1f y=%.1f width=%.1f height=%.1f fill=\"#1565c0\"/><text x=%.1f y=%.1f font-size=13>%.3f</text>\n",
+		fmt.Fprintf(&b, "<text x='4' y='%.1f' font-size='13'>%s</text><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill=\"#1565c0\"/><text x='%.1f' y='%.1f' font-size='13'>%.3f</text>\n",
 			y+16, esc(s), labelW, y+3, w, rowH-8, labelW+w+6, y+16, bySide[s])
 	}
 	b.WriteString("</svg>\n")
@@ -336,7 +336,7 @@ func WriteComparison(out string, reps []*Report) error {
 			v := cell(*r, k)
 			cls := ""
 			if k == "verdict" {
-				cls = " class=" + strings.Trim(v, `"`)
+				cls = " class='" + strings.Trim(v, `"`) + "'"
 			}
 			fmt.Fprintf(&h, "<td%s><code>%s</code></td>", cls, esc(v))
 		}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +39,10 @@ func TestReportHTML(t *testing.T) {
 	rep, ops, start := sampleRun()
 	page := reportHTML(rep, ops, start)
 	for _, want := range []string{
-		"demo &lt;x&gt; — cp", "<span class=fail>fail</span>", "Operations per second", "Send latency",
+		"demo &lt;x&gt; — cp", "<span class='fail'>fail</span>", "Operations per second", "Send latency",
 		"Availability by side", "g2,g3,n2,n3,redis", `fill="#e0e0e0"`, "partition isolate:n1",
 		"<title>0s: 1 ok</title>", "<title>3s: 1 fail</title>", "<title>3s: 1 info</title>", "<title>6s: 1 ok</title>",
-		"<td class=fail>false</td>", "linearizability.html",
+		"<td class='fail'>false</td>", "linearizability.html",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
@@ -49,6 +50,11 @@ func TestReportHTML(t *testing.T) {
 	}
 	if strings.Contains(page, "<x>") || strings.Contains(page, "<script") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
 		t.Error("report.html must be escaped, script-free and self-contained")
+	}
+	// An unquoted attribute value before "/>" swallows the slash, and the
+	// browser nests every later element inside that one.
+	if bad := regexp.MustCompile(`=[^"' >]+/>`).FindString(page); bad != "" {
+		t.Errorf("unquoted attribute before a self-closing tag: %q", bad)
 	}
 	if dots := strings.Count(page, "<circle"); dots != 3 {
 		t.Errorf("%d latency dots, want one per send (3)", dots)
