@@ -50,7 +50,9 @@ type Config struct {
 	// Binary is the mpim executable the lab starts (default: this one).
 	Binary string
 	// Command is how to rerun this exact run, stated in the report.
-	Command  string
+	Command string
+	// Net is the lab's fault-layer backend (lab.NetProxy or lab.NetNS).
+	Net      string
 	Progress io.Writer
 	Logger   *slog.Logger
 }
@@ -82,6 +84,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	lc.Nodes, lc.Gateways, lc.Shards = sc.Cluster.Nodes, sc.Cluster.Gateways, sc.Cluster.Shards
 	lc.Data, lc.HTTP, lc.StateFile, lc.BcryptCost = filepath.Join(cfg.Out, "lab"), "127.0.0.1:0", "-", 4
 	lc.Binary, lc.Logger = cfg.Binary, cfg.Logger
+	if cfg.Net != "" {
+		lc.Net = cfg.Net
+	}
 	if cfg.Mode == "cp" {
 		lc.Unsafe = sc.Unsafe
 	}

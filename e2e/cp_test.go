@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"mpim/chaos/netns"
 	"mpim/client"
+	"mpim/lab"
 	"mpim/node"
 	pb "mpim/proto/mpimpb"
 )
@@ -127,8 +129,21 @@ func checkExactlyOnce(t *testing.T, who string, msgs []client.Message, log *send
 // majority keeps working; after heal the node catches up and every replica
 // holds every acknowledged message exactly once, in one order, and no
 // refused one.
-func TestCPIsolateNode(t *testing.T) {
-	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "3s"}})
+func TestCPIsolateNode(t *testing.T) { cpIsolateNode(t, lab.NetProxy) }
+
+// TestCPIsolateNodeNetns is TestCPIsolateNode on the real-host backend:
+// every member in its own network namespace, the cut made of nftables
+// drops, so TCP's own retransmissions and timeouts are what the members
+// see.
+func TestCPIsolateNodeNetns(t *testing.T) {
+	if s := netns.Probe(); !s.OK() {
+		t.Skipf("no netns backend on this host: %v", s.Err())
+	}
+	cpIsolateNode(t, lab.NetNS)
+}
+
+func cpIsolateNode(t *testing.T, backend string) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "3s"}, net: backend})
 	ctx := ctxFor(t, 120*time.Second)
 	for _, u := range []string{"alice", "bob", "carol"} {
 		c.register("g1", u)

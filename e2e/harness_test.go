@@ -65,6 +65,8 @@ type labOpts struct {
 	// mode is "cp" (default) or "ap"; noRepair turns AP repair off.
 	mode     string
 	noRepair bool
+	// net is the fault layer's backend (lab.NetProxy by default).
+	net string
 }
 
 // cluster is a running lab of real processes.
@@ -95,6 +97,9 @@ func startLab(t *testing.T, o labOpts) *cluster {
 		cfg.Mode = o.mode
 	}
 	cfg.APRepair = !o.noRepair
+	if o.net != "" {
+		cfg.Net = o.net
+	}
 	cfg.Args = func(member string, args []string) []string {
 		switch {
 		case strings.HasPrefix(member, "n"):

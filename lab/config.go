@@ -43,6 +43,15 @@ const (
 	RedisEmbedded = "embedded"
 )
 
+// Fault-layer backends for Config.Net.
+const (
+	// NetProxy puts a TCP proxy on every link (no privileges needed).
+	NetProxy = "proxy"
+	// NetNS runs every member in its own network namespace and applies
+	// faults with nftables.
+	NetNS = "netns"
+)
+
 // DefaultHTTP is the default address of the lab HTTP API and dashboard.
 // When it is busy the lab falls back to a free port.
 const DefaultHTTP = "127.0.0.1:7070"
@@ -70,6 +79,11 @@ type Config struct {
 	// Redis is RedisAuto, RedisEmbedded or HOST:PORT of an external Redis
 	// the lab does not manage.
 	Redis string
+	// Net is the fault layer's backend: NetProxy (the default: a TCP proxy
+	// on every link, no privileges needed) or NetNS (every member in a
+	// network namespace of its own, faults as nftables rules; needs root,
+	// iproute2 and nftables, checked by probing).
+	Net string
 	// Data is the directory holding one data directory per node and logs/.
 	// Empty means a new temporary directory (kept after Close, so the logs
 	// can be read).
@@ -126,6 +140,7 @@ func DefaultConfig() Config {
 		Leaders:       "colocate",
 		APRepair:      true,
 		Redis:         RedisAuto,
+		Net:           NetProxy,
 		HTTP:          DefaultHTTP,
 		BcryptCost:    10,
 		ReadyTimeout:  20 * time.Second,
@@ -158,6 +173,10 @@ func (c Config) Validate() error {
 		return bad("ReadyTimeout, StopGrace and RestartWindow must be positive")
 	case c.EventLogSize < 1:
 		return bad("EventLogSize must be at least 1")
+	case c.Net != "" && c.Net != NetProxy && c.Net != NetNS:
+		return bad("net %q: use --net proxy or --net netns", c.Net)
+	case c.Net == NetNS && c.Redis != RedisAuto && c.Redis != RedisEmbedded:
+		return bad("--net netns runs Redis in its own namespace: use --redis auto or embedded")
 	}
 	if c.Redis != RedisAuto && c.Redis != RedisEmbedded {
 		if _, _, err := net.SplitHostPort(c.Redis); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mpim/chaos/fault"
+	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
 )
 
@@ -26,11 +27,18 @@ const (
 // ErrUnsupported: the fault is valid but this backend cannot apply it.
 var ErrUnsupported = errors.New("lab: unsupported fault")
 
-// network is the lab's fault layer: one proxy per link between members,
-// and the network faults in force, in the vocabulary's spelling.
+// network is the lab's fault layer: a backend (a proxy per link between
+// members, or a namespace per member), and the network faults in force, in
+// the vocabulary's spelling.
 type network struct {
-	net *proxy.Net
-	mu  sync.Mutex
+	net backend
+	// proxies is the proxy backend (nil with netns); ns the netns one.
+	proxies *proxy.Net
+	ns      *netns.Net
+	// planned are the links the members were given (netns: their direct
+	// addresses; the proxy backend lists its own).
+	planned []proxy.LinkState
+	mu      sync.Mutex
 	// active are the network faults applied since the last heal.
 	active []fault.Fault
 	// downLeader remembers the node `pause leader` / `kill leader` hit, by
@@ -38,10 +46,52 @@ type network struct {
 	downLeader map[fault.Verb]string
 }
 
+// backend applies directional faults: Hold(a, b) stops a→b traffic.
+type backend interface {
+	Hold(a, b string) error
+	Release(a, b string) error
+	SetDelay(a, b string, d, jitter time.Duration) error
+	SetLoss(a, b string, percent int) error
+	Heal() error
+	Faults() []proxy.DirFault
+	Close() error
+}
+
+// proxyBackend adapts proxy.Net, whose operations cannot fail.
+type proxyBackend struct{ *proxy.Net }
+
+func (p proxyBackend) Hold(a, b string) error    { p.Net.Hold(a, b); return nil }
+func (p proxyBackend) Release(a, b string) error { p.Net.Release(a, b); return nil }
+func (p proxyBackend) SetDelay(a, b string, d, j time.Duration) error {
+	p.Net.SetDelay(a, b, d, j)
+	return nil
+}
+func (p proxyBackend) SetLoss(a, b string, pct int) error { p.Net.SetLoss(a, b, pct); return nil }
+func (p proxyBackend) Heal() error                        { p.Net.Heal(); return nil }
+
+// nsBackend adapts netns.Net, whose unsupported faults become the lab's.
+type nsBackend struct{ *netns.Net }
+
+func (n nsBackend) SetDelay(a, b string, d, j time.Duration) error {
+	return labUnsupported(n.Net.SetDelay(a, b, d, j))
+}
+
+func labUnsupported(err error) error {
+	if errors.Is(err, netns.ErrUnsupported) {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return err
+}
+
 // link returns the address member from must dial to reach member to (whose
-// real address is target): the proxy of that link.
+// real address is target): the proxy of that link, or with netns the
+// target itself (the namespaces' rules do the cutting).
 func (l *Lab) link(from, to, target string) (string, error) {
-	lk, err := l.network.net.Link(from, to, target)
+	if l.network.ns != nil {
+		l.network.planned = append(l.network.planned, proxy.LinkState{From: from, To: to, Addr: target, Target: target})
+		return target, nil
+	}
+	lk, err := l.network.proxies.Link(from, to, target)
 	if err != nil {
 		return "", fmt.Errorf("lab: proxy %s->%s: %w", from, to, err)
 	}
@@ -93,11 +143,11 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 		return f, l.Resume(f.Members[0])
 	case fault.Heal:
 		nw.mu.Lock()
-		nw.net.Heal()
+		err := nw.net.Heal()
 		nw.active = nil
 		nw.mu.Unlock()
 		l.emit(Event{Kind: EventHeal, Detail: "heal"})
-		return f, nil
+		return f, err
 	case fault.Partition:
 		if f.Shape != "" {
 			groups, cuts, err := l.shape(f.Shape)
@@ -109,6 +159,8 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	}
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
+	var errs []error
+	try := func(err error) { errs = append(errs, err) }
 	switch f.Verb {
 	case fault.Partition:
 		// A partition replaces the previous one (and any oneway): release
@@ -121,31 +173,40 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 		}
 		for _, d := range nw.net.Faults() {
 			if d.Held {
-				nw.net.Release(d.From, d.To)
+				try(nw.net.Release(d.From, d.To))
 			}
 		}
 		nw.active = kept
 		for _, c := range f.CutPairs() {
-			nw.net.Hold(c[0], c[1])
-			nw.net.Hold(c[1], c[0])
+			try(nw.net.Hold(c[0], c[1]))
+			try(nw.net.Hold(c[1], c[0]))
 		}
 	case fault.Oneway:
 		for _, a := range f.Groups[0] {
 			for _, b := range f.Groups[1] {
-				nw.net.Hold(a, b)
+				try(nw.net.Hold(a, b))
 			}
 		}
 	case fault.Delay:
 		d, j := time.Duration(f.MS)*time.Millisecond, time.Duration(f.Jitter)*time.Millisecond
 		for _, p := range l.pairs(f.Members) {
-			nw.net.SetDelay(p[0], p[1], d, j)
-			nw.net.SetDelay(p[1], p[0], d, j)
+			err := nw.net.SetDelay(p[0], p[1], d, j)
+			if errors.Is(err, ErrUnsupported) {
+				return f, err // the backend refuses delay as a whole
+			}
+			try(err)
+			try(nw.net.SetDelay(p[1], p[0], d, j))
 		}
 	case fault.Loss:
 		for _, p := range l.pairs(f.Members) {
-			nw.net.SetLoss(p[0], p[1], f.Percent)
-			nw.net.SetLoss(p[1], p[0], f.Percent)
+			try(nw.net.SetLoss(p[0], p[1], f.Percent))
+			try(nw.net.SetLoss(p[1], p[0], f.Percent))
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		l.emit(Event{Kind: EventFault, Detail: f.String() + " (partly failed: " + err.Error() + ")"})
+		nw.active = append(nw.active, f)
+		return f, err
 	}
 	nw.active = append(nw.active, f)
 	l.emit(Event{Kind: EventFault, Detail: f.String()})
@@ -412,7 +473,11 @@ func (l *Lab) Links() []LinkState {
 		faults[[2]string{d.From, d.To}] = d
 	}
 	var out []LinkState
-	for _, lk := range l.network.net.Links() {
+	links := l.network.planned
+	if l.network.proxies != nil {
+		links = l.network.proxies.Links()
+	}
+	for _, lk := range links {
 		s := LinkState{LinkState: lk}
 		fwd, back := faults[[2]string{lk.From, lk.To}], faults[[2]string{lk.To, lk.From}]
 		s.Held = fwd.Held

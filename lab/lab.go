@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
 	"mpim/internal/ports"
 	"mpim/internal/redisproc"
@@ -202,15 +203,27 @@ func (l *Lab) listenHTTP() (net.Listener, error) {
 // plan picks every member's ports up front, so that a restarted member
 // keeps its addresses, and builds the command lines.
 func (l *Lab) plan(httpAddr string) error {
+	if err := l.planNetwork(); err != nil {
+		return err
+	}
 	need := 3*l.cfg.Nodes + l.cfg.Gateways
 	if l.redisKind != "external" {
 		need++
 	}
-	ports, err := freePorts(need)
-	if err != nil {
-		return err
+	var ports []int
+	if l.network.ns == nil {
+		var err error
+		if ports, err = freePorts(need); err != nil {
+			return err
+		}
 	}
-	next := func() string {
+	// addr is a member's listen address for one role: a free loopback
+	// port with the proxy backend, the member's own namespace address and
+	// a fixed port per role with netns.
+	addr := func(member string, role int) string {
+		if l.network.ns != nil {
+			return net.JoinHostPort(l.network.ns.Addr(member), strconv.Itoa(nsPorts[role]))
+		}
 		p := ports[0]
 		ports = ports[1:]
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
@@ -223,21 +236,21 @@ func (l *Lab) plan(httpAddr string) error {
 		l.redisAddr = l.cfg.Redis
 		redis.state = StateExternal
 	case "redis-server":
-		l.redisAddr = next()
-		_, portStr, _ := net.SplitHostPort(l.redisAddr)
+		l.redisAddr = addr("redis", roleRedis)
+		host, portStr, _ := net.SplitHostPort(l.redisAddr)
 		port, _ := strconv.Atoi(portStr)
 		dir := filepath.Join(l.data, "redis")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("lab: create %s: %w", dir, err)
 		}
-		cmd, err := redisproc.Command(port, dir)
+		cmd, err := redisproc.CommandOn(host, port, dir)
 		if err != nil {
 			return err
 		}
 		redis.path, redis.args = cmd.Path, cmd.Args[1:]
 		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
 	default:
-		l.redisAddr = next()
+		l.redisAddr = addr("redis", roleRedis)
 		redis.path = l.cfg.Binary
 		redis.args = l.hook("redis", []string{"lab", "miniredis", "--listen", l.redisAddr})
 		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
@@ -247,17 +260,16 @@ func (l *Lab) plan(httpAddr string) error {
 		redis.state = StateStarting
 	}
 
-	l.network = &network{net: proxy.NewNet(l.log)}
 	// Node-to-node addresses come first: every node's --peers names the
 	// proxy of its link to each other node.
 	raftAddrs := make([]string, l.cfg.Nodes)
 	for i := range raftAddrs {
-		raftAddrs[i] = next()
+		raftAddrs[i] = addr("n"+strconv.Itoa(i+1), roleRaft)
 	}
 	var nodes []*member
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
-		grpc, httpAddr := next(), next()
+		grpc, httpAddr := addr(name, roleGRPC), addr(name, roleHTTP)
 		var peers []string
 		for j, addr := range raftAddrs {
 			peer := "n" + strconv.Itoa(j+1)
@@ -298,7 +310,7 @@ func (l *Lab) plan(httpAddr string) error {
 	var gateways []*member
 	for i := 1; i <= l.cfg.Gateways; i++ {
 		name := "g" + strconv.Itoa(i)
-		listen := next()
+		listen := addr(name, roleGateway)
 		// Gateway gI talks first to node nI, then to the others in order.
 		first := (i - 1) % len(nodes)
 		var addrs []string
@@ -324,11 +336,62 @@ func (l *Lab) plan(httpAddr string) error {
 			state: StateStarting,
 		})
 	}
+	if ns := l.network.ns; ns != nil {
+		for _, m := range append(append(nodes, gateways...), redis) {
+			if m.path != "" {
+				m.path, m.args = ns.Command(m.info.Name, m.path, m.args)
+			}
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.members = append(append(nodes, gateways...), redis)
 	for _, m := range l.members {
 		l.byName[m.info.Name] = m
+	}
+	return nil
+}
+
+// Listen roles, and the fixed port of each with netns (every member has
+// an address of its own there, so ports need not be unique).
+const (
+	roleRedis = iota
+	roleRaft
+	roleGRPC
+	roleHTTP
+	roleGateway
+)
+
+var nsPorts = [...]int{roleRedis: 16379, roleRaft: 7100, roleGRPC: 7101, roleHTTP: 7102, roleGateway: 7200}
+
+// planNetwork sets up the fault layer's backend: a proxy net, or one
+// namespace per member (probed first; the error says what is missing).
+func (l *Lab) planNetwork() error {
+	if l.cfg.Net != NetNS {
+		p := proxy.NewNet(l.log)
+		l.network = &network{net: proxyBackend{p}, proxies: p}
+		return nil
+	}
+	ns, err := netns.New()
+	if err != nil {
+		return fmt.Errorf("lab: --net netns: %w", err)
+	}
+	l.network = &network{net: nsBackend{ns}, ns: ns}
+	names := []string{"redis"}
+	for i := 1; i <= l.cfg.Nodes; i++ {
+		names = append(names, "n"+strconv.Itoa(i))
+	}
+	for i := 1; i <= l.cfg.Gateways; i++ {
+		names = append(names, "g"+strconv.Itoa(i))
+	}
+	for _, name := range names {
+		if _, err := ns.Add(name); err != nil {
+			ns.Close()
+			return fmt.Errorf("lab: --net netns: %w", err)
+		}
+	}
+	if !ns.Support().Netem {
+		l.log.Info("netns backend: no netem in this kernel; delay is refused (partition, oneway and loss work)")
 	}
 	return nil
 }
@@ -374,7 +437,7 @@ func (l *Lab) Close() error {
 		close(l.stopWatch)
 		// Members shut down gracefully over a healed network.
 		if l.network != nil {
-			l.network.net.Heal()
+			_ = l.network.net.Heal()
 		}
 		for _, kind := range []Kind{KindGateway, KindNode, KindRedis} {
 			var wg sync.WaitGroup
@@ -391,7 +454,9 @@ func (l *Lab) Close() error {
 			wg.Wait()
 		}
 		if l.network != nil {
-			l.network.net.Close()
+			if err := l.network.net.Close(); err != nil {
+				l.log.Warn("fault layer close", "err", err)
+			}
 		}
 		l.events.close()
 		if l.httpSrv != nil {

@@ -12,6 +12,7 @@ import (
 
 	"mpim/chaos"
 	"mpim/chaos/scenario"
+	"mpim/lab"
 )
 
 // errExpectations is exit code 1 of `mpim chaos run`.
@@ -22,6 +23,7 @@ func chaosCmd() *cobra.Command {
 	var mode, apRepair, out string
 	var seed uint64
 	var quick bool
+	var netBackend string
 	run := &cobra.Command{
 		Use:   "run SCENARIO",
 		Short: "Start a cluster, run the scenario (a file or a built-in name), check, write the report",
@@ -60,12 +62,12 @@ func chaosCmd() *cobra.Command {
 			failed := false
 			var reports []*chaos.Report
 			for _, v := range runs {
-				cfg := chaos.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self,
+				cfg := chaos.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self, Net: netBackend,
 					Out: out, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
 				if len(runs) > 1 {
 					cfg.Out = filepath.Join(out, cfg.ModeKey())
 				}
-				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick)
+				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick, netBackend)
 				rep, err := chaos.Run(cmd.Context(), cfg)
 				if err != nil {
 					return usageError{err}
@@ -93,6 +95,7 @@ func chaosCmd() *cobra.Command {
 	f.StringVar(&apRepair, "ap-repair", "on", "AP repair: on or off")
 	f.Uint64Var(&seed, "seed", 1, "seed of the workload (same seed, same schedule and workload)")
 	f.BoolVar(&quick, "quick", false, "compress the schedule (for CI)")
+	f.StringVar(&netBackend, "net", lab.NetProxy, "fault layer: proxy or netns (a network namespace per member; needs root and nftables)")
 	f.StringVar(&out, "out", "", "output folder (default: a new folder under the temp dir)")
 	list := &cobra.Command{
 		Use:   "list",
@@ -117,8 +120,11 @@ func loadScenario(arg string) (*scenario.Scenario, error) {
 	return scenario.Builtin(arg)
 }
 
-func rerun(sc, mode string, repair bool, seed uint64, quick bool) string {
+func rerun(sc, mode string, repair bool, seed uint64, quick bool, netBackend string) string {
 	s := fmt.Sprintf("mpim chaos run %s --mode %s --seed %d", sc, mode, seed)
+	if netBackend != "" && netBackend != lab.NetProxy {
+		s += " --net " + netBackend
+	}
 	if mode == "ap" && !repair {
 		s += " --ap-repair off"
 	}

@@ -66,6 +66,7 @@ the lab started.`,
 	f.StringVar(&apRepair, "ap-repair", "on", "AP anti-entropy repair: on or off")
 	f.StringVar(&unsafe, "unsafe", "", "CP unsafe teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.StringVar(&cfg.Redis, "redis", cfg.Redis, "auto (redis-server if installed, else embedded miniredis), embedded, or HOST:PORT of an external Redis")
+	f.StringVar(&cfg.Net, "net", cfg.Net, "fault layer: proxy (a TCP proxy on every link, no privileges) or netns (a network namespace per member, nftables faults; needs root)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "directory for node data and logs (default: a new temporary directory)")
 	f.StringVar(&cfg.HTTP, "http", cfg.HTTP, "address of the lab HTTP API and dashboard (the default falls back to a free port when busy)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long a member may take to become ready")

@@ -71,10 +71,21 @@ func Available() bool {
 
 // Args returns the redis-server arguments the lab and Start use: loopback
 // only, on port, persistence off, working directory dir, log on stdout.
-func Args(port int, dir string) []string {
+func Args(port int, dir string) []string { return ArgsOn("127.0.0.1", port, dir) }
+
+// ArgsOn is Args listening on host instead of loopback (a lab member's own
+// address in its network namespace, reachable only from the lab's
+// namespaces: protected mode, which refuses every non-loopback client of a
+// Redis without a password, is off there).
+func ArgsOn(host string, port int, dir string) []string {
+	protected := "yes"
+	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+		protected = "no"
+	}
 	return []string{
 		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
+		"--bind", host,
+		"--protected-mode", protected,
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
@@ -86,12 +97,15 @@ func Args(port int, dir string) []string {
 // Command returns an unstarted redis-server command listening on port with
 // working directory dir. The child gets its own process group and is
 // SIGKILLed if the parent dies. Stdout and stderr are left to the caller.
-func Command(port int, dir string) (*exec.Cmd, error) {
+func Command(port int, dir string) (*exec.Cmd, error) { return CommandOn("127.0.0.1", port, dir) }
+
+// CommandOn is Command listening on host.
+func CommandOn(host string, port int, dir string) (*exec.Cmd, error) {
 	path, err := exec.LookPath(Binary)
 	if err != nil {
 		return nil, ErrNoBinary
 	}
-	cmd := exec.Command(path, Args(port, dir)...)
+	cmd := exec.Command(path, ArgsOn(host, port, dir)...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
