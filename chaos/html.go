@@ -47,6 +47,8 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 	fmt.Fprintf(&b, "<h1>%s: <span class='%s'>%s</span></h1>\n", esc(title), esc(verdict), esc(verdict))
 	fmt.Fprintf(&b, "<p>Rerun: <code>%s</code></p>\n", esc(fmt.Sprint(rep["command"])))
 
+	b.WriteString(capTable(rep))
+
 	windows, _ := rep["fault_windows"].([]check.Window)
 	events, _ := rep["events"].([]string)
 	end := start.Add(time.Duration(toFloat(rep["duration_s"]) * float64(time.Second)))
@@ -97,11 +99,39 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 		}
 		b.WriteString("</ul>\n")
 	}
-	b.WriteString("<p class=small>Files beside this one: report.json, report.md, history.jsonl")
+	b.WriteString("<p class=small>Files beside this one: <a href='report.json'>report.json</a>, <a href='report.md'>report.md</a>, <a href='history.jsonl'>history.jsonl</a>")
 	if rep["mode"] == "cp" {
-		b.WriteString(", linearizability.html")
+		b.WriteString(", <a href='linearizability.html'>linearizability.html</a> (porcupine's view of every conversation's history)")
 	}
 	b.WriteString(".</p></body></html>\n")
+	return b.String()
+}
+
+// capTable is the CAP verdict: what this run showed for consistency,
+// availability and behaviour under partition, each from the checkers.
+func capTable(rep Report) string {
+	get := func(k string) string { v, _ := json.Marshal(lookup(rep, k)); return string(v) }
+	consistent := get("lost") == "0" && get("duplicated") == "0" && get("fail_applied") == "0"
+	cVerdict := "no: acknowledged writes were lost, duplicated or wrongly refused"
+	switch {
+	case consistent && rep["linearizable"] == true && get("stale_reads") == "0":
+		cVerdict = "yes: linearizable, nothing lost, no stale linearizable read"
+	case consistent && rep["converged"] == true:
+		cVerdict = "eventually: nothing lost and every replica converged after heal, but not linearizable"
+	case consistent:
+		cVerdict = "partly: nothing lost, but replicas did not converge"
+	}
+	during := toFloat(lookup(rep, "availability.during_faults"))
+	aVerdict := fmt.Sprintf("%.1f%% of writes acknowledged while faults were in force", during*100)
+	var b strings.Builder
+	b.WriteString("<h2>CAP verdict</h2>\n<table>\n")
+	fmt.Fprintf(&b, "<tr><th>Consistency</th><td>%s</td><td class=small>lost %s, duplicated %s, fail_applied %s, linearizable %s, stale_reads %s, converged %s</td></tr>\n",
+		esc(cVerdict), get("lost"), get("duplicated"), get("fail_applied"), get("linearizable"), get("stale_reads"), get("converged"))
+	fmt.Fprintf(&b, "<tr><th>Availability</th><td>%s</td><td class=small>overall %s, outside faults %s</td></tr>\n",
+		esc(aVerdict), get("availability.overall"), get("availability.outside_faults"))
+	sides, _ := json.Marshal(lookup(rep, "availability.by_side"))
+	fmt.Fprintf(&b, "<tr><th>Partition</th><td>availability per side: %s</td><td class=small>a side that cannot reach a quorum refuses (CP) or keeps accepting and diverges (AP)</td></tr>\n", esc(string(sides)))
+	b.WriteString("</table>\n")
 	return b.String()
 }
 

@@ -42,7 +42,8 @@ func TestReportHTML(t *testing.T) {
 		"demo &lt;x&gt; — cp", "<span class='fail'>fail</span>", "Operations per second", "Send latency",
 		"Availability by side", "g2,g3,n2,n3,redis", `fill="#e0e0e0"`, "partition isolate:n1",
 		"<title>0s: 1 ok</title>", "<title>3s: 1 fail</title>", "<title>3s: 1 info</title>", "<title>6s: 1 ok</title>",
-		"<td class='fail'>false</td>", "linearizability.html",
+		"<td class='fail'>false</td>", "href='linearizability.html'", "CAP verdict",
+		"no: acknowledged writes were lost",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
