@@ -38,7 +38,10 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 	}
 	converged, convergenceMS := r.waitConverged(ctx, healStart)
 	cfg.progress("healed; replicas converged: %v after %d ms", converged, convergenceMS)
-	views, finals := r.finalViews(ctx)
+	views, finals, finalFailed := r.finalViews(ctx)
+	if finalFailed > 0 {
+		cfg.progress("%d final reads never succeeded: those views are missing from the checks", finalFailed)
+	}
 	r.rec.mu.Lock()
 	ops := append(r.rec.ops, finals...)
 	shown, resyncs := r.rec.shown, r.rec.resyncs
@@ -85,6 +88,9 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 		rep["linearizable"] = v.Linearizable
 		check.Visualize(lin, 30*time.Second, filepath.Join(cfg.Out, "linearizability.html"))
 	}
+	// Views that could not be read are left out of lost / duplicated /
+	// divergent (a refused read is not an empty view); how many is stated.
+	rep["final_reads_failed"] = finalFailed
 	rep["fault_windows"] = windows
 	rep["events"] = events
 	rep["lost_cmids"], rep["fail_applied_cmids"] = sets.LostCmids, sets.FailAppliedCmids
@@ -147,41 +153,77 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // finalViews logs every user in afresh and reads each of its
 // conversations: its final view, and (as history ops) final reads.
-func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op) {
+func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op, int) {
 	gws := r.gatewayURLs()
 	var views []check.FinalView
 	var ops []check.Op
+	failed := 0
 	proc := r.rec.newProcess()
+	deadline := time.Now().Add(finalReadsFor)
 	for i, u := range r.users {
-		c, err := client.Dial(ctx, gws[i%len(gws)], client.Options{})
-		if err != nil {
-			continue
+		// Right after heal a shard may still be electing or moving its
+		// leader: every step is retried (on the next gateway too) until
+		// finalReadsFor has passed, so that a refused read is never taken
+		// for an empty view.
+		var c *client.Conn
+		for try := 0; c == nil && time.Now().Before(deadline); try++ {
+			conn, err := client.Dial(ctx, gws[(i+try)%len(gws)], client.Options{})
+			if err == nil {
+				if _, err = conn.Login(ctx, u, password, "final"); err == nil {
+					c = conn
+					break
+				}
+				conn.Close()
+			}
+			time.Sleep(finalRetry)
 		}
-		if _, err := c.Login(ctx, u, password, "final"); err != nil {
-			c.Close()
+		if c == nil {
+			failed += len(r.convs[u])
 			continue
 		}
 		for _, conv := range r.convs[u] {
-			op := check.Op{Process: proc, Kind: check.KindRead, Conv: conv, ReadMode: "linearizable", Call: time.Now()}
-			if r.cfg.Mode == "ap" {
-				op.ReadMode = "local"
+			var h client.HistoryResult
+			var ok bool
+			for !ok && time.Now().Before(deadline) {
+				op := check.Op{Process: proc, Kind: check.KindRead, Conv: conv, ReadMode: "linearizable", Call: time.Now()}
+				if r.cfg.Mode == "ap" {
+					op.ReadMode = "local"
+				}
+				var err error
+				h, err = c.History(ctx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
+				op.Return, op.Status = time.Now(), Outcome(err)
+				if err != nil {
+					op.Status, op.Error = check.StatusFail, err.Error()
+					time.Sleep(finalRetry)
+				} else {
+					ok = true
+					for _, m := range h.Messages {
+						op.Read = append(op.Read, m.Cmid)
+					}
+				}
+				ops = append(ops, op)
 			}
-			h, err := c.History(ctx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
-			op.Return, op.Status = time.Now(), Outcome(err)
-			if err != nil {
-				op.Status, op.Error = check.StatusFail, err.Error()
+			if !ok {
+				failed++
+				continue
 			}
 			v := check.FinalView{Client: u, Conv: conv}
 			for _, m := range h.Messages {
 				v.IDs, v.Cmids, v.Senders = append(v.IDs, m.ID), append(v.Cmids, m.Cmid), append(v.Senders, m.From)
-				op.Read = append(op.Read, m.Cmid)
 			}
-			views, ops = append(views, v), append(ops, op)
+			views = append(views, v)
 		}
 		c.Close()
 	}
-	return views, ops
+	return views, ops, failed
 }
+
+// The final reads are retried every finalRetry for up to finalReadsFor
+// in all.
+const (
+	finalReadsFor = 30 * time.Second
+	finalRetry    = 200 * time.Millisecond
+)
 
 // write saves report.json, report.md, report.html and history.jsonl.
 func (r *runner) write(rep Report, ops []check.Op) error {

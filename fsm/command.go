@@ -34,6 +34,8 @@ type Register struct {
 type UserUpdate struct {
 	UID      uint64 `json:"uid"`
 	Nickname string `json:"nickname"`
+	// Stamp orders concurrent updates (last writer wins); see GroupMember.
+	Stamp []byte `json:"stamp,omitempty"`
 }
 
 // GroupCreate creates a group whose conversation is g:<Group>; the creator
@@ -53,6 +55,13 @@ type GroupCreate struct {
 type GroupMember struct {
 	Group string `json:"group"`
 	UID   uint64 `json:"uid"`
+	// Stamp, when set, makes membership a last-writer-wins register per
+	// (group, user): a join or leave takes effect only if its stamp sorts
+	// after the last one applied (bytewise), so replicas that apply
+	// concurrent joins and leaves in different orders end alike. Empty
+	// means log order (CP): it always applies. AP passes its order key
+	// (hybrid logical clock, origin, entry).
+	Stamp []byte `json:"stamp,omitempty"`
 }
 
 // Send appends a message to a conversation. For a DM, To is the other

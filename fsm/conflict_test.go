@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -55,6 +56,68 @@ func TestAltName(t *testing.T) {
 		alt := AltName(name, 1<<40|77)
 		if len(alt) > 32 || alt == name {
 			t.Fatalf("AltName(%q) = %q: not a distinct name of at most 32 bytes", name, alt)
+		}
+	}
+}
+
+// TestStampedMembershipLWW: concurrent joins and leaves carrying stamps
+// (AP) leave every replica with the same members whatever order each
+// applied them in: the later stamp wins, an earlier one arriving after it
+// changes nothing, and a leave that arrives before the join it overrides
+// still wins. Unstamped (CP, log order) commands keep their old meaning.
+func TestStampedMembershipLWW(t *testing.T) {
+	stamp := func(s string) []byte { return []byte(s) }
+	join := func(uid uint64, s string) Command {
+		return Command{GroupJoin: &GroupMember{Group: "team", UID: uid, Stamp: stamp(s)}}
+	}
+	leave := func(uid uint64, s string) Command {
+		return Command{GroupLeave: &GroupMember{Group: "team", UID: uid, Stamp: stamp(s)}}
+	}
+	ops := []Command{join(2, "b"), leave(2, "c"), join(3, "d"), leave(3, "a"), join(4, "e")}
+	perms := [][]int{{0, 1, 2, 3, 4}, {1, 0, 3, 2, 4}, {4, 3, 2, 1, 0}, {2, 4, 1, 3, 0}}
+	var want []byte
+	for _, p := range perms {
+		h := newHarness(t, DefaultConfig())
+		h.users("a", "b", "c", "d")
+		h.ok(mkGroup("team", 1))
+		for _, i := range p {
+			if r := h.do(ops[i]); r.Err != nil {
+				t.Fatalf("order %v: %s: %v", p, describe(ops[i]), r.Err)
+			}
+		}
+		members := Members(h.kv, GroupConv("team"))
+		if fmt.Sprint(members) != "[1 3 4]" {
+			t.Fatalf("order %v: members %v, want [1 3 4] (2 left last, 3's join is later than its leave)", p, members)
+		}
+		snap := h.snapshot()
+		if want == nil {
+			want = snap
+		} else if !bytes.Equal(snap, want) {
+			t.Fatalf("order %v: state differs from order %v", p, perms[0])
+		}
+	}
+	// Unstamped leave of a non-member is still refused (CP).
+	h := newHarness(t, DefaultConfig())
+	h.users("a", "b")
+	h.ok(mkGroup("team", 1))
+	h.fails(leaveGroup("team", 2), ErrNotMember)
+}
+
+// TestStampedUserUpdateLWW: of two concurrent nickname updates the later
+// stamp stands on every replica, whichever was applied last.
+func TestStampedUserUpdateLWW(t *testing.T) {
+	upd := func(nick, s string) Command {
+		return Command{UserUpdate: &UserUpdate{UID: 1, Nickname: nick, Stamp: []byte(s)}}
+	}
+	for _, order := range [][]Command{{upd("old", "1"), upd("new", "2")}, {upd("new", "2"), upd("old", "1")}} {
+		h := newHarness(t, DefaultConfig())
+		h.users("a")
+		for _, c := range order {
+			h.ok(c)
+		}
+		u, _ := UserByUID(h.kv, 1)
+		if u.Nickname != "new" {
+			t.Fatalf("nickname %q after %s then %s, want the later stamp's %q", u.Nickname, describe(order[0]), describe(order[1]), "new")
 		}
 	}
 }

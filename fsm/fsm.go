@@ -62,6 +62,9 @@ type User struct {
 	PwHash   []byte `json:"pw_hash"`
 	Nickname string `json:"nickname"`
 	Created  int64  `json:"created"`
+	// NickStamp is the stamp of the update that set Nickname (see
+	// UserUpdate.Stamp).
+	NickStamp []byte `json:"nick_stamp,omitempty"`
 }
 
 // Group is a named group; its conversation is g:<Name>.
@@ -214,7 +217,10 @@ func (m *Machine) userUpdate(tx Tx, r *UserUpdate) (Result, error) {
 	if !getJSON(tx, bUsers, name, &u) {
 		return Result{Err: ErrNoSuchUser}, nil
 	}
-	u.Nickname = r.Nickname
+	if !newer(r.Stamp, u.NickStamp) {
+		return Result{UID: u.UID}, nil // an older concurrent update: the later one stands
+	}
+	u.Nickname, u.NickStamp = r.Nickname, r.Stamp
 	return Result{UID: u.UID}, putJSON(tx, bUsers, name, u)
 }
 
@@ -257,10 +263,32 @@ func (m *Machine) groupJoin(tx Tx, r *GroupMember) (Result, error) {
 		return Result{Err: ErrNoSuchGroup}, nil
 	}
 	conv := GroupConv(r.Group)
+	if apply, err := stampMember(tx, conv, r); !apply || err != nil {
+		return Result{Conv: conv, Members: Members(tx, conv)}, err
+	}
 	if err := m.addMember(tx, conv, r.UID); err != nil {
 		return Result{}, err
 	}
 	return Result{Conv: conv, Members: Members(tx, conv)}, nil
+}
+
+// newer reports whether a change stamped stamp overrides one stamped last:
+// an unstamped change (log order) always does.
+func newer(stamp, last []byte) bool {
+	return len(stamp) == 0 || bytes.Compare(stamp, last) > 0
+}
+
+// stampMember decides a stamped join or leave: it applies only if newer
+// than the last one for that member, and then records its stamp.
+func stampMember(tx Tx, conv string, r *GroupMember) (bool, error) {
+	if len(r.Stamp) == 0 {
+		return true, nil
+	}
+	key := memberKey(conv, r.UID)
+	if !newer(r.Stamp, tx.Get(bMemberAt, key)) {
+		return false, nil
+	}
+	return true, tx.Put(bMemberAt, key, r.Stamp)
 }
 
 func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
@@ -268,8 +296,13 @@ func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
 		return Result{Err: ErrNoSuchGroup}, nil
 	}
 	conv := GroupConv(r.Group)
-	if !IsMember(tx, conv, r.UID) {
+	if len(r.Stamp) == 0 && !IsMember(tx, conv, r.UID) {
 		return Result{Err: ErrNotMember}, nil
+	}
+	// A stamped leave may arrive before the join it overrides (they were
+	// concurrent): it still records its stamp, so that join loses.
+	if apply, err := stampMember(tx, conv, r); !apply || err != nil || !IsMember(tx, conv, r.UID) {
+		return Result{Conv: conv, Members: Members(tx, conv)}, err
 	}
 	if err := tx.Delete(bMembers, memberKey(conv, r.UID)); err != nil {
 		return Result{}, err

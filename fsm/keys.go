@@ -20,10 +20,11 @@ const (
 	bDelivered = "delivered" // uid device 0x00 conv -> seq
 	bReadCur   = "readcur"   // uid conv -> seq
 	bRenamed   = "renamed"   // old name 0x00 uid -> new name (conflict renames)
+	bMemberAt  = "memberat"  // conv 0x00 uid -> stamp of the last stamped join or leave (last writer wins)
 )
 
 // Buckets lists every bucket in a fixed order (snapshots walk it).
-var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur, bRenamed}
+var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur, bRenamed, bMemberAt}
 
 var (
 	keyApplied = []byte("applied")

@@ -305,7 +305,28 @@ func (r *Replicator) stamp(e *Entry) {
 		g := *e.Cmd.GroupCreate
 		g.Merge = true
 		e.Cmd.GroupCreate = &g
+	case e.Cmd.GroupJoin != nil, e.Cmd.GroupLeave != nil:
+		// Concurrent joins and leaves resolve last-writer-wins by stamp.
+		if e.Cmd.GroupJoin != nil {
+			m := *e.Cmd.GroupJoin
+			m.Stamp = r.entryStamp(e)
+			e.Cmd.GroupJoin = &m
+		} else {
+			m := *e.Cmd.GroupLeave
+			m.Stamp = r.entryStamp(e)
+			e.Cmd.GroupLeave = &m
+		}
+	case e.Cmd.UserUpdate != nil:
+		u := *e.Cmd.UserUpdate
+		u.Stamp = r.entryStamp(e)
+		e.Cmd.UserUpdate = &u
 	}
+}
+
+// entryStamp is an entry's last-writer-wins stamp: its clock, then origin
+// and origin sequence, so that no two entries tie.
+func (r *Replicator) entryStamp(e *Entry) []byte {
+	return OrderKey(e.HLC, e.Origin, strconv.FormatUint(e.OSeq, 10))
 }
 
 // OrderKey is a message's place in AP mode: hybrid logical clock, then
