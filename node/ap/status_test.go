@@ -33,8 +33,8 @@ func TestCountAbove(t *testing.T) {
 		capped bool
 	}{
 		{stable: 0, limit: 100, want: 10},
-		{stable: 300, limit: 100, want: 5},  // n1: 400, 500; n10: 350, 450, 550
-		{stable: 550, limit: 100, want: 0},  // n2's entry is not a message
+		{stable: 300, limit: 100, want: 5}, // n1: 400, 500; n10: 350, 450, 550
+		{stable: 550, limit: 100, want: 0}, // n2's entry is not a message
 		{stable: 0, limit: 2, want: 4, capped: true},
 	} {
 		got, capped := l.countAbove(tc.stable, tc.limit)
