@@ -16,7 +16,18 @@ const maxTentativeScan = 20000
 // what waits to be published, how far behind each peer this node's view
 // is, and how many messages are still tentative here.
 type Status struct {
-	Stats
+	// Outbox counts entries waiting to be published again (Redis was
+	// unreachable); Pending counts received entries waiting for their
+	// causal dependencies.
+	Outbox  uint64 `json:"outbox"`
+	Pending uint64 `json:"pending"`
+	// Published, Received, Pulled (by anti-entropy) and Applied count
+	// entries since the node started.
+	Published     uint64 `json:"published"`
+	PublishFailed uint64 `json:"publish_failed"`
+	Received      uint64 `json:"received"`
+	Pulled        uint64 `json:"pulled"`
+	Applied       uint64 `json:"applied"`
 	// LagMS is, per peer, how far (in ms of hybrid logical clock) the last
 	// clock heard from that peer trails this node's clock: about the
 	// heartbeat interval while the peer is reachable, growing while it is
@@ -37,7 +48,9 @@ type Status struct {
 func (r *Replicator) Status() Status {
 	now := r.clock.Peek()
 	r.mu.Lock()
-	st := Status{Stats: r.stats, LagMS: map[string]int64{}, Vector: map[string]uint64{}}
+	s := r.stats
+	st := Status{Outbox: s.Outbox, Pending: s.Pending, Published: s.Published, PublishFailed: s.PublishFailed,
+		Received: s.Received, Pulled: s.Pulled, Applied: s.Applied, LagMS: map[string]int64{}, Vector: map[string]uint64{}}
 	for o, n := range r.vec {
 		st.Vector[o] = n
 	}
