@@ -270,8 +270,10 @@ function renderCounters() {
   $("#c-accepted").textContent = c.accepted;
   $("#c-refused").textContent = c.refused;
   $("#c-unknown").textContent = c.unknown;
-  $("#c-stale").textContent = c.stale + (c.staleLocal ? " (+" + c.staleLocal + " local)" : "");
-  $("#c-stale").title = "linearizable reads that missed an acknowledged message; in brackets, local reads that did";
+  $("#c-stale").textContent = c.stale;
+  $("#c-stale").title = "linearizable reads that missed a message acknowledged before the read began (CP: never)";
+  $("#c-stale-local").textContent = c.staleLocal;
+  $("#c-stale-local").title = "local reads that missed a message acknowledged before the read began (expected in both modes)";
   $("#c-divergent").textContent = divergent;
   $("#c-resyncs").textContent = c.resyncs;
   const lost = lostAfterHeal();
@@ -388,6 +390,7 @@ function showTab(name) {
   document.querySelectorAll(".tab").forEach((t) => (t.hidden = t.id !== "tab-" + name));
   if (name === "replicas" && state.topo) $("#replicas").innerHTML = replicaTable(state.topo);
   if (name === "guide") renderGuide();
+  document.body.classList.toggle("guide-open", name === "guide");
 }
 
 let toastTimer;
