@@ -152,7 +152,7 @@ func (p *page) eval(expr string, out any) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage]("JSON.stringify(" + expr + ")"))
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage]("JSON.stringify("+expr+")"))
 	if err != nil {
 		p.fail("evaluate %s: %v", expr, err)
 	}
