@@ -324,6 +324,10 @@ func TestDashboard(t *testing.T) {
 	}
 	p.waitJS(10*time.Second, "the timeline to show the CLI command", `document.getElementById("timeline").textContent.includes("$ mpim fault partition n1 g1 / n2 n3 g2 g3 redis")`)
 	p.screenshot("cp-partition")
+	p.do(chromedp.Click(chromedp.CSS(`#tabs [data-tab="replicas"]`)))
+	p.waitJS(5*time.Second, "the CP replica table", `document.getElementById("replicas").textContent.includes("shard 0")`)
+	p.screenshot("cp-replicas")
+	p.do(chromedp.Click(chromedp.CSS(`#tabs [data-tab="timeline"]`)))
 	p.heal()
 	// After heal alice's replica catches up: both panels show one history.
 	p.waitJS(30*time.Second, "alice's panel to show bob's majority message", `document.querySelector('.chat[data-panel="alice"]').textContent.includes("bob-majority-")`)
@@ -353,6 +357,10 @@ func TestDashboard(t *testing.T) {
 	}
 	p.waitJS(10*time.Second, "alice's own messages to be marked tentative", `[...document.querySelectorAll('.chat[data-panel="alice"] li.msg')].some((l) => l.dataset.tentative === "1")`)
 	p.screenshot("ap-partition")
+	p.do(chromedp.Click(chromedp.CSS(`#tabs [data-tab="replicas"]`)))
+	p.waitJS(5*time.Second, "the AP replica table", `document.getElementById("replicas").textContent.includes("tentative")`)
+	p.screenshot("ap-replicas")
+	p.do(chromedp.Click(chromedp.CSS(`#tabs [data-tab="timeline"]`)))
 	p.heal()
 	deadline := time.Now().Add(45 * time.Second)
 	for {

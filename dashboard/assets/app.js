@@ -35,7 +35,7 @@ async function applyFault(spelled) {
     addEntry({ kind: "error", source: "dashboard", detail: spelled + " refused: " + j.error, cli: cli(spelled) });
     return null;
   }
-  addEntry({ kind: "action", source: "dashboard", detail: j.applied, cli: cli(j.applied), applied: j.applied });
+  claimOrAdd(j.applied);
   state.lastDisturbance = Date.now();
   refreshTopology();
   return j;
@@ -185,25 +185,47 @@ function labEventCLI(ev) {
   }
 }
 
+// echoOf is what a lab event would be as an action of this page.
+function echoOf(ev) {
+  return { fault: ev.detail, heal: "heal", killed: "kill " + ev.member, paused: "pause " + ev.member, resumed: "resume " + ev.member, started: "restart " + ev.member }[ev.kind];
+}
+
+// claimOrAdd records a fault this page applied: the lab's event for it
+// often arrives before the API's answer, and then that line is marked as
+// the page's action instead of adding a second line.
+function claimOrAdd(applied) {
+  const now = Date.now();
+  const e = state.entries.find((x) => x.source === "lab" && x.echo === applied && !x.claimed && Math.abs(new Date(x.time) - now) < 15000);
+  if (e) {
+    e.claimed = true;
+    e.source = "dashboard";
+    const li = entryEls.get(e);
+    if (li) li.querySelector(".k").textContent = e.kind + " ◀ dashboard";
+    return;
+  }
+  addEntry({ kind: "action", source: "dashboard", detail: applied, cli: cli(applied), applied });
+}
+
 // onLabEvent adds a lab event, unless it is the echo of an action this
 // page took a moment ago (then the action's line stands for both).
 function onLabEvent(ev) {
   // A reconnecting EventSource gets the log again: skip what was shown.
   if (ev.seq <= (state.maxSeq || 0)) return;
   state.maxSeq = ev.seq;
-  const echo = { fault: ev.detail, heal: "heal", killed: "kill " + ev.member, paused: "pause " + ev.member, resumed: "resume " + ev.member, started: "restart " + ev.member }[ev.kind];
+  const echo = echoOf(ev);
   const t = new Date(ev.time);
   if (["fault", "heal", "killed", "paused", "resumed", "mode"].includes(ev.kind) || (ev.kind === "started" && state.topo)) state.lastDisturbance = Date.now();
   if (echo) {
     const a = state.entries.find((e) => e.source === "dashboard" && e.applied === echo && !e.echoed && Math.abs(new Date(e.time) - t) < 15000);
     if (a) { a.echoed = ev.seq; return; }
   }
-  addEntry({ seq: ev.seq, time: ev.time, kind: ev.kind, member: ev.member, source: "lab",
+  addEntry({ seq: ev.seq, time: ev.time, kind: ev.kind, member: ev.member, source: "lab", echo,
     detail: (ev.member && ev.kind !== "fault" && ev.kind !== "heal" ? ev.member + " " : "") + (ev.detail || "") + (ev.pid ? " (pid " + ev.pid + ")" : ""),
     cli: labEventCLI(ev) });
   if (ev.kind === "mode" && !state.switching) restartPanels();
 }
 
+const entryEls = new WeakMap();
 function addEntry(e) {
   e.time = e.time || new Date().toISOString();
   state.entries.push(e);
@@ -217,6 +239,7 @@ function addEntry(e) {
   li.querySelector(".k").classList.add("k-" + e.kind);
   li.querySelector(".d").textContent = e.detail || "";
   if (e.cli) { const c = document.createElement("code"); c.textContent = "$ " + e.cli; li.append(c); }
+  entryEls.set(e, li);
   const tl = $("#timeline");
   tl.prepend(li);
   while (tl.children.length > 400) tl.lastChild.remove();
@@ -324,7 +347,7 @@ async function switchMode() {
     const r = await fetch("/api/mode", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mode: other }) });
     const j = await r.json();
     if (!r.ok) throw new Error(j.error);
-    toast("now in " + other.toUpperCase() + " mode", true);
+    toast("now in " + other.toUpperCase() + " mode", true, 2500);
   } catch (e) {
     toast("mode switch failed: " + e.message);
   } finally {

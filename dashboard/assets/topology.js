@@ -193,7 +193,8 @@ function memberNote(m, topo, leaders) {
   }
   const l = leaders.lead[m.name];
   const t = leaders.term[m.name] || 0;
-  return (l ? "leads " + (l.length === (ns.shards || []).length ? "all" : l.join(",")) : "follower") + " · t" + t;
+  const candidate = (ns.shards || []).some((s) => s.state === "Candidate");
+  return (l ? "leads " + (l.length === (ns.shards || []).length ? "all" : l.join(",")) : candidate ? "candidate" : "follower") + " · t" + t;
 }
 
 function fmtMS(ms) { return ms >= 10000 ? Math.round(ms / 1000) + "s" : ms >= 1000 ? (ms / 1000).toFixed(1) + "s" : ms + "ms"; }
