@@ -130,3 +130,10 @@ func (e *events) close() {
 		close(ch)
 	}
 }
+
+// lastSeq returns the seq of the newest event (0 before any).
+func (e *events) lastSeq() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.seq
+}

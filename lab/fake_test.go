@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"mpim/internal/redisproc"
@@ -118,6 +119,25 @@ func fakeMember(args []string) int {
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "# fake metrics")
+	})
+	// /ws echoes text frames prefixed with the member's id and the Host it
+	// was asked for, for the relay's test.
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(websocket.TextMessage, []byte(*id+" "+r.Host+" "+string(msg))) != nil {
+				return
+			}
+		}
 	})
 	serve := func(addr string) error {
 		ln, err := net.Listen("tcp", addr)

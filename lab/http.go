@@ -29,24 +29,26 @@ type Status struct {
 	Members   []MemberState `json:"members"`
 	// Faults are the network faults in force.
 	Faults []string `json:"faults"`
+	// StudentURLs are the student page's addresses when the dashboard
+	// listens beyond loopback.
+	StudentURLs []string `json:"student_urls,omitempty"`
 }
 
 // Status returns the lab's configuration, addresses and members.
 func (l *Lab) Status() Status {
 	return Status{
-		Mode: l.cfg.Mode, Nodes: l.cfg.Nodes, Gateways: l.cfg.Gateways, Shards: l.cfg.Shards,
+		Mode: l.currentMode(), Nodes: l.cfg.Nodes, Gateways: l.cfg.Gateways, Shards: l.cfg.Shards,
 		Leaders: l.cfg.Leaders, APRepair: l.cfg.APRepair,
 		Redis: "redis://" + l.redisAddr, RedisKind: l.redisKind,
 		Data: l.data, Dashboard: l.dashboard, PID: os.Getpid(), Started: l.started,
 		Members: l.Members(),
-		Faults:  l.faultsOrNone(),
+		Faults:  l.faultsOrNone(), StudentURLs: l.StudentURLs(),
 	}
 }
 
 // Handler returns the lab's HTTP API, documented in docs/lab-api.md.
 func (l *Lab) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, l.Status()) })
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, l.Status()) })
 	mux.HandleFunc("GET /api/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, l.Members()) })
 	mux.HandleFunc("GET /api/members/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +62,7 @@ func (l *Lab) Handler() http.Handler {
 	mux.HandleFunc("POST /api/members/{name}/{action}", l.handleAction)
 	mux.HandleFunc("GET /api/events", l.handleEvents)
 	l.routeFaults(mux)
+	l.routeDashboard(mux)
 	return mux
 }
 

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mpim/chaos/netns"
@@ -45,6 +46,7 @@ type Lab struct {
 	redisKind string // "redis-server", "embedded miniredis" or "external"
 	redisAddr string
 	dashboard string // http://HOST:PORT/
+	listenAll bool   // the dashboard listens on every interface
 	members   []*member
 	byName    map[string]*member
 	httpSrv   *http.Server
@@ -59,9 +61,21 @@ type Lab struct {
 	up     bool
 	closed bool
 
+	// mode is the consistency mode the nodes run now: cfg.Mode until
+	// SwitchMode changes it. Guarded by mu.
+	mode string
+	// stopWatch ends the current leader watch (nil when none runs).
+	// Guarded by mu.
+	stopWatch chan struct{}
+	// switching is true while SwitchMode restarts the members.
+	switching atomic.Bool
+	// stopHTTP is closed by Close: it ends the dashboard's streams.
+	stopHTTP chan struct{}
+	// topology caches the dashboard's snapshot.
+	topology topologyCache
+
 	closeOnce sync.Once
-	stopWatch chan struct{}  // ends the leader watch
-	wg        sync.WaitGroup // reapers, stdout readers, the HTTP server
+	wg        sync.WaitGroup // reapers, stdout readers, the HTTP server, the leader watch
 }
 
 // New checks cfg and returns a Lab that has not started anything yet.
@@ -73,7 +87,8 @@ func New(cfg Config) (*Lab, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lab{cfg: cfg, log: log, events: newEvents(cfg.EventLogSize), byName: map[string]*member{}, stopWatch: make(chan struct{})}, nil
+	return &Lab{cfg: cfg, log: log, events: newEvents(cfg.EventLogSize), byName: map[string]*member{},
+		mode: cfg.Mode, stopHTTP: make(chan struct{})}, nil
 }
 
 // Up starts the HTTP API, Redis, the nodes and then the gateways, and
@@ -101,8 +116,16 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	l.dashboard = "http://" + ln.Addr().String() + "/"
-	if err := l.plan(ln.Addr().String()); err != nil {
+	addr := ln.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		// Listening on every interface (students join from their own
+		// machines): this machine's browser uses loopback, and Banner
+		// prints the student page's addresses.
+		l.listenAll = true
+		addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: addr.Port}
+	}
+	l.dashboard = "http://" + addr.String() + "/"
+	if err := l.plan(addr.String()); err != nil {
 		ln.Close()
 		return err
 	}
@@ -129,10 +152,7 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	if err := l.writeState(); err != nil {
 		l.log.Warn("cannot record the lab for `mpim fault`", "err", err)
 	}
-	if l.cfg.Mode == "cp" {
-		l.waitLeaders(ctx)
-		l.wg.Go(func() { l.watchLeaders(l.stopWatch) })
-	}
+	l.startLeaderWatch(ctx)
 	l.log.Info("lab up", "dashboard", l.dashboard, "data", l.data)
 	return nil
 }
@@ -291,7 +311,7 @@ func (l *Lab) plan(httpAddr string) error {
 		}
 		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
 			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
-			"--mode", l.cfg.Mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
+			"--mode", l.mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
 			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders}
 		if len(l.cfg.Unsafe) > 0 {
 			args = append(args, "--unsafe", strings.Join(l.cfg.Unsafe, ","))
@@ -327,7 +347,7 @@ func (l *Lab) plan(httpAddr string) error {
 			return err
 		}
 		args := []string{"gateway", "--id", name, "--listen", listen, "--nodes", strings.Join(addrs, ","),
-			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", "http://" + httpAddr}
+			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", dashboardOrigins(httpAddr)}
 		gateways = append(gateways, &member{
 			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + listen + "/",
 				WS: "ws://" + listen + "/ws", Log: logPath(name)},
@@ -396,6 +416,19 @@ func (l *Lab) planNetwork() error {
 	return nil
 }
 
+// dashboardOrigins are the browser origins every gateway accepts: the
+// dashboard's, and for 127.0.0.1 also the same port on localhost, so that
+// the dashboard's chat panels may talk to the gateways directly. (Pages
+// loaded from another host use the lab's relay, /gw/gI/ws, which the
+// gateways see as same-host.)
+func dashboardOrigins(addr string) string {
+	origins := "http://" + addr
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "127.0.0.1" {
+		origins += ",http://" + net.JoinHostPort("localhost", port)
+	}
+	return origins
+}
+
 func (l *Lab) hook(name string, args []string) []string {
 	if l.cfg.Args == nil {
 		return args
@@ -433,8 +466,12 @@ func (l *Lab) Close() error {
 		l.mu.Lock()
 		l.closed = true
 		members := append([]*member(nil), l.members...)
+		if l.stopWatch != nil {
+			close(l.stopWatch)
+			l.stopWatch = nil
+		}
 		l.mu.Unlock()
-		close(l.stopWatch)
+		close(l.stopHTTP)
 		// Members shut down gracefully over a healed network.
 		if l.network != nil {
 			_ = l.network.net.Heal()
@@ -640,8 +677,9 @@ func (l *Lab) Data() string { return l.data }
 
 // Banner returns the lines `mpim lab up` prints once the lab is ready: how
 // Redis was chosen, the data directory, one line per node, the Redis line,
-// one `gateway gI ws://HOST:PORT/ws` line per gateway and the
-// `dashboard http://HOST:PORT/` line last.
+// one `gateway gI ws://HOST:PORT/ws` line per gateway, one `student URL`
+// line per address beyond loopback that the dashboard listens on (see
+// StudentURLs), and the `dashboard http://HOST:PORT/` line last.
 func (l *Lab) Banner() []string {
 	data := "data " + l.data
 	if l.tempData {
@@ -661,6 +699,9 @@ func (l *Lab) Banner() []string {
 		if m.Kind == KindGateway {
 			lines = append(lines, fmt.Sprintf("gateway %s %s", m.Name, m.WS))
 		}
+	}
+	for _, u := range l.StudentURLs() {
+		lines = append(lines, "student "+u)
 	}
 	return append(lines, "dashboard "+l.dashboard)
 }

@@ -28,7 +28,30 @@ type ShardReplica struct {
 // NodeShards is one node's replicas, or why they could not be read.
 type NodeShards struct {
 	Shards []ShardReplica `json:"shards,omitempty"`
-	Error  string         `json:"error,omitempty"`
+	// AP is the node's replication state in AP mode.
+	AP    *APReplication `json:"ap,omitempty"`
+	Error string         `json:"error,omitempty"`
+}
+
+// APReplication is one node's AP replication state, as its admin status
+// reports it (package node/ap, Status).
+type APReplication struct {
+	// Outbox counts entries waiting to be published again; Pending counts
+	// received entries waiting for their causal dependencies.
+	Outbox  uint64 `json:"outbox"`
+	Pending uint64 `json:"pending"`
+	// LagMS is, per peer, how far the last clock heard from it trails this
+	// node's clock; StableLagMS how far the stable clock trails it.
+	LagMS       map[string]int64 `json:"lag_ms"`
+	StableLagMS int64            `json:"stable_lag_ms"`
+	// Tentative counts messages whose position can still change here.
+	Tentative int               `json:"tentative"`
+	Capped    bool              `json:"tentative_capped,omitempty"`
+	Vector    map[string]uint64 `json:"vector,omitempty"`
+	Published uint64            `json:"published"`
+	Received  uint64            `json:"received"`
+	Pulled    uint64            `json:"pulled"`
+	Applied   uint64            `json:"applied"`
 }
 
 // Shards reads every running node's shard replicas directly from the node
@@ -40,12 +63,13 @@ func (l *Lab) Shards(ctx context.Context) map[string]NodeShards {
 		}
 		var body struct {
 			Shards []ShardReplica `json:"shards"`
+			AP     *APReplication `json:"ap"`
 		}
 		if err := getNodeJSON(ctx, m.HTTP+"admin/status", time.Second, &body); err != nil {
 			return NodeShards{Error: err.Error()}
 		}
 		sort.Slice(body.Shards, func(i, j int) bool { return body.Shards[i].Shard < body.Shards[j].Shard })
-		return NodeShards{Shards: body.Shards}
+		return NodeShards{Shards: body.Shards, AP: body.AP}
 	})
 }
 
@@ -53,7 +77,7 @@ func (l *Lab) Shards(ctx context.Context) map[string]NodeShards {
 // 0 — the leader of the highest term any running node reports as
 // itself leading it — and n1 in AP mode (or when no node leads).
 func (l *Lab) leader() string {
-	if l.cfg.Mode != "cp" {
+	if l.currentMode() != "cp" {
 		return "n1"
 	}
 	best, term := "n1", uint64(0)
@@ -96,6 +120,34 @@ func (l *Lab) watchLeaders(stop <-chan struct{}) {
 				l.emit(Event{Kind: EventLeader, Member: ld.node, Detail: fmt.Sprintf("shard %d: leader %s, term %d", shard, ld.node, ld.term)})
 			}
 		}
+	}
+}
+
+// startLeaderWatch, in CP mode, waits (bounded by ctx) until every shard
+// has a leader and then starts the watch that turns leader changes into
+// events, until Close or SwitchMode stops it.
+func (l *Lab) startLeaderWatch(ctx context.Context) {
+	if l.currentMode() != "cp" {
+		return
+	}
+	l.waitLeaders(ctx)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.stopWatch != nil {
+		return
+	}
+	stop := make(chan struct{})
+	l.stopWatch = stop
+	l.wg.Go(func() { l.watchLeaders(stop) })
+}
+
+// stopLeaderWatch ends the leader watch, if one runs.
+func (l *Lab) stopLeaderWatch() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopWatch != nil {
+		close(l.stopWatch)
+		l.stopWatch = nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
+	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -53,7 +54,22 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (n *Node) serveStatus(w http.ResponseWriter, _ *http.Request)  { writeJSON(w, n.status()) }
+// statusJSON is GET /admin/status: the Admin service's status plus, in AP
+// mode, the replication state the lab's dashboard shows (outbox, lag,
+// tentative messages), which the gRPC reply does not carry.
+type statusJSON struct {
+	*pb.NodeStatus
+	AP *ap.Status `json:"ap,omitempty"`
+}
+
+func (n *Node) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	out := statusJSON{NodeStatus: n.status()}
+	if n.ap != nil {
+		st := n.ap.Status()
+		out.AP = &st
+	}
+	writeJSON(w, out)
+}
 func (n *Node) serveDigests(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.digests()) }
 
 func (s *adminService) Join(ctx context.Context, req *pb.MemberRequest) (*pb.Empty, error) {
