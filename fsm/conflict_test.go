@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -118,6 +119,42 @@ func TestStampedUserUpdateLWW(t *testing.T) {
 		u, _ := UserByUID(h.kv, 1)
 		if u.Nickname != "new" {
 			t.Fatalf("nickname %q after %s then %s, want the later stamp's %q", u.Nickname, describe(order[0]), describe(order[1]), "new")
+		}
+	}
+}
+
+// TestPrecheck: Precheck refuses exactly what applying would refuse for
+// the state-dependent commands, and reads only.
+func TestPrecheck(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	h.users("a", "b", "c")
+	h.ok(mkGroup("team", 1, 2))
+	send := func(conv string, from uint64) Command {
+		return Command{Send: &Send{Conv: conv, FromUID: from, To: 2, ID: "x", Cmid: "x"}}
+	}
+	for _, c := range []struct {
+		cmd  Command
+		want error
+	}{
+		{send("g:team", 1), nil},
+		{send("g:team", 3), ErrNotMember},
+		{send("g:nope", 1), ErrNoSuchGroup},
+		{send(DMConv("a", "b"), 1), nil},
+		{joinGroup("nope", 3), ErrNoSuchGroup},
+		{leaveGroup("team", 3), ErrNotMember},
+		{joinGroup("team", 3), nil},
+		{leaveGroup("team", 2), nil},
+		{leaveGroup("nope", 2), ErrNoSuchGroup},
+	} {
+		before := h.snapshot()
+		if got := Precheck(h.kv, c.cmd); !errors.Is(got, c.want) || (got == nil) != (c.want == nil) {
+			t.Errorf("Precheck(%s) = %v, want %v", describe(c.cmd), got, c.want)
+		}
+		if !bytes.Equal(h.snapshot(), before) {
+			t.Fatalf("Precheck(%s) changed the state", describe(c.cmd))
+		}
+		if r := h.do(c.cmd); (r.Err == nil) != (c.want == nil) {
+			t.Errorf("%s: apply gave %v where Precheck said %v", describe(c.cmd), r.Err, c.want)
 		}
 	}
 }

@@ -313,6 +313,40 @@ func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
 	return Result{Conv: conv, Members: Members(tx, conv)}, nil
 }
 
+// Precheck reports the domain error applying c to the state in tx would
+// give, for the commands whose refusal depends on state another replica
+// may hold differently (a send into a group this replica does not know
+// yet, by a user who is not a member here). A mode that logs a command
+// before applying it (AP) refuses those first, so that no replica applies
+// what its origin refused. It reads only.
+func Precheck(tx Tx, c Command) error {
+	switch {
+	case c.Send != nil:
+		s := c.Send
+		exists := tx.Get(bConvs, []byte(s.Conv)) != nil
+		switch {
+		case strings.HasPrefix(s.Conv, "g:") && !exists:
+			return ErrNoSuchGroup
+		case strings.HasPrefix(s.Conv, "dm:") && !exists:
+			return nil
+		case !IsMember(tx, s.Conv, s.FromUID):
+			return ErrNotMember
+		}
+	case c.GroupJoin != nil:
+		if tx.Get(bGroups, []byte(c.GroupJoin.Group)) == nil {
+			return ErrNoSuchGroup
+		}
+	case c.GroupLeave != nil:
+		if tx.Get(bGroups, []byte(c.GroupLeave.Group)) == nil {
+			return ErrNoSuchGroup
+		}
+		if !IsMember(tx, GroupConv(c.GroupLeave.Group), c.GroupLeave.UID) {
+			return ErrNotMember
+		}
+	}
+	return nil
+}
+
 func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 	if s.Conv == "" || s.FromUID == 0 || s.ID == "" || s.Cmid == "" {
 		return Result{Err: ErrInvalid}, nil

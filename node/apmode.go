@@ -41,6 +41,11 @@ func (c *cluster) startAP() error {
 	sort.Strings(nodes)
 	rc := n.cfg.AP
 	rc.ID, rc.Nodes, rc.Dir, rc.Logger = n.cfg.ID, nodes, n.cfg.DataDir, n.log
+	rc.Check = func(cmd fsm.Command) error {
+		var err error
+		n.locals[n.shardOfCommand(cmd)].view(func(tx fsm.Tx) error { err = fsm.Precheck(tx, cmd); return nil })
+		return err
+	}
 	n.locals = locals
 	rep, err := ap.Open(rc, n.rdb, n.applyEntries, apPeers{c})
 	if err != nil {

@@ -57,22 +57,6 @@ func (s *groupService) membership(ctx context.Context, req *pb.GroupRequest, joi
 		return nil, err
 	}
 	conv := fsm.GroupConv(req.Group)
-	if s.n.ap != nil && !join {
-		// A stamped leave is logged as a tombstone whatever the replica
-		// holds, so a caller who is not a member here is refused first.
-		var exists, member bool
-		s.n.convShard(conv).view(func(tx fsm.Tx) error {
-			_, exists = fsm.GroupByName(tx, req.Group)
-			member = fsm.IsMember(tx, conv, c.Uid)
-			return nil
-		})
-		switch {
-		case !exists:
-			return nil, domainError(fsm.ErrNoSuchGroup, req.Group)
-		case !member:
-			return nil, domainError(fsm.ErrNotMember, req.Group)
-		}
-	}
 	m := &fsm.GroupMember{Group: req.Group, UID: c.Uid}
 	cmd := fsm.Command{GroupLeave: m}
 	if join {

@@ -50,6 +50,10 @@ type Config struct {
 	// MaxBatch bounds the local writes logged together.
 	MaxBatch int
 	Logger   *slog.Logger
+	// Check, if set, is asked about every local write before it is
+	// logged; a write it refuses is answered with that domain error and
+	// never logged (see fsm.Precheck).
+	Check func(fsm.Command) error
 }
 
 // DefaultConfig returns the lab's settings.
@@ -228,6 +232,23 @@ func (r *Replicator) writer() {
 
 func (r *Replicator) commitLocal(batch []*submit) {
 	r.applyMu.Lock()
+	if r.cfg.Check != nil {
+		// Refuse, before logging, what this replica would refuse: a logged
+		// entry reaches every replica, and one that knows more than the
+		// origin would apply what the origin refused.
+		kept := batch[:0]
+		for _, s := range batch {
+			if err := r.cfg.Check(s.cmd); err != nil {
+				s.done <- submitResult{res: fsm.Result{Err: err}}
+				continue
+			}
+			kept = append(kept, s)
+		}
+		if batch = kept; len(batch) == 0 {
+			r.applyMu.Unlock()
+			return
+		}
+	}
 	r.mu.Lock()
 	entries := make([]Entry, len(batch))
 	deps := maps.Clone(r.vec)
