@@ -49,6 +49,9 @@ import (
 //     it printed) for the commands that follow. The lab runs until the next
 //     `mpim lab up` or `mpim chaos run`, or the end of the page, and the
 //     commands in between always run, in order.
+//
+// MPIM_COURSE_OUT=DIR keeps every chaos run's reports in DIR, one folder
+// per command.
 
 // courseDir is the course, relative to this package.
 const courseDir = "../docs/course"
@@ -316,7 +319,7 @@ func (r *courseRunner) run(page string, s courseStep) {
 			return
 		}
 		r.seen[key] = true
-		cmd = key + " --out " + t.TempDir()
+		cmd = key + " --out " + r.chaosOut(key)
 	case r.lab == nil:
 		if r.seen[cmd] {
 			r.skipped++
@@ -352,6 +355,18 @@ func (r *courseRunner) run(page string, s courseStep) {
 			r.dumpLabTail()
 		}
 	}
+}
+
+// chaosOut is the report folder of a chaos command: a temporary one, or a
+// folder named after the command under $MPIM_COURSE_OUT, which keeps the
+// reports of a course run for reading afterwards.
+func (r *courseRunner) chaosOut(key string) string {
+	keep := os.Getenv("MPIM_COURSE_OUT")
+	if keep == "" {
+		return r.t.TempDir()
+	}
+	name := strings.Trim(regexp.MustCompile(`[^A-Za-z0-9.-]+`).ReplaceAllString(strings.TrimPrefix(key, "mpim chaos run "), "_"), "_")
+	return filepath.Join(keep, name)
 }
 
 // quickChaosArgs returns a `mpim chaos run` command with --quick and
