@@ -2,12 +2,19 @@ package chaos
 
 import (
 	"context"
+	"time"
 
 	"mpim/client"
 )
 
 // historyPage is the protocol's largest history page (docs/protocol.md).
 const historyPage = 1000
+
+// finalReadPatience is how long the final views retry a page the cluster
+// refused (`unavailable`: nothing was read). Right after heal a shard may
+// still be electing or moving its leader, and a refused final read taken
+// as an empty view would count every message of the conversation as lost.
+const finalReadPatience = 10 * time.Second
 
 // readConversation reads every message of conv: the latest page, then
 // older pages (before the oldest seq seen) while the node says there are
@@ -20,8 +27,26 @@ const historyPage = 1000
 // they held at the first page's read, and the union is the state at that
 // read. In AP mode a page boundary can move while messages are renumbered;
 // a message already taken from a newer page is not taken again.
-func readConversation(ctx context.Context, c *client.Conn, conv, mode string) (client.HistoryResult, error) {
-	h, err := c.History(ctx, client.HistoryArgs{Conv: conv, Limit: historyPage, Read: mode})
+//
+// A page refused with `unavailable` is asked again every 200 ms for up to
+// patience (0: never), for the final views; the workload's reads are
+// operations of the history and keep their first answer.
+func readConversation(ctx context.Context, c *client.Conn, conv, mode string, patience time.Duration) (client.HistoryResult, error) {
+	deadline := time.Now().Add(patience)
+	page := func(before uint64) (client.HistoryResult, error) {
+		for {
+			h, err := c.History(ctx, client.HistoryArgs{Conv: conv, Before: before, Limit: historyPage, Read: mode})
+			if err == nil || client.ErrorCode(err) != client.CodeUnavailable || time.Now().After(deadline) {
+				return h, err
+			}
+			select {
+			case <-ctx.Done():
+				return h, err
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	h, err := page(0)
 	if err != nil {
 		return h, err
 	}
@@ -29,16 +54,16 @@ func readConversation(ctx context.Context, c *client.Conn, conv, mode string) (c
 	for _, m := range h.Messages {
 		seen[m.ID] = true
 	}
-	page := h.Messages
-	for more := h.More; more && len(page) > 0; {
-		oldest := page[0].Seq
-		for _, m := range page {
+	last := h.Messages
+	for more := h.More; more && len(last) > 0; {
+		oldest := last[0].Seq
+		for _, m := range last {
 			oldest = min(oldest, m.Seq)
 		}
 		if oldest <= 1 {
 			break
 		}
-		p, err := c.History(ctx, client.HistoryArgs{Conv: conv, Before: oldest, Limit: historyPage, Read: mode})
+		p, err := page(oldest)
 		if err != nil {
 			return h, err
 		}
@@ -50,7 +75,7 @@ func readConversation(ctx context.Context, c *client.Conn, conv, mode string) (c
 			}
 		}
 		h.Messages = append(older, h.Messages...)
-		page, more = p.Messages, p.More
+		last, more = p.Messages, p.More
 	}
 	h.More = false
 	return h, nil

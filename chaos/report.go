@@ -166,7 +166,7 @@ func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op)
 			if r.cfg.Mode == "ap" {
 				op.ReadMode = "local"
 			}
-			h, err := readConversation(ctx, c, conv, op.ReadMode)
+			h, err := readConversation(ctx, c, conv, op.ReadMode, finalReadPatience)
 			op.Return, op.Status = time.Now(), Outcome(err)
 			if err != nil {
 				op.Status, op.Error = check.StatusFail, err.Error()
