@@ -285,9 +285,10 @@ func newCourseRunner(t *testing.T) *courseRunner {
 		// machine's shared one, so that it never becomes someone else's
 		// "most recent lab".
 		"XDG_RUNTIME_DIR=" + t.TempDir()}
+	gatewayVar := regexp.MustCompile(`^G\d+$`)
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "PATH" && k != "XDG_RUNTIME_DIR" && k != "MPIM_LAB" && !regexp.MustCompile(`^G\d+$`).MatchString(k) {
+		if k != "PATH" && k != "XDG_RUNTIME_DIR" && k != "MPIM_LAB" && !gatewayVar.MatchString(k) {
 			env = append(env, kv)
 		}
 	}
@@ -302,7 +303,9 @@ func (r *courseRunner) run(page string, s courseStep) {
 	t.Helper()
 	where := fmt.Sprintf("%s:%d", page, s.Line)
 	words := strings.Fields(s.Cmd)
-	has := func(prefix ...string) bool { return len(words) >= len(prefix) && slices.Equal(words[:len(prefix)], prefix) }
+	has := func(prefix ...string) bool {
+		return len(words) >= len(prefix) && slices.Equal(words[:len(prefix)], prefix)
+	}
 	cmd := s.Cmd
 	switch {
 	case has("mpim", "lab", "up"):
