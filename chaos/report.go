@@ -190,7 +190,7 @@ func (r *runner) finalViews(ctx context.Context) ([]check.FinalView, []check.Op,
 					op.ReadMode = "local"
 				}
 				var err error
-				h, err = c.History(ctx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
+				h, err = readConversation(ctx, c, conv, op.ReadMode)
 				op.Return, op.Status = time.Now(), Outcome(err)
 				if err != nil {
 					op.Status, op.Error = check.StatusFail, err.Error()

@@ -129,7 +129,7 @@ func (w *worker) run(ctx context.Context, stop <-chan struct{}) {
 			if w.mode == "ap" || w.rng.IntN(4) == 0 {
 				op.ReadMode = "local"
 			}
-			h, err := w.conn.History(octx, client.HistoryArgs{Conv: conv, Limit: 1000, Read: op.ReadMode})
+			h, err := readConversation(octx, w.conn, conv, op.ReadMode)
 			op.Return, op.Status = time.Now(), Outcome(err)
 			if err != nil {
 				op.Error = err.Error()
