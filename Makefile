@@ -20,7 +20,7 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: build
-	MPIM_BIN=$(BIN) $(GO) test -race -count=1 -p 1 -timeout 15m $(CLUSTER_PKGS)
+	MPIM_BIN=$(BIN) $(GO) test -race -count=1 -p 1 -timeout 25m $(CLUSTER_PKGS)
 
 # One `go test -fuzz` invocation per target, briefly: a count of inputs
 # rather than a duration, which avoids the fuzzer's own end-of-run deadline
