@@ -12,18 +12,18 @@ import (
 // Result is what one `mpim bench` run measured: result.json, and
 // result.md for people.
 type Result struct {
-	Command    string         `json:"command"`
-	Started    time.Time      `json:"started"`
-	Host       Host           `json:"host"`
-	Cluster    ClusterInfo    `json:"cluster"`
-	Load       LoadInfo       `json:"load"`
-	References []*Reference   `json:"references,omitempty"`
-	Phases     []PhaseResult  `json:"phases,omitempty"`
-	Idle       *IdleResult    `json:"idle,omitempty"`
-	Failover   *FailoverRes   `json:"failover,omitempty"`
-	Profiles   []string       `json:"profiles,omitempty"`
-	Ratios     []RatioLine    `json:"ratios,omitempty"`
-	Notes      []string       `json:"notes,omitempty"`
+	Command    string        `json:"command"`
+	Started    time.Time     `json:"started"`
+	Host       Host          `json:"host"`
+	Cluster    ClusterInfo   `json:"cluster"`
+	Load       LoadInfo      `json:"load"`
+	References []*Reference  `json:"references,omitempty"`
+	Phases     []PhaseResult `json:"phases,omitempty"`
+	Idle       *IdleResult   `json:"idle,omitempty"`
+	Failover   *FailoverRes  `json:"failover,omitempty"`
+	Profiles   []string      `json:"profiles,omitempty"`
+	Ratios     []RatioLine   `json:"ratios,omitempty"`
+	Notes      []string      `json:"notes,omitempty"`
 }
 
 // ClusterInfo is the cluster under load.
@@ -69,15 +69,15 @@ type PhaseResult struct {
 	OpsPerS float64 `json:"ops_per_s"`
 	// Deliveries counts message pushes of those sends that recipients
 	// received; ExpectedDeliveries is OK × recipients per send.
-	Deliveries         uint64     `json:"deliveries"`
-	ExpectedDeliveries uint64     `json:"expected_deliveries"`
-	DeliveriesPerS     float64    `json:"deliveries_per_s"`
+	Deliveries         uint64  `json:"deliveries"`
+	ExpectedDeliveries uint64  `json:"expected_deliveries"`
+	DeliveriesPerS     float64 `json:"deliveries_per_s"`
 	// DuplicatePushes counts pushes of a message id the client already
 	// had (clients deduplicate by id; not counted as deliveries).
-	DuplicatePushes uint64 `json:"duplicate_pushes"`
-	Ack                Summary    `json:"ack_ms"`
-	Delivery           Summary    `json:"delivery_ms"`
-	AckHist            *Histogram `json:"-"`
+	DuplicatePushes uint64     `json:"duplicate_pushes"`
+	Ack             Summary    `json:"ack_ms"`
+	Delivery        Summary    `json:"delivery_ms"`
+	AckHist         *Histogram `json:"-"`
 }
 
 // IdleResult is the idle-connection probe.
