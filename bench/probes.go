@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -49,6 +50,20 @@ func collectProfiles(ctx context.Context, cfg Config, l *lab.Lab, from time.Time
 			mu.Unlock()
 		}
 	}
+	// This process too: it holds the load generator and the lab's fault
+	// layer (a userspace TCP proxy on every link between members).
+	self := filepath.Join(dir, "bench.cpu.pprof")
+	if f, err := os.Create(self); err == nil {
+		if pprof.StartCPUProfile(f) == nil {
+			time.AfterFunc(time.Duration(secs)*time.Second, func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			})
+			files = append(files, self)
+		} else {
+			f.Close()
+		}
+	}
 	var wg sync.WaitGroup
 	for _, m := range l.Members() {
 		if m.Kind == lab.KindRedis || m.HTTP == "" {
@@ -62,6 +77,55 @@ func collectProfiles(ctx context.Context, cfg Config, l *lab.Lab, from time.Time
 	wg.Wait()
 	slices.Sort(files)
 	return files
+}
+
+// heapProfile saves one member's in-use heap profile.
+func heapProfile(ctx context.Context, cfg Config, l *lab.Lab, member string) []string {
+	m, err := l.Member(member)
+	if err != nil {
+		return nil
+	}
+	dir := filepath.Join(cfg.Out, "profiles")
+	if os.MkdirAll(dir, 0o755) != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var files []string
+	// The profile, and its text form, which ends with the runtime's
+	// memory statistics (stacks, heap in use, heap released).
+	for _, v := range []struct{ query, file string }{{"", ".heap.pprof"}, {"?debug=1", ".heap.txt"}} {
+		path := filepath.Join(dir, member+v.file)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.HTTP+"debug/pprof/heap"+v.query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		f, err := os.Create(path)
+		if err == nil {
+			if _, err := io.Copy(f, resp.Body); err == nil {
+				files = append(files, path)
+			}
+			f.Close()
+		}
+		resp.Body.Close()
+	}
+	return files
+}
+
+// heapGC makes a member collect garbage (the heap profile with gc=1).
+func heapGC(ctx context.Context, l *lab.Lab, member string) {
+	m, err := l.Member(member)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.HTTP+"debug/pprof/heap?gc=1", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
 
 // FailoverRes is the failover probe: from isolating the CP leader to the

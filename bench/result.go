@@ -86,6 +86,9 @@ type IdleResult struct {
 	GatewayRSSBeforeKiB uint64  `json:"gateway_rss_before_kib"`
 	GatewayRSSAfterKiB  uint64  `json:"gateway_rss_after_kib"`
 	PerConnKiB          float64 `json:"per_conn_kib"`
+	// After two forced garbage collections in the gateway.
+	GatewayRSSAfterGCKiB uint64  `json:"gateway_rss_after_gc_kib"`
+	PerConnAfterGCKiB    float64 `json:"per_conn_after_gc_kib"`
 }
 
 // RatioLine states one result as a ratio to its reference.
@@ -190,6 +193,8 @@ func (r *Result) Markdown() string {
 		p("")
 		p("%d logged-in idle WebSocket connections on gateway g1: RSS %d KiB before, %d KiB after: **%.2f KiB per connection**.",
 			r.Idle.Conns, r.Idle.GatewayRSSBeforeKiB, r.Idle.GatewayRSSAfterKiB, r.Idle.PerConnKiB)
+		p("After two garbage collections in the gateway (the steady state its periodic forced GC reaches): RSS %d KiB, **%.2f KiB per connection**.",
+			r.Idle.GatewayRSSAfterGCKiB, r.Idle.PerConnAfterGCKiB)
 	}
 	if f := r.Failover; f != nil {
 		p("")
