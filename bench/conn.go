@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +134,27 @@ func (c *conn) call(ctx context.Context, op string, fields map[string]any) (inFr
 		return inFrame{}, fmt.Errorf("bench: %s as %s: no reply: %w", op, c.user, ctx.Err())
 	}
 }
+
+// retryCodes are setup answers that a moment may fix: in AP mode a user
+// registered through one node reaches the others asynchronously, and a
+// loaded CP cluster may be between leaders.
+var retryCodes = []string{"unauthorized", "not_found", "unavailable", "timeout", "forbidden"}
+
+// callRetry is call, retried for up to 20 s while the answer is one of
+// retryCodes. Only for setup ops that are safe to repeat.
+func (c *conn) callRetry(ctx context.Context, op string, fields map[string]any) (inFrame, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		f, err := c.call(ctx, op, fields)
+		if err == nil || f.Error == nil || !slices.Contains(retryCodes, f.Error.Code) || time.Now().After(deadline) {
+			return f, err
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// isCode reports whether f is an error reply with that code.
+func isCode(f inFrame, code string) bool { return f.Error != nil && f.Error.Code == code }
 
 func (c *conn) register(id uint64, p pendingCall) error {
 	c.mu.Lock()

@@ -68,7 +68,10 @@ type PhaseResult struct {
 	// OpsPerS is acknowledged sends per second.
 	OpsPerS float64 `json:"ops_per_s"`
 	// Deliveries counts message pushes of those sends that recipients
-	// received; ExpectedDeliveries is OK × recipients per send.
+	// received; ExpectedDeliveries is OK × recipients per send. Sends
+	// answered "timeout" (outcome unknown) may have been applied and
+	// delivered too, so Deliveries can exceed ExpectedDeliveries by up to
+	// their number × recipients.
 	Deliveries         uint64  `json:"deliveries"`
 	ExpectedDeliveries uint64  `json:"expected_deliveries"`
 	DeliveriesPerS     float64 `json:"deliveries_per_s"`
@@ -150,8 +153,10 @@ func (r *Result) Markdown() string {
 	if r.Load.GroupSize > 0 {
 		kind = fmt.Sprintf("groups of %d", r.Load.GroupSize)
 	}
-	p("- load: %d connections, %d senders, %s, %d load process(es), %.0f s warm-up + %.0f s measured per phase",
-		r.Load.Conns, r.Load.Senders, kind, r.Load.Procs, r.Load.Warmup, r.Load.Duration)
+	if r.Load.Conns > 0 {
+		p("- load: %d connections, %d senders, %s, %d load process(es), %.0f s warm-up + %.0f s measured per phase",
+			r.Load.Conns, r.Load.Senders, kind, r.Load.Procs, r.Load.Warmup, r.Load.Duration)
+	}
 	if len(r.References) > 0 {
 		p("")
 		p("## References (same run, before the cluster started)")

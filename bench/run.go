@@ -343,7 +343,9 @@ func setupUsers(ctx context.Context, cfg Config, plan []userPlan, targets []stri
 			}
 			defer c.close()
 			for i := w; i < len(plan); i += parallel {
-				if _, err := c.call(ctx, "register", map[string]any{"user": plan[i].User, "password": password}); err != nil {
+				// Names are unique to this run: a conflict is an earlier
+				// attempt of ours that timed out but was applied.
+				if f, err := c.callRetry(ctx, "register", map[string]any{"user": plan[i].User, "password": password}); err != nil && !isCode(f, "conflict") {
 					errs[w] = err
 					return
 				}
@@ -380,8 +382,11 @@ func setupUsers(ctx context.Context, cfg Config, plan []userPlan, targets []stri
 				return
 			}
 			defer c.close()
-			if _, err = c.call(ctx, "login", map[string]any{"user": members[0], "password": password, "device": "setup"}); err == nil {
-				_, err = c.call(ctx, "group_create", map[string]any{"group": g, "members": members[1:]})
+			if _, err = c.callRetry(ctx, "login", map[string]any{"user": members[0], "password": password, "device": "setup"}); err == nil {
+				var f inFrame
+				if f, err = c.callRetry(ctx, "group_create", map[string]any{"group": g, "members": members[1:]}); isCode(f, "conflict") {
+					err = nil
+				}
 			}
 			errs[gi] = err
 		})

@@ -117,7 +117,7 @@ func (w *worker) connect(ctx context.Context) error {
 			defer func() { <-sem }()
 			c, err := dial(ctx, u.Gateway, u.User, &w.prog)
 			if err == nil {
-				_, err = c.call(ctx, "login", map[string]any{"user": u.User, "password": w.plan.Password, "device": w.plan.Device})
+				_, err = c.callRetry(ctx, "login", map[string]any{"user": u.User, "password": w.plan.Password, "device": w.plan.Device})
 				if err != nil {
 					c.close()
 				}

@@ -50,8 +50,10 @@ func TestBench(t *testing.T) {
 		t.Fatalf("result.json: want one phase from 2 load processes with the host's fd limit and load: %s", raw)
 	}
 	ph := res.Phases[0]
-	if ph.Loop != "open" || ph.Sent == 0 || ph.OK == 0 || ph.Deliveries == 0 || ph.Deliveries > ph.ExpectedDeliveries {
-		t.Fatalf("phase: loop %q, sent %d, ok %d, deliveries %d of %d expected: want an open loop with acks and deliveries, none unexpected",
+	// 1:1: at most one delivery per send made (a send answered timeout
+	// may still have been applied and delivered).
+	if ph.Loop != "open" || ph.Sent == 0 || ph.OK == 0 || ph.Deliveries == 0 || ph.Deliveries > ph.Sent {
+		t.Fatalf("phase: loop %q, sent %d, ok %d, deliveries %d (%d expected from the acks): want an open loop with acks and deliveries, at most one per send",
 			ph.Loop, ph.Sent, ph.OK, ph.Deliveries, ph.ExpectedDeliveries)
 	}
 	for name, s := range map[string]map[string]float64{"ack_ms": ph.Ack, "delivery_ms": ph.Delivery} {
