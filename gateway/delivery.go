@@ -124,7 +124,7 @@ func (s *session) deliverLoop() {
 	// so that none moves the cursor past a message not yet pulled. Until
 	// it succeeds the session has no cursors, so it is retried rather than
 	// replaced by a catch-up (which would start from seq 0).
-	for !s.backlog() {
+	for !s.backlogOnFreshStack() {
 		select {
 		case <-s.closing:
 			return
@@ -169,6 +169,12 @@ func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
 		s.g.log.Warn("pull failed; will retry on the next push or catch-up", "session", s.id, "err", werr.Message)
 	}
 	return werr == nil
+}
+
+// backlogOnFreshStack runs backlog on its own goroutine (see onFreshStack).
+func (s *session) backlogOnFreshStack() (ok bool) {
+	onFreshStack(func() { ok = s.backlog() })
+	return ok
 }
 
 // backlog pushes every message after this device's delivery cursors and

@@ -150,9 +150,13 @@ func (s *session) readLoop() {
 			continue
 		}
 		if !wire.NeedsAuth(req.Op) {
-			// Auth ops run inline, so that a request pipelined behind a
-			// login already sees the session authenticated.
-			s.serve(req)
+			// Auth ops run to completion before the next frame is read,
+			// so that a request pipelined behind a login already sees the
+			// session authenticated. They run on a goroutine of their own
+			// all the same: a node call grows a stack to 8 KiB or more, and
+			// this loop's stack stays grown for the life of the
+			// connection (stackless waiting keeps idle sessions small).
+			onFreshStack(func() { s.serve(req) })
 			continue
 		}
 		select {
@@ -253,6 +257,19 @@ func (s *session) bind(ctx context.Context) {
 		_, err := n.presence.Bind(ctx, &pb.BindRequest{Caller: s.caller(), Gateway: s.g.cfg.ID, TtlMs: s.g.cfg.RouteTTL.Milliseconds()})
 		return err
 	})
+}
+
+// onFreshStack runs fn on a new goroutine and waits for it. A session's
+// long-lived goroutines call through it for work with deep stacks (node
+// calls), so that their own stacks stay at the size an idle wait needs:
+// goroutine stacks were most of an idle connection's memory (docs/benchmarks.md).
+func onFreshStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 // tokenBucket is the per-connection rate limiter.
