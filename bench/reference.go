@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -143,13 +144,20 @@ func RaftReference(ctx context.Context, dir string, clients int, warmup, duratio
 		}
 		rafts = append(rafts, r)
 	}
-	var leader *raft.Raft
-	for deadline := time.Now().Add(10 * time.Second); leader == nil; {
+	// The clients follow the leader: on a loaded machine a missed
+	// heartbeat can move it (an error is counted, the client waits a
+	// millisecond and applies on the new leader).
+	var leader atomic.Pointer[raft.Raft]
+	findLeader := func() bool {
 		for _, r := range rafts {
 			if r.State() == raft.Leader {
-				leader = r
+				leader.Store(r)
+				return true
 			}
 		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !findLeader(); {
 		if time.Now().After(deadline) {
 			return nil, errors.New("bench: the reference raft cluster elected no leader in 10 s")
 		}
@@ -157,8 +165,13 @@ func RaftReference(ctx context.Context, dir string, clients int, warmup, duratio
 	}
 	payload := make([]byte, referencePayload)
 	measured := time.Now()
-	ops, errs, h, d := closedLoop(ctx, clients, warmup, duration, func(context.Context, int) error {
-		return leader.Apply(payload, 5*time.Second).Error()
+	ops, errs, h, d := closedLoop(ctx, clients, warmup, duration, func(ctx context.Context, _ int) error {
+		err := leader.Load().Apply(payload, 5*time.Second).Error()
+		if err != nil {
+			findLeader()
+			sleepCtx(ctx, time.Millisecond)
+		}
+		return err
 	})
 	return &Reference{Kind: "raft", Clients: clients, Ops: ops, Errors: errs, OpsPerS: float64(ops) / d.Seconds(),
 		Latency: h.Summary(), Measured: measured,
