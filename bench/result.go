@@ -33,8 +33,10 @@ type ClusterInfo struct {
 	Gateways int      `json:"gateways"`
 	Shards   int      `json:"shards"`
 	Targets  []string `json:"targets"`
-	// Own is true when bench started the cluster itself.
-	Own bool `json:"own"`
+	// Own is true when bench started the cluster itself; Direct when it
+	// did so without the lab's fault layer (no proxies between members).
+	Own    bool `json:"own"`
+	Direct bool `json:"direct,omitempty"`
 }
 
 // LoadInfo is the shape of the load.
@@ -145,7 +147,11 @@ func (r *Result) Markdown() string {
 		r.Started.Format(time.RFC3339), r.Host.CPUs, r.Host.LoadStart, r.Host.LoadEnd, r.Host.FDLimit, r.Host.Go)
 	c := r.Cluster
 	if c.Own {
-		p("- cluster: %s mode, %d nodes, %d gateways, %d shards, started by bench (gateway rate limits off)", c.Mode, c.Nodes, c.Gateways, c.Shards)
+		layer := "every link between members through the lab's fault-layer proxies"
+		if c.Direct {
+			layer = "members connected directly (no fault layer)"
+		}
+		p("- cluster: %s mode, %d nodes, %d gateways, %d shards, started by bench (gateway rate limits off; %s)", c.Mode, c.Nodes, c.Gateways, c.Shards, layer)
 	} else if len(c.Targets) > 0 {
 		p("- cluster: %s mode (as configured), targets %s", c.Mode, strings.Join(c.Targets, " "))
 	}

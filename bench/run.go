@@ -74,6 +74,11 @@ type Config struct {
 	// Profile collects CPU and allocation profiles of every node and
 	// gateway during the first phase (own cluster only).
 	Profile bool
+	// Direct starts the cluster without the lab's fault layer: members
+	// dial each other directly instead of through its proxies, which live
+	// in this process and cost CPU on every hop (own cluster only; no
+	// network faults, so not with Failover).
+	Direct bool
 	// Out is the folder for result.json, result.md, profiles and the
 	// lab's data and logs.
 	Out string
@@ -116,8 +121,8 @@ func (c Config) Validate() error {
 		return bad("--procs %d: use between 1 and --conns", c.Procs)
 	case c.MaxOutstanding < 1:
 		return bad("--max-outstanding must be at least 1")
-	case (c.Idle || c.Profile) && len(c.Targets) > 0:
-		return bad("--idle and --profile need the cluster bench starts itself (no --target)")
+	case (c.Idle || c.Profile || c.Direct) && len(c.Targets) > 0:
+		return bad("--idle, --profile and --direct need the cluster bench starts itself (no --target)")
 	}
 	for _, r := range c.References {
 		if r != "raft" && r != "redis" {
@@ -157,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 	}
 	res := &Result{Command: cfg.Command, Started: time.Now(), Host: newHost()}
-	res.Cluster = ClusterInfo{Mode: cfg.Mode, Nodes: cfg.Nodes, Gateways: cfg.Gateways, Shards: cfg.Shards, Targets: cfg.Targets}
+	res.Cluster = ClusterInfo{Mode: cfg.Mode, Nodes: cfg.Nodes, Gateways: cfg.Gateways, Shards: cfg.Shards, Targets: cfg.Targets, Direct: cfg.Direct}
 	res.Load = LoadInfo{Conns: cfg.Conns, Senders: cfg.senders(), GroupSize: cfg.GroupSize, Procs: cfg.Procs,
 		Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds()}
 	defer func() { res.Host.LoadEnd = loadAvg() }()
@@ -278,6 +283,7 @@ func startLab(ctx context.Context, cfg Config) (*lab.Lab, error) {
 	lc.Mode, lc.Nodes, lc.Gateways, lc.Shards = cfg.Mode, cfg.Nodes, cfg.Gateways, cfg.Shards
 	lc.Data, lc.HTTP, lc.StateFile, lc.BcryptCost = filepath.Join(cfg.Out, "lab"), "127.0.0.1:0", "-", 4
 	lc.Binary, lc.Logger = cfg.Binary, cfg.Logger
+	lc.NoFaultLayer = cfg.Direct
 	lc.Args = func(member string, args []string) []string {
 		if strings.HasPrefix(member, "g") {
 			return append(args, "--rate-limit", "0")
@@ -288,7 +294,11 @@ func startLab(ctx context.Context, cfg Config) (*lab.Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	cfg.progress("starting a %s cluster: %d nodes, %d gateways, %d shards (data and logs in %s)", cfg.Mode, cfg.Nodes, cfg.Gateways, cfg.Shards, lc.Data)
+	layer := "through the lab's fault layer"
+	if cfg.Direct {
+		layer = "without the fault layer"
+	}
+	cfg.progress("starting a %s cluster: %d nodes, %d gateways, %d shards, %s (data and logs in %s)", cfg.Mode, cfg.Nodes, cfg.Gateways, cfg.Shards, layer, lc.Data)
 	upCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := l.Up(upCtx); err != nil {

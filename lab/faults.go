@@ -41,6 +41,9 @@ type network struct {
 // link returns the address member from must dial to reach member to (whose
 // real address is target): the proxy of that link.
 func (l *Lab) link(from, to, target string) (string, error) {
+	if l.cfg.NoFaultLayer {
+		return target, nil
+	}
 	lk, err := l.network.net.Link(from, to, target)
 	if err != nil {
 		return "", fmt.Errorf("lab: proxy %s->%s: %w", from, to, err)
@@ -100,6 +103,11 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 		return f, nil
 	case fault.Loss:
 		return f, fmt.Errorf("%w: loss is not implemented by the proxy backend yet; use delay", ErrUnsupported)
+	}
+	if l.cfg.NoFaultLayer {
+		return f, fmt.Errorf("%w: %s needs the fault layer, and this lab runs without it (started for benchmarks with NoFaultLayer)", ErrUnsupported, f.Verb)
+	}
+	switch f.Verb {
 	case fault.Partition:
 		if f.Shape != "" {
 			groups, err := l.shape(f.Shape)

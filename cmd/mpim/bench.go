@@ -45,6 +45,9 @@ to --out. See docs/benchmarks.md.`,
 			var res *bench.Result
 			var err error
 			if failover > 0 {
+				if cfg.Direct {
+					return usageError{fmt.Errorf("--failover partitions the leader: it needs the fault layer, drop --direct")}
+				}
 				res, err = bench.Failover(cmd.Context(), cfg, failover)
 			} else {
 				if err := cfg.Validate(); err != nil {
@@ -77,6 +80,7 @@ to --out. See docs/benchmarks.md.`,
 	f.IntVar(&cfg.Procs, "procs", cfg.Procs, "spread the clients over this many processes (descriptor limits, CPU)")
 	f.StringVar(&refs, "reference", "", "references to measure first: raft, redis (comma-separated)")
 	f.BoolVar(&cfg.Idle, "idle", cfg.Idle, "connect and log in --conns idle clients on gateway g1, hold them --duration, report its RSS per connection")
+	f.BoolVar(&cfg.Direct, "direct", cfg.Direct, "start the cluster without the lab's fault layer (members dial each other directly, no proxies; no network faults)")
 	f.BoolVar(&cfg.Profile, "profile", cfg.Profile, "collect CPU and allocation profiles of every node and gateway during the first phase")
 	f.IntVar(&failover, "failover", 0, "instead of load: isolate the CP leader this many times and time the first acknowledged write to shard 0 on the majority")
 	f.StringVar(&cfg.Out, "out", "", "folder for result.json, result.md, profiles and the lab's logs (default: a new folder under the temp dir)")
