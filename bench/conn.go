@@ -272,6 +272,13 @@ func (c *conn) read() {
 // outcome records a load send's reply; c.mu is held.
 func (c *conn) outcome(p pendingCall, now time.Time, f inFrame) {
 	c.outstanding.Add(-1)
+	// The progress line counts everything, warm-up included; the stats
+	// only the measured window.
+	if f.OK {
+		c.prog.acked.Add(1)
+	} else {
+		c.prog.errors.Add(1)
+	}
 	st := p.stats
 	if p.sched.Before(st.from) || !p.sched.Before(st.to) {
 		return // warm-up, or scheduled after the window
@@ -279,7 +286,6 @@ func (c *conn) outcome(p pendingCall, now time.Time, f inFrame) {
 	if f.OK {
 		st.ok++
 		st.ack.Record(now.Sub(p.sched))
-		c.prog.acked.Add(1)
 		return
 	}
 	code := "lost"
@@ -287,7 +293,6 @@ func (c *conn) outcome(p pendingCall, now time.Time, f inFrame) {
 		code = f.Error.Code
 	}
 	st.errors[code]++
-	c.prog.errors.Add(1)
 }
 
 // delivered records a message push sent by the load generator.
@@ -297,6 +302,7 @@ func (c *conn) delivered(now time.Time, id, text string) {
 		return
 	}
 	sched := time.Unix(0, ns)
+	c.prog.delivered.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.stats
@@ -315,7 +321,6 @@ func (c *conn) delivered(now time.Time, id, text string) {
 	st.seen[id] = struct{}{}
 	st.deliveries++
 	st.delivery.Record(now.Sub(sched))
-	c.prog.delivered.Add(1)
 }
 
 // fail ends every pending call: setup calls get an empty reply, load sends
