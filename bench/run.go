@@ -109,6 +109,8 @@ func (c Config) Validate() error {
 		return bad("--conns %d: use at least 1", c.Conns)
 	case c.Senders > c.Conns:
 		return bad("--senders %d is more than --conns %d", c.Senders, c.Conns)
+	case c.Senders == 0 && !c.Idle:
+		return bad("--senders 0: nothing would be sent; use --idle to hold idle connections")
 	case c.GroupSize == 1 || c.GroupSize < 0 || c.GroupSize > 257:
 		return bad("--group-size %d: use 0 (1:1) or 2..257 (a creator and up to 256 members)", c.GroupSize)
 	case c.GroupSize > c.Conns:
