@@ -153,7 +153,7 @@ func (r *Result) Markdown() string {
 		}
 		p("- cluster: %s mode, %d nodes, %d gateways, %d shards, started by bench (gateway rate limits off; %s)", c.Mode, c.Nodes, c.Gateways, c.Shards, layer)
 	} else if len(c.Targets) > 0 {
-		p("- cluster: %s mode (as configured), targets %s", c.Mode, strings.Join(c.Targets, " "))
+		p("- cluster: a running lab at %s (its mode is the lab's own; --mode %s was not checked against it)", strings.Join(c.Targets, " "), c.Mode)
 	}
 	kind := "1:1"
 	if r.Load.GroupSize > 0 {
