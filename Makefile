@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin/mpim
 # two clusters must never fight over the two cores of a CI machine.
 CLUSTER_PKGS := ./e2e/...
 
-.PHONY: build lab test unit e2e fuzz vet proto clean
+.PHONY: build lab test unit e2e fuzz vet proto clean gobench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mpim
@@ -31,6 +31,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./gateway/wire
 
 test: vet unit e2e fuzz
+
+# The go test -bench benchmarks, once each (`mpim bench` is the system
+# benchmark: docs/benchmarks.md). Not part of `make test`.
+BENCHTIME ?= 1x
+gobench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./fsm ./node/store ./node/cp ./gateway/wire ./chaos/check
 
 proto:
 	protoc --go_out=. --go_opt=module=mpim --go-grpc_out=. --go-grpc_opt=module=mpim proto/mpim.proto

@@ -28,7 +28,7 @@ const newConvWindow = 64
 // pull), a push beyond cursor+1 reveals a gap that is pulled first (the
 // "seq + pull" model).
 type delivery struct {
-	events  chan event
+	events  *queue[event]
 	catchup chan struct{}
 	isReady atomic.Bool
 	cursor  map[string]uint64
@@ -73,7 +73,7 @@ func (s *idSet) add(id string) bool {
 }
 
 func (d *delivery) init() {
-	d.events = make(chan event, eventBuffer)
+	d.events = newQueue[event](eventBuffer)
 	d.catchup = make(chan struct{}, 1)
 	d.cursor = map[string]uint64{}
 	d.shown = map[string]uint64{}
@@ -95,18 +95,14 @@ type event struct {
 // offerResync hands the deliverer a reorder: positions of conv from seq on
 // changed on the node.
 func (s *session) offerResync(conv string, from uint64) {
-	select {
-	case s.events <- event{conv: conv, resync: from}:
-	default:
+	if !s.events.push(event{conv: conv, resync: from}) {
 		s.requestCatchUp()
 	}
 }
 
 // offer hands a message push to the deliverer.
 func (s *session) offer(m *pb.Message, silent bool) {
-	select {
-	case s.events <- event{m: m, silent: silent}:
-	default:
+	if !s.events.push(event{m: m, silent: silent}) {
 		s.requestCatchUp()
 	}
 }
@@ -128,7 +124,7 @@ func (s *session) deliverLoop() {
 	// so that none moves the cursor past a message not yet pulled. Until
 	// it succeeds the session has no cursors, so it is retried rather than
 	// replaced by a catch-up (which would start from seq 0).
-	for !s.backlog() {
+	for !s.backlogOnFreshStack() {
 		select {
 		case <-s.closing:
 			return
@@ -138,12 +134,17 @@ func (s *session) deliverLoop() {
 	s.isReady.Store(true)
 	for {
 		select {
-		case e := <-s.events:
-			if e.resync > 0 {
-				s.resync(e.conv, e.resync)
-				continue
+		case <-s.events.ready:
+			for e, ok := s.events.pop(); ok; e, ok = s.events.pop() {
+				if e.resync > 0 {
+					s.resync(e.conv, e.resync)
+					continue
+				}
+				s.deliver(e.m, e.silent)
+				if s.closed() {
+					return
+				}
 			}
-			s.deliver(e.m, e.silent)
 		case <-s.catchup:
 			s.catchUp()
 		case <-s.closing:
@@ -168,6 +169,12 @@ func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
 		s.g.log.Warn("pull failed; will retry on the next push or catch-up", "session", s.id, "err", werr.Message)
 	}
 	return werr == nil
+}
+
+// backlogOnFreshStack runs backlog on its own goroutine (see onFreshStack).
+func (s *session) backlogOnFreshStack() (ok bool) {
+	onFreshStack(func() { ok = s.backlog() })
+	return ok
 }
 
 // backlog pushes every message after this device's delivery cursors and

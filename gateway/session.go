@@ -39,7 +39,7 @@ type session struct {
 	authed chan struct{} // closed at login or resume
 	gone   bool          // guarded by g.mu: forgotten, never index again
 
-	out       chan []byte
+	out       *queue[[]byte]
 	inflight  chan struct{}
 	bucket    tokenBucket
 	closing   chan struct{}
@@ -52,7 +52,7 @@ type session struct {
 
 func newSession(g *Gateway, conn *websocket.Conn, id string) *session {
 	s := &session{g: g, conn: conn, id: id, authed: make(chan struct{}),
-		out: make(chan []byte, g.cfg.SendQueue), inflight: make(chan struct{}, g.cfg.MaxInflight),
+		out: newQueue[[]byte](g.cfg.SendQueue), inflight: make(chan struct{}, g.cfg.MaxInflight),
 		closing: make(chan struct{}), bucket: newTokenBucket(g.cfg.RateLimit, g.cfg.RateBurst)}
 	s.delivery.init()
 	return s
@@ -103,17 +103,16 @@ func (s *session) closed() bool {
 // send queues a frame for the client. A full queue means the client is not
 // reading: it is dropped rather than allowed to block anyone.
 func (s *session) send(frame []byte) bool {
-	select {
-	case s.out <- frame:
-		return true
-	case <-s.closing:
-		return false
-	default:
-		s.g.metrics.dropped.Inc()
-		s.g.log.Warn("client too slow: send queue full, dropping it", "session", s.id)
-		s.close(websocket.ClosePolicyViolation, "too slow: send queue full")
+	if s.closed() {
 		return false
 	}
+	if s.out.push(frame) {
+		return true
+	}
+	s.g.metrics.dropped.Inc()
+	s.g.log.Warn("client too slow: send queue full, dropping it", "session", s.id)
+	s.close(websocket.ClosePolicyViolation, "too slow: send queue full")
+	return false
 }
 
 func (s *session) readLoop() {
@@ -151,9 +150,13 @@ func (s *session) readLoop() {
 			continue
 		}
 		if !wire.NeedsAuth(req.Op) {
-			// Auth ops run inline, so that a request pipelined behind a
-			// login already sees the session authenticated.
-			s.serve(req)
+			// Auth ops run to completion before the next frame is read,
+			// so that a request pipelined behind a login already sees the
+			// session authenticated. They run on a goroutine of their own
+			// all the same: a node call grows a stack to 8 KiB or more, and
+			// this loop's stack stays grown for the life of the
+			// connection (stackless waiting keeps idle sessions small).
+			onFreshStack(func() { s.serve(req) })
 			continue
 		}
 		select {
@@ -194,11 +197,13 @@ func (s *session) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case frame := <-s.out:
-			s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				s.close(websocket.CloseGoingAway, "write failed")
-				return
+		case <-s.out.ready:
+			for frame, ok := s.out.pop(); ok; frame, ok = s.out.pop() {
+				s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+					s.close(websocket.CloseGoingAway, "write failed")
+					return
+				}
 			}
 		case <-ping.C:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
@@ -252,6 +257,19 @@ func (s *session) bind(ctx context.Context) {
 		_, err := n.presence.Bind(ctx, &pb.BindRequest{Caller: s.caller(), Gateway: s.g.cfg.ID, TtlMs: s.g.cfg.RouteTTL.Milliseconds()})
 		return err
 	})
+}
+
+// onFreshStack runs fn on a new goroutine and waits for it. A session's
+// long-lived goroutines call through it for work with deep stacks (node
+// calls), so that their own stacks stay at the size an idle wait needs:
+// goroutine stacks were most of an idle connection's memory (docs/benchmarks.md).
+func onFreshStack(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 // tokenBucket is the per-connection rate limiter.

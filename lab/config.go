@@ -100,6 +100,12 @@ type Config struct {
 	Unsafe []string
 	// BcryptCost is passed to every node as --bcrypt-cost.
 	BcryptCost int
+	// NoFaultLayer makes members dial each other directly instead of
+	// through the fault layer's proxies: network faults (partition,
+	// oneway, delay, loss) are then refused with ErrUnsupported, member
+	// faults still work. For benchmarks that measure the system without
+	// the lab's harness (`mpim bench --direct`).
+	NoFaultLayer bool
 
 	// Binary is the executable started for every member (and for the
 	// embedded Redis, as `lab miniredis`). Empty means os.Executable().

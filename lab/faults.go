@@ -69,6 +69,21 @@ func (p proxyBackend) SetDelay(a, b string, d, j time.Duration) error {
 func (p proxyBackend) SetLoss(a, b string, pct int) error { p.Net.SetLoss(a, b, pct); return nil }
 func (p proxyBackend) Heal() error                        { p.Net.Heal(); return nil }
 
+// noBackend is the lab without a fault layer (Config.NoFaultLayer):
+// members dial each other directly and every network fault is refused.
+type noBackend struct{}
+
+func (noBackend) refuse(verb string) error {
+	return fmt.Errorf("%w: %s needs the fault layer, and this lab runs without it (started for benchmarks with NoFaultLayer)", ErrUnsupported, verb)
+}
+func (b noBackend) Hold(a, c string) error                         { return b.refuse("partition") }
+func (b noBackend) Release(a, c string) error                      { return nil }
+func (b noBackend) SetDelay(a, c string, d, j time.Duration) error { return b.refuse("delay") }
+func (b noBackend) SetLoss(a, c string, pct int) error             { return b.refuse("loss") }
+func (noBackend) Heal() error                                      { return nil }
+func (noBackend) Faults() []proxy.DirFault                         { return nil }
+func (noBackend) Close() error                                     { return nil }
+
 // nsBackend adapts netns.Net, whose unsupported faults become the lab's.
 type nsBackend struct{ *netns.Net }
 
@@ -87,8 +102,11 @@ func labUnsupported(err error) error {
 // real address is target): the proxy of that link, or with netns the
 // target itself (the namespaces' rules do the cutting).
 func (l *Lab) link(from, to, target string) (string, error) {
-	if l.network.ns != nil {
+	switch {
+	case l.network.ns != nil:
 		l.network.planned = append(l.network.planned, proxy.LinkState{From: from, To: to, Addr: target, Target: target})
+		return target, nil
+	case l.network.proxies == nil: // no fault layer
 		return target, nil
 	}
 	lk, err := l.network.proxies.Link(from, to, target)
@@ -156,6 +174,9 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 			}
 			f.Groups, f.Cuts = groups, cuts
 		}
+	}
+	if _, none := nw.net.(noBackend); none {
+		return f, noBackend{}.refuse(string(f.Verb))
 	}
 	nw.mu.Lock()
 	defer nw.mu.Unlock()

@@ -387,6 +387,10 @@ var nsPorts = [...]int{roleRedis: 16379, roleRaft: 7100, roleGRPC: 7101, roleHTT
 // planNetwork sets up the fault layer's backend: a proxy net, or one
 // namespace per member (probed first; the error says what is missing).
 func (l *Lab) planNetwork() error {
+	if l.cfg.NoFaultLayer {
+		l.network = &network{net: noBackend{}}
+		return nil
+	}
 	if l.cfg.Net != NetNS {
 		p := proxy.NewNet(l.log)
 		l.network = &network{net: proxyBackend{p}, proxies: p}

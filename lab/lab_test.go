@@ -537,3 +537,30 @@ func TestEventLogBounded(t *testing.T) {
 		t.Fatal("events buffered before cancel were dropped")
 	}
 }
+
+// TestNoFaultLayer: without the fault layer members are given each
+// other's real addresses (no proxied links), network faults are refused
+// as unsupported, and member faults still work.
+func TestNoFaultLayer(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoFaultLayer = true
+	l := startLab(t, cfg)
+	if links := l.Links(); len(links) != 0 {
+		t.Fatalf("%d proxied links without the fault layer, want 0: %v", len(links), links)
+	}
+	n1, _ := l.Member("n1")
+	n2, _ := l.Member("n2")
+	if got := flagValue(l.byName["g1"].args, "--nodes"); !strings.HasPrefix(got, n1.GRPC+",") {
+		t.Fatalf("g1 --nodes %q, want n1's own address %s first", got, n1.GRPC)
+	}
+	ctx := context.Background()
+	if _, err := l.ApplyString(ctx, "partition n1 / n2"); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("partition without the fault layer: %v, want ErrUnsupported", err)
+	}
+	if _, err := l.ApplyString(ctx, "kill n2"); err != nil {
+		t.Fatalf("kill without the fault layer: %v", err)
+	}
+	if !gone(n2.PID) {
+		t.Fatalf("n2 (pid %d) still running after kill", n2.PID)
+	}
+}

@@ -195,6 +195,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/admin/status", n.serveStatus)
 	mux.HandleFunc("/admin/digests", n.serveDigests)
+	servePprof(mux)
 	return mux
 }
 
