@@ -36,6 +36,14 @@ func (q *queue[T]) push(v T) bool {
 		q.mu.Unlock()
 		return false
 	}
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		// Full backing array with consumed items in front: slide the live
+		// ones down instead of growing, so a queue that never quite
+		// empties does not grow for the session's life.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
 	q.items = append(q.items, v)
 	q.mu.Unlock()
 	select {

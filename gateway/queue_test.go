@@ -54,3 +54,21 @@ func TestQueueNoLostSignal(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestQueueNeverEmptyStaysSmall: a queue kept busy (one item always
+// waiting) slides its live items down instead of growing its buffer.
+func TestQueueNeverEmptyStaysSmall(t *testing.T) {
+	q := newQueue[int](8)
+	q.push(-1)
+	for i := range 100_000 {
+		q.push(i)
+		if got, ok := q.pop(); !ok || got != i-1 {
+			t.Fatalf("pop = %d, %v; want %d (FIFO)", got, ok, i-1)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c := cap(q.items); c > 64 {
+		t.Fatalf("a queue holding one or two items grew its buffer to %d", c)
+	}
+}
