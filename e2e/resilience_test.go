@@ -253,3 +253,30 @@ func TestSlowClientDropped(t *testing.T) {
 		t.Fatalf("after the drop the fast client got %+v", m)
 	}
 }
+
+// TestLongBacklog: a device logging in to a backlog far longer than its
+// gateway's send queue gets every message, in order, and is not taken
+// for a slow client: the backlog is paced by the client's reading.
+func TestLongBacklog(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 1, gateways: 1, gatewayArgs: []string{"--send-queue", "16", "--rate-limit", "0"}})
+	ctx := ctxFor(t, 60*time.Second)
+	c.register("g1", "sender")
+	c.register("g1", "reader")
+	sender := c.login("g1", "sender", "d")
+	const n = 400
+	for i := 0; i < n; i++ {
+		if _, err := sender.Send(ctx, client.SendArgs{To: "reader", Text: strings.Repeat("y", 2000), Cmid: fmt.Sprint("b", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := c.login("g1", "reader", "fresh-device")
+	got := messages(t, reader, n, 30*time.Second)
+	for i, m := range got {
+		if m.Cmid != fmt.Sprint("b", i) {
+			t.Fatalf("push %d is %s, want b%d (in order)", i, m.Cmid, i)
+		}
+	}
+	if d := metric(t, c.member("g1").HTTP, "mpim_gateway_slow_clients_dropped_total"); d != 0 {
+		t.Fatalf("a reading client was dropped %v times during its backlog", d)
+	}
+}

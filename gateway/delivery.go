@@ -193,6 +193,9 @@ func (s *session) backlog() bool {
 			return false
 		}
 		for _, m := range rep.Messages {
+			if !s.waitRoom(1) {
+				return false
+			}
 			s.push(m)
 		}
 		s.apCursor = rep.Cursor
@@ -229,6 +232,9 @@ func (s *session) catchUp() {
 			return
 		}
 		for _, m := range rep.Messages {
+			if !s.waitRoom(1) {
+				return
+			}
 			s.deliver(m, false)
 		}
 		if !rep.More {
@@ -251,6 +257,9 @@ func (s *session) catchUpAP() {
 			return
 		}
 		for _, m := range rep.Messages {
+			if !s.waitRoom(1) {
+				return
+			}
 			s.push(m)
 		}
 		s.apCursor = rep.Cursor

@@ -18,6 +18,9 @@ type queue[T any] struct {
 	head  int
 	limit int
 	ready chan struct{}
+	// space is signalled after a pop, for a producer waiting for room
+	// (waitRoom).
+	space chan struct{}
 }
 
 // shrinkAbove is the capacity above which an emptied queue gives its
@@ -25,7 +28,7 @@ type queue[T any] struct {
 const shrinkAbove = 64
 
 func newQueue[T any](limit int) *queue[T] {
-	return &queue[T]{limit: limit, ready: make(chan struct{}, 1)}
+	return &queue[T]{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // push appends v and reports true, or reports false when limit items are
@@ -64,6 +67,10 @@ func (q *queue[T]) pop() (v T, ok bool) {
 	var zero T
 	q.items[q.head] = zero
 	q.head++
+	select {
+	case q.space <- struct{}{}:
+	default:
+	}
 	if q.head == len(q.items) {
 		if cap(q.items) > shrinkAbove {
 			q.items = nil
@@ -73,4 +80,11 @@ func (q *queue[T]) pop() (v T, ok bool) {
 		q.head = 0
 	}
 	return v, true
+}
+
+// free is how many more items push would accept now.
+func (q *queue[T]) free() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limit - (len(q.items) - q.head)
 }

@@ -115,6 +115,31 @@ func (s *session) send(frame []byte) bool {
 	return false
 }
 
+// waitRoom paces a producer of many frames (a login backlog, a catch-up)
+// by the client's reading: it waits until the send queue has room for n
+// frames, so that a long backlog is not mistaken for a slow client. It
+// reports false when the session closes, or when the client has not made
+// room within roomPatience (then it is too slow and is dropped).
+func (s *session) waitRoom(n int) bool {
+	timer := time.NewTimer(roomPatience)
+	defer timer.Stop()
+	for s.out.free() < n {
+		select {
+		case <-s.out.space:
+		case <-s.closing:
+			return false
+		case <-timer.C:
+			s.g.metrics.dropped.Inc()
+			s.close(websocket.ClosePolicyViolation, "too slow: the backlog did not drain")
+			return false
+		}
+	}
+	return !s.closed()
+}
+
+// roomPatience is how long a backlog waits for a client to read.
+const roomPatience = 30 * time.Second
+
 func (s *session) readLoop() {
 	defer s.finish()
 	cfg := s.g.cfg
