@@ -227,7 +227,11 @@ func messages(t *testing.T, conn *client.Conn, n int, d time.Duration) []client.
 			}
 			out = append(out, m)
 		case <-deadline:
-			t.Fatalf("got %d of %d message pushes within %v: %+v", len(out), n, d, out)
+			got := make([]string, len(out))
+			for i, m := range out {
+				got[i] = fmt.Sprintf("%s#%d %s", m.Conv, m.Seq, m.Cmid)
+			}
+			t.Fatalf("got %d of %d message pushes within %v: %v", len(out), n, d, got)
 		}
 	}
 	return out
