@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -63,7 +64,51 @@ func (l *Lab) Handler() http.Handler {
 	mux.HandleFunc("GET /api/events", l.handleEvents)
 	l.routeFaults(mux)
 	l.routeDashboard(mux)
-	return mux
+	return guardControls(mux)
+}
+
+// guardControls lets every read through but answers a request that
+// changes the lab (kill, faults, a mode switch: anything but GET, HEAD and
+// OPTIONS) only when it comes from this machine, names the lab by address
+// (an IP literal or localhost, which defeats DNS rebinding), and, when a
+// browser sent it, comes from the lab's own pages (Origin). Students who
+// reach a lab listening beyond loopback can read and chat, not break it;
+// another web page open in the teacher's browser cannot post to it.
+func guardControls(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if why := controlRefusal(r); why != "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": why})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// controlRefusal says why r may not change the lab, or "".
+func controlRefusal(r *http.Request) string {
+	peer, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(peer); ip == nil || !ip.IsLoopback() {
+		return "the lab's controls answer only on the machine it runs on; from " + peer + " the dashboard is read-only"
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host != "localhost" && net.ParseIP(host) == nil {
+		return "the lab's controls must be addressed by IP or localhost, not " + r.Host
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host != r.Host {
+			return "the lab's controls accept requests from its own pages only, not from " + origin
+		}
+	}
+	return ""
 }
 
 // serveHTTP serves the API on ln until Close.

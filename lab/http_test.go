@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,5 +160,40 @@ func TestHTTPEventStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range events { // drains the stopped events, then the stream must end
+	}
+}
+
+// TestControlGuard: reads pass from anywhere; a change needs a loopback
+// peer, an IP or localhost Host, and (from a browser) the lab's own
+// Origin.
+func TestControlGuard(t *testing.T) {
+	hit := false
+	h := guardControls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true }))
+	for _, c := range []struct {
+		name, method, remote, host, origin string
+		pass                               bool
+	}{
+		{"read from the network", "GET", "10.1.2.3:5555", "lab.example:7070", "", true},
+		{"kill from this machine (curl)", "POST", "127.0.0.1:5555", "127.0.0.1:7070", "", true},
+		{"fault from the dashboard", "POST", "127.0.0.1:5555", "127.0.0.1:7070", "http://127.0.0.1:7070", true},
+		{"localhost", "DELETE", "[::1]:5555", "localhost:7070", "http://localhost:7070", true},
+		{"kill from a student", "POST", "10.1.2.3:5555", "10.0.0.9:7070", "http://10.0.0.9:7070", false},
+		{"another page in the teacher's browser", "POST", "127.0.0.1:5555", "127.0.0.1:7070", "http://evil.example", false},
+		{"DNS rebinding", "POST", "127.0.0.1:5555", "evil.example:7070", "http://evil.example:7070", false},
+	} {
+		hit = false
+		r := httptest.NewRequest(c.method, "http://"+c.host+"/api/faults", nil)
+		r.RemoteAddr, r.Host = c.remote, c.host
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if hit != c.pass {
+			t.Errorf("%s: passed=%v (status %d), want %v", c.name, hit, w.Code, c.pass)
+		}
+		if !c.pass && w.Code != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", c.name, w.Code)
+		}
 	}
 }
