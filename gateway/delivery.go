@@ -140,7 +140,7 @@ func (s *session) deliverLoop() {
 					s.resync(e.conv, e.resync)
 					continue
 				}
-				s.deliver(e.m, e.silent)
+				s.deliver(e.m, e.silent, false)
 				if s.closed() {
 					return
 				}
@@ -193,10 +193,7 @@ func (s *session) backlog() bool {
 			return false
 		}
 		for _, m := range rep.Messages {
-			if !s.waitRoom(1) {
-				return false
-			}
-			s.push(m)
+			s.push(m, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -232,10 +229,7 @@ func (s *session) catchUp() {
 			return
 		}
 		for _, m := range rep.Messages {
-			if !s.waitRoom(1) {
-				return
-			}
-			s.deliver(m, false)
+			s.deliver(m, false, true)
 		}
 		if !rep.More {
 			return
@@ -257,10 +251,7 @@ func (s *session) catchUpAP() {
 			return
 		}
 		for _, m := range rep.Messages {
-			if !s.waitRoom(1) {
-				return
-			}
-			s.push(m)
+			s.push(m, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -269,14 +260,15 @@ func (s *session) catchUpAP() {
 	}
 }
 
-// deliver pushes m if it is the next of its conversation, after pulling
-// any gap before it; it drops m if the device has it.
-func (s *session) deliver(m *pb.Message, silent bool) {
+// deliver pushes m (paced: see push) if it is the next of its
+// conversation, after pulling any gap before it (always paced); it drops
+// m if the device has it.
+func (s *session) deliver(m *pb.Message, silent, paced bool) {
 	if s.apMode {
 		if silent {
 			s.seen.add(m.Id)
 		} else {
-			s.push(m)
+			s.push(m, paced)
 		}
 		return
 	}
@@ -311,7 +303,7 @@ func (s *session) deliver(m *pb.Message, silent bool) {
 		}
 		for _, g := range rep.Messages {
 			if g.Seq == cur+1 {
-				s.push(g)
+				s.push(g, true)
 				cur = g.Seq
 			}
 		}
@@ -325,7 +317,7 @@ func (s *session) deliver(m *pb.Message, silent bool) {
 		s.cursor[m.Conv] = max(s.cursor[m.Conv], m.Seq)
 		return
 	}
-	s.push(m)
+	s.push(m, paced)
 }
 
 // resync tells the client to refetch conv from seq when it was shown a
@@ -338,7 +330,10 @@ func (s *session) resync(conv string, from uint64) {
 }
 
 // push sends m to the client and advances its conversation's cursor.
-func (s *session) push(m *pb.Message) {
+// A push of a long run (backlog, catch-up, gap fill) is paced by the
+// client's reading (sendPaced); a live push to a client whose queue is
+// full drops the client.
+func (s *session) push(m *pb.Message, paced bool) {
 	if s.apMode {
 		if !s.seen.add(m.Id) {
 			s.g.metrics.duplicates.Inc()
@@ -351,5 +346,10 @@ func (s *session) push(m *pb.Message) {
 		s.cursor[m.Conv] = m.Seq
 	}
 	s.shown[m.Conv] = max(s.shown[m.Conv], m.Seq)
-	s.send(wire.Push(wire.PushMessage, messageFields{Message: toWire(m)}))
+	frame := wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
+	if paced {
+		s.sendPaced(frame)
+		return
+	}
+	s.send(frame)
 }

@@ -19,7 +19,7 @@ type queue[T any] struct {
 	limit int
 	ready chan struct{}
 	// space is signalled after a pop, for a producer waiting for room
-	// (waitRoom).
+	// (session.sendPaced; one waiter).
 	space chan struct{}
 }
 

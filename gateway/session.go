@@ -115,15 +115,20 @@ func (s *session) send(frame []byte) bool {
 	return false
 }
 
-// waitRoom paces a producer of many frames (a login backlog, a catch-up)
-// by the client's reading: it waits until the send queue has room for n
-// frames, so that a long backlog is not mistaken for a slow client. It
-// reports false when the session closes, or when the client has not made
-// room within roomPatience (then it is too slow and is dropped).
-func (s *session) waitRoom(n int) bool {
-	timer := time.NewTimer(roomPatience)
-	defer timer.Stop()
-	for s.out.free() < n {
+// sendPaced queues a frame of a long run (a login backlog, a catch-up,
+// a gap fill), paced by the client's reading: while the send queue is
+// full it waits for room instead of dropping the client, so a long
+// backlog is not mistaken for a slow client. Only the deliverer sends
+// paced (the queue's space signal has one waiter). It reports false when
+// the session closes, or when the client has made no room within
+// roomPatience: then it is too slow and is dropped.
+func (s *session) sendPaced(frame []byte) bool {
+	var timer *time.Timer
+	for !s.out.push(frame) {
+		if timer == nil {
+			timer = time.NewTimer(roomPatience)
+			defer timer.Stop()
+		}
 		select {
 		case <-s.out.space:
 		case <-s.closing:
@@ -133,8 +138,11 @@ func (s *session) waitRoom(n int) bool {
 			s.close(websocket.ClosePolicyViolation, "too slow: the backlog did not drain")
 			return false
 		}
+		if s.closed() {
+			return false
+		}
 	}
-	return !s.closed()
+	return true
 }
 
 // roomPatience is how long a backlog waits for a client to read.
