@@ -123,6 +123,8 @@ func (c Config) Validate() error {
 		return bad("--procs %d: use between 1 and --conns", c.Procs)
 	case c.MaxOutstanding < 1:
 		return bad("--max-outstanding must be at least 1")
+	case c.FindPeak && c.Rate > 0:
+		return bad("--find-peak finds the rate itself (closed loop, then half the peak); drop --rate")
 	case (c.Idle || c.Profile || c.Direct) && len(c.Targets) > 0:
 		return bad("--idle, --profile and --direct need the cluster bench starts itself (no --target)")
 	}

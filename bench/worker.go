@@ -195,8 +195,17 @@ func (w *worker) run(ctx context.Context, ph Phase) *phaseStats {
 			out += c.outstanding.Load()
 		}
 		if out == 0 {
-			// Replies are in; pushes may still be travelling.
-			sleepCtx(ctx, min(time.Until(drainUntil), 500*time.Millisecond))
+			// Replies are in; pushes may still be travelling: wait while
+			// deliveries keep arriving (up to the drain), so that late
+			// ones count rather than biasing delivery latency low.
+			for last := w.prog.delivered.Load(); time.Now().Before(drainUntil) && ctx.Err() == nil; {
+				sleepCtx(ctx, min(time.Until(drainUntil), 500*time.Millisecond))
+				now := w.prog.delivered.Load()
+				if now == last {
+					break
+				}
+				last = now
+			}
 			break
 		}
 		sleepCtx(ctx, 20*time.Millisecond)

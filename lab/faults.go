@@ -162,7 +162,9 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	case fault.Heal:
 		nw.mu.Lock()
 		err := nw.net.Heal()
-		nw.active = nil
+		if err == nil {
+			nw.active = nil // on a failed heal some rules remain: keep listing them
+		}
 		nw.mu.Unlock()
 		l.emit(Event{Kind: EventHeal, Detail: "heal"})
 		return f, err

@@ -370,8 +370,8 @@ func removeStale() {
 		if !ok || err != nil || pid == os.Getpid() {
 			continue
 		}
-		if syscall.Kill(pid, 0) == nil {
-			continue // that lab is alive
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			continue // that lab is alive (or not ours to judge)
 		}
 		run("ip", "netns", "del", name)
 		run("ip", "link", "del", "mh"+pidStr)

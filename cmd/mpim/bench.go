@@ -48,6 +48,9 @@ to --out. See docs/benchmarks.md.`,
 				if cfg.Direct {
 					return usageError{fmt.Errorf("--failover partitions the leader: it needs the fault layer, drop --direct")}
 				}
+				if len(cfg.Targets) > 0 {
+					return usageError{fmt.Errorf("--failover starts and partitions its own cluster ten times: drop --target")}
+				}
 				res, err = bench.Failover(cmd.Context(), cfg, failover)
 			} else {
 				if err := cfg.Validate(); err != nil {

@@ -63,7 +63,16 @@ class Wire {
       this.ws.send(JSON.stringify(Object.assign({ id, op }, fields)));
     });
   }
-  close() { if (this.ws) { this.ws.onclose = null; this.ws.close(); } for (const [, w] of this.waiting) clearTimeout(w.timer); this.waiting.clear(); }
+  // close settles every request still waiting (as unknown: it may have
+  // been applied), so that no caller waits forever on a replaced socket.
+  close() {
+    if (this.ws) { this.ws.onclose = null; this.ws.close(); }
+    for (const [, w] of this.waiting) {
+      clearTimeout(w.timer);
+      w.reject({ code: "timeout", message: "connection replaced before the reply" });
+    }
+    this.waiting.clear();
+  }
 }
 
 // Ledger is what the page knows across its panels: every acknowledged
