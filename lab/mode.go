@@ -90,14 +90,15 @@ func (l *Lab) SwitchMode(ctx context.Context, mode string) error {
 	l.mode = mode
 	l.mu.Unlock()
 
+	// Every wave is started even if a member of an earlier one failed:
+	// the lab stays up with that member down, as documented.
+	var errs []error
 	for _, kind := range []Kind{KindRedis, KindNode, KindGateway} {
-		if err := l.startAll(ctx, waves[kind]); err != nil {
-			return err
-		}
+		errs = append(errs, l.startAll(ctx, waves[kind]))
 	}
 	l.startLeaderWatch(ctx)
 	l.emit(Event{Kind: EventMode, Detail: "mode " + mode + " (fresh data)"})
-	return nil
+	return errors.Join(errs...)
 }
 
 // withFlag returns args with the value after flag replaced, or flag and
