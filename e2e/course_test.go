@@ -258,7 +258,10 @@ type courseRunner struct {
 	t    *testing.T
 	root string   // the repository root: commands run there
 	env  []string // PATH with the mpim shim first
-	seen map[string]bool
+	// seen holds the result of each distinct command run, so that a
+	// repeat is checked against its own annotations without running again.
+	seen map[string]courseResult
+	last courseResult // of the command run last
 
 	lab        *exec.Cmd
 	labEnv     []string
@@ -292,7 +295,7 @@ func newCourseRunner(t *testing.T) *courseRunner {
 			env = append(env, kv)
 		}
 	}
-	r := &courseRunner{t: t, root: root, env: env, seen: map[string]bool{}}
+	r := &courseRunner{t: t, root: root, env: env, seen: map[string]courseResult{}}
 	t.Cleanup(r.stopLab)
 	return r
 }
@@ -302,6 +305,7 @@ func (r *courseRunner) run(page string, s courseStep) {
 	t := r.t
 	t.Helper()
 	where := fmt.Sprintf("%s:%d", page, s.Line)
+	r.last = courseResult{code: -1, out: "(not run)"}
 	words := strings.Fields(s.Cmd)
 	has := func(prefix ...string) bool {
 		return len(words) >= len(prefix) && slices.Equal(words[:len(prefix)], prefix)
@@ -317,18 +321,20 @@ func (r *courseRunner) run(page string, s courseStep) {
 		r.stopLab()
 		args := quickChaosArgs(words)
 		key := strings.Join(args, " ")
-		if r.seen[key] {
+		if res, ok := r.seen[key]; ok {
 			r.skipped++
+			r.check(where, s, key, res.code, res.out)
 			return
 		}
-		r.seen[key] = true
 		cmd = key + " --out " + r.chaosOut(key)
+		defer func() { r.seen[key] = r.last }()
 	case r.lab == nil:
-		if r.seen[cmd] {
+		if res, ok := r.seen[cmd]; ok {
 			r.skipped++
+			r.check(where, s, cmd, res.code, res.out)
 			return
 		}
-		r.seen[cmd] = true
+		defer func() { r.seen[s.Cmd] = r.last }()
 	}
 	if s.Background {
 		if r.lab == nil {
@@ -346,7 +352,21 @@ func (r *courseRunner) run(page string, s courseStep) {
 	}
 	start := time.Now()
 	code, out := r.exec(cmd, timeout)
+	r.last = courseResult{code, out}
 	t.Logf("%s: exit %d in %s: %s", where, code, time.Since(start).Round(100*time.Millisecond), cmd)
+	r.check(where, s, cmd, code, out)
+}
+
+// courseResult is how one command ended.
+type courseResult struct {
+	code int
+	out  string
+}
+
+// check holds a command's exit code and output to the step's annotations.
+func (r *courseRunner) check(where string, s courseStep, cmd string, code int, out string) {
+	t := r.t
+	t.Helper()
 	if code != s.Exit {
 		t.Errorf("%s: `%s` exited %d, the course says %d; its output ends:\n%s", where, cmd, code, s.Exit, tail(out, 25))
 		r.dumpLabTail()
