@@ -55,6 +55,8 @@ type backend interface {
 	Heal() error
 	Faults() []proxy.DirFault
 	Close() error
+	// Batch runs fn, whose changes take effect together at its end.
+	Batch(fn func() error) error
 }
 
 // proxyBackend adapts proxy.Net, whose operations cannot fail.
@@ -68,6 +70,10 @@ func (p proxyBackend) SetDelay(a, b string, d, j time.Duration) error {
 }
 func (p proxyBackend) SetLoss(a, b string, pct int) error { p.Net.SetLoss(a, b, pct); return nil }
 func (p proxyBackend) Heal() error                        { p.Net.Heal(); return nil }
+
+// Batch runs fn: each proxy change takes effect at once and costs
+// nothing, so a batch is just the calls.
+func (p proxyBackend) Batch(fn func() error) error { return fn() }
 
 // noBackend is the lab without a fault layer (Config.NoFaultLayer):
 // members dial each other directly and every network fault is refused.
@@ -83,6 +89,7 @@ func (b noBackend) SetLoss(a, c string, pct int) error             { return b.re
 func (noBackend) Heal() error                                      { return nil }
 func (noBackend) Faults() []proxy.DirFault                         { return nil }
 func (noBackend) Close() error                                     { return nil }
+func (noBackend) Batch(fn func() error) error                      { return fn() }
 
 // nsBackend adapts netns.Net, whose unsupported faults become the lab's.
 type nsBackend struct{ *netns.Net }
@@ -194,22 +201,30 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 				kept = append(kept, a)
 			}
 		}
-		for _, d := range nw.net.Faults() {
-			if d.Held {
-				try(nw.net.Release(d.From, d.To))
-			}
-		}
 		nw.active = kept
-		for _, c := range f.CutPairs() {
-			try(nw.net.Hold(c[0], c[1]))
-			try(nw.net.Hold(c[1], c[0]))
-		}
-	case fault.Oneway:
-		for _, a := range f.Groups[0] {
-			for _, b := range f.Groups[1] {
-				try(nw.net.Hold(a, b))
+		// One batch: the old cut never opens before the new one closes.
+		try(nw.net.Batch(func() error {
+			var errs []error
+			for _, d := range nw.net.Faults() {
+				if d.Held {
+					errs = append(errs, nw.net.Release(d.From, d.To))
+				}
 			}
-		}
+			for _, c := range f.CutPairs() {
+				errs = append(errs, nw.net.Hold(c[0], c[1]), nw.net.Hold(c[1], c[0]))
+			}
+			return errors.Join(errs...)
+		}))
+	case fault.Oneway:
+		try(nw.net.Batch(func() error {
+			var errs []error
+			for _, a := range f.Groups[0] {
+				for _, b := range f.Groups[1] {
+					errs = append(errs, nw.net.Hold(a, b))
+				}
+			}
+			return errors.Join(errs...)
+		}))
 	case fault.Delay:
 		d, j := time.Duration(f.MS)*time.Millisecond, time.Duration(f.Jitter)*time.Millisecond
 		for _, p := range l.pairs(f.Members) {

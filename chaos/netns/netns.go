@@ -132,6 +132,9 @@ type Net struct {
 	order   []string
 	faults  map[dir]fault
 	closed  bool
+	// batch, while Batch runs, collects the members whose rules changed,
+	// so that each is reloaded once at the end.
+	batch map[string]bool
 }
 
 // New creates the hub namespace, its bridge and the host's veth on a free
@@ -260,7 +263,7 @@ func (n *Net) Heal() error {
 }
 
 // change applies a change to the fault table and reloads the rules of the
-// member that receives the direction changed.
+// member that receives the direction changed (at the end of a Batch).
 func (n *Net) change(to string, fn func()) error {
 	n.mu.Lock()
 	if _, ok := n.members[to]; !ok {
@@ -273,8 +276,35 @@ func (n *Net) change(to string, fn func()) error {
 			delete(n.faults, d)
 		}
 	}
+	if n.batch != nil {
+		n.batch[to] = true
+		n.mu.Unlock()
+		return nil
+	}
 	n.mu.Unlock()
 	return n.load(to)
+}
+
+// Batch runs fn, whose changes take effect together at its end: each
+// member's table is rewritten once, so replacing a partition never opens
+// the cut for the time dozens of nft runs take.
+func (n *Net) Batch(fn func() error) error {
+	n.mu.Lock()
+	n.batch = map[string]bool{}
+	n.mu.Unlock()
+	err := fn()
+	n.mu.Lock()
+	dirty := n.batch
+	n.batch = nil
+	members := slices.Clone(n.order)
+	n.mu.Unlock()
+	errs := []error{err}
+	for _, m := range members {
+		if dirty[m] {
+			errs = append(errs, n.load(m))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ruleset is the nft table of member: its input rules for every direction

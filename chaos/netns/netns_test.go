@@ -139,6 +139,21 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	reachable(true, "healed")
+	// A batch takes effect at its end, all at once.
+	if err := n.Batch(func() error {
+		if err := n.Hold("a", "b"); err != nil {
+			return err
+		}
+		reachable(true, "hold inside a batch, before its end")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reachable(false, "after the batch")
+	if err := n.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	reachable(true, "healed again")
 	if err := n.SetDelay("a", "b", 10*time.Millisecond, 0); err == nil || !strings.Contains(err.Error(), "netem") {
 		t.Errorf("delay: err %v, want an unsupported error naming netem", err)
 	}
