@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"mpim/internal/profiling"
 	"mpim/gateway/wire"
 	pb "mpim/proto/mpimpb"
 )
@@ -95,7 +96,7 @@ func Start(cfg Config) (*Gateway, error) {
 	mux.HandleFunc("/ws", g.serveWS)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-	servePprof(mux)
+	profiling.Serve(mux)
 	g.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.goRun(func() {
 		if err := g.srv.Serve(g.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

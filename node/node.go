@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"mpim/internal/profiling"
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
 	"mpim/node/ap"
@@ -195,7 +196,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/admin/status", n.serveStatus)
 	mux.HandleFunc("/admin/digests", n.serveDigests)
-	servePprof(mux)
+	profiling.Serve(mux)
 	return mux
 }
 
