@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"mpim/internal/profiling"
 	"mpim/gateway/wire"
+	"mpim/internal/profiling"
 	pb "mpim/proto/mpimpb"
 )
 

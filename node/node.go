@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mpim/internal/profiling"
 	"mpim/fsm"
+	"mpim/internal/profiling"
 	"mpim/internal/rpcerr"
 	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
