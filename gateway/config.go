@@ -27,6 +27,9 @@ type Config struct {
 	// (benchmarks).
 	RateLimit float64
 	RateBurst int
+	// Pprof serves the Go profiler at /debug/pprof/ on ListenAddr. Off by
+	// default: that is the clients' port. The lab turns it on (loopback).
+	Pprof bool
 	// SendQueue bounds the frames waiting for one slow client; a client
 	// whose queue is full is dropped so that it never blocks anyone else.
 	SendQueue int

@@ -96,7 +96,9 @@ func Start(cfg Config) (*Gateway, error) {
 	mux.HandleFunc("/ws", g.serveWS)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-	profiling.Serve(mux)
+	if g.cfg.Pprof {
+		profiling.Serve(mux)
+	}
 	g.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.goRun(func() {
 		if err := g.srv.Serve(g.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -93,6 +93,7 @@ func fakeMember(args []string) int {
 	fs.String("leaders", "", "")
 	fs.String("ap-repair", "", "")
 	fs.String("unsafe", "", "")
+	fs.Bool("pprof", false, "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

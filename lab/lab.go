@@ -312,7 +312,8 @@ func (l *Lab) plan(httpAddr string) error {
 		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
 			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
 			"--mode", l.mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
-			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders}
+			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders,
+			"--pprof"} // the lab's members listen on loopback (or its own namespaces)
 		if len(l.cfg.Unsafe) > 0 {
 			args = append(args, "--unsafe", strings.Join(l.cfg.Unsafe, ","))
 		}
@@ -347,7 +348,7 @@ func (l *Lab) plan(httpAddr string) error {
 			return err
 		}
 		args := []string{"gateway", "--id", name, "--listen", listen, "--nodes", strings.Join(addrs, ","),
-			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", dashboardOrigins(httpAddr)}
+			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", dashboardOrigins(httpAddr), "--pprof"}
 		gateways = append(gateways, &member{
 			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + listen + "/",
 				WS: "ws://" + listen + "/ws", Log: logPath(name)},

@@ -26,6 +26,9 @@ type Config struct {
 	ListenAddr string
 	// HTTPAddr serves /metrics, /healthz and /admin/...; empty disables it.
 	HTTPAddr string
+	// Pprof also serves the Go profiler at /debug/pprof/ on HTTPAddr (off
+	// by default; the lab turns it on, on loopback).
+	Pprof bool
 	// RedisAddr is the Redis server for routes, the user cache and fan-out.
 	// Empty runs without Redis: every push takes the fallback path.
 	RedisAddr string

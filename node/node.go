@@ -196,7 +196,9 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/admin/status", n.serveStatus)
 	mux.HandleFunc("/admin/digests", n.serveDigests)
-	profiling.Serve(mux)
+	if n.cfg.Pprof {
+		profiling.Serve(mux)
+	}
 	return mux
 }
 

@@ -36,6 +36,7 @@ func gatewayCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.ID, "id", cfg.ID, "gateway id (g1, g2, ...)")
 	f.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "address serving /ws, /healthz and /metrics")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on the --listen address (the clients' port)")
 	f.StringVar(&nodes, "nodes", "127.0.0.1:7101", "node gRPC addresses, comma-separated, in order of preference")
 	f.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis HOST:PORT (empty: node streams only)")
 	f.StringVar(&secret, "secret", "", "token secret shared with the nodes (default $MPIM_SECRET)")

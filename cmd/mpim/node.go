@@ -59,6 +59,7 @@ func nodeCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (one bbolt file per shard)")
 	f.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen address")
 	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "metrics/health/admin HTTP address (empty: off)")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on the --http address")
 	f.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis HOST:PORT (empty: no Redis, fallback delivery only)")
 	f.DurationVar(&cfg.RedisTimeout, "redis-timeout", cfg.RedisTimeout, "bound on every Redis call")
 	f.StringVar(&secret, "secret", "", "token signing secret shared by the cluster (default $MPIM_SECRET)")
