@@ -63,6 +63,13 @@ type connStats struct {
 	seen       map[string]struct{} // message ids delivered
 }
 
+// asPhaseStats views st as a phaseStats (sharing its histograms and
+// errors), for merging into the process's total.
+func (st *connStats) asPhaseStats() *phaseStats {
+	return &phaseStats{Phase: st.phase, Ack: &st.ack, Delivery: &st.delivery, Sent: st.sent, OK: st.ok,
+		Skipped: st.skipped, Errors: st.errors, Deliveries: st.deliveries, Dupes: st.dupes}
+}
+
 // inFrame holds the fields of an incoming frame the benchmark reads.
 type inFrame struct {
 	ID    json.RawMessage `json:"id"`

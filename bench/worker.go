@@ -213,17 +213,7 @@ func (w *worker) run(ctx context.Context, ph Phase) *phaseStats {
 	total := newPhaseStats(ph.ID)
 	for i, c := range w.conns {
 		c.mu.Lock()
-		st := stats[i]
-		total.Ack.Merge(&st.ack)
-		total.Delivery.Merge(&st.delivery)
-		total.Sent += st.sent
-		total.OK += st.ok
-		total.Skipped += st.skipped
-		total.Deliveries += st.deliveries
-		total.Dupes += st.dupes
-		for k, v := range st.errors {
-			total.Errors[k] += v
-		}
+		total.merge(stats[i].asPhaseStats())
 		c.stats = nil
 		c.mu.Unlock()
 	}
