@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"mpim/fsm"
 	"mpim/lab"
 	"mpim/node"
 )
@@ -154,14 +157,10 @@ func Failover(ctx context.Context, cfg Config, runs int) (*Result, error) {
 		return nil, err
 	}
 	defer l.Close()
-	// Two users whose direct conversation lives in shard 0.
+	// Two users whose direct conversation lives in shard 0: the state keys
+	// it by the pair's uids, so register candidates for b until one fits.
 	run := strconv.FormatInt(time.Now().UnixNano()/1e6%(36*36*36*36*36), 36)
 	a, b := "f"+run+"-a", ""
-	for k := 0; b == ""; k++ {
-		if cand := fmt.Sprintf("f%s-b%d", run, k); node.ShardOf("dm:"+a+":"+cand, cfg.Shards) == 0 {
-			b = cand
-		}
-	}
 	var gws []string
 	for _, m := range l.Members() {
 		if m.Kind == lab.KindGateway {
@@ -173,13 +172,34 @@ func Failover(ctx context.Context, cfg Config, runs int) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 	}
-	for _, u := range []string{a, b} {
-		if _, err := setup.call(ctx, "register", map[string]any{"user": u, "password": password}); err != nil {
-			setup.close()
-			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+	register := func(user string) (uint64, error) {
+		f, err := setup.call(ctx, "register", map[string]any{"user": user, "password": password})
+		if err == nil && f.Error != nil {
+			err = fmt.Errorf("register %s: %s: %s", user, f.Error.Code, f.Error.Message)
+		}
+		var reply struct {
+			UID uint64 `json:"uid"`
+		}
+		if err == nil {
+			err = json.Unmarshal(f.raw, &reply)
+		}
+		return reply.UID, err
+	}
+	uidA, err := register(a)
+	for k := 0; err == nil && b == "" && k < 64; k++ {
+		cand := fmt.Sprintf("f%s-b%d", run, k)
+		var uid uint64
+		if uid, err = register(cand); err == nil && node.ShardOf(fsm.DMConv(uidA, uid), cfg.Shards) == 0 {
+			b = cand
 		}
 	}
 	setup.close()
+	if err == nil && b == "" {
+		err = errors.New("no direct conversation in shard 0 after 64 users")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
 	conns := make([]*conn, len(gws))
 	for i, gw := range gws {
 		if conns[i], err = dial(ctx, gw, a, &prog); err != nil {

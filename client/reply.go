@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"mpim/fsm"
+	"mpim/gateway/wire"
 )
 
 // Error codes of the protocol, as carried in Error.Code.
@@ -160,11 +160,11 @@ func (p Push) Fields() (PushFields, error) {
 }
 
 // DMConv returns the conversation id of the direct conversation of a and b
-// (the state machine's naming, fsm.DMConv).
-func DMConv(a, b string) string { return fsm.DMConv(a, b) }
+// (the protocol's naming, wire.DMConv).
+func DMConv(a, b string) string { return wire.DMConv(a, b) }
 
-// GroupConv returns the conversation id of group g (fsm.GroupConv).
-func GroupConv(g string) string { return fsm.GroupConv(g) }
+// GroupConv returns the conversation id of group g (wire.GroupConv).
+func GroupConv(g string) string { return wire.GroupConv(g) }
 
 // NewCmid returns a fresh random client message id (26 characters). Reuse
 // it on every retry of the same send: the gateway deduplicates by it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -367,10 +368,23 @@ func TestAPConvergence10k(t *testing.T) {
 // partition resolves identically on every node after heal: the earlier
 // registration keeps the name, the other account moves to a new name, its
 // sessions are kicked with name_conflict, and a login with the old name and
-// its password gets conflict naming the new one.
+// its password gets conflict naming the new one. Both accounts talked to
+// amy during the partition, each in "dm:amy:zed": after heal every replica
+// holds the same, each account sees only its own conversation (the loser's
+// under its new name) and amy sees both.
 func TestAPNameConflict(t *testing.T) {
 	c := startLab(t, labOpts{mode: "ap", nodes: 3, gateways: 3})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := ctxFor(t, 90*time.Second)
+	if _, err := c.dial("g2").Register(ctx, "amy", password); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(10*time.Second, "n1", "n2", "n3")
+	eventually(t, 10*time.Second, "amy is known on n1", func() bool {
+		conn := c.dial("g1")
+		defer conn.Close()
+		_, err := conn.Login(ctx, "amy", password, "probe")
+		return err == nil
+	})
 	c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
 	reg := func(gw, pw string) {
 		t.Helper()
@@ -392,14 +406,77 @@ func TestAPNameConflict(t *testing.T) {
 	reg("g1", "first-password")
 	time.Sleep(5 * time.Millisecond)
 	reg("g2", "second-password")
-	loser := c.dial("g2")
+	winner, loser := c.dial("g1"), c.dial("g2")
+	if _, err := winner.Login(ctx, "zed", "first-password", "phone"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := loser.Login(ctx, "zed", "second-password", "phone"); err != nil {
 		t.Fatal(err)
 	}
+	// Each zed and the amy on its side talk in "dm:amy:zed".
+	talk := func(gw string, zed *client.Conn, who string) {
+		t.Helper()
+		amy := c.login(gw, "amy", "d-"+gw)
+		for i := range 3 {
+			if _, err := zed.Send(ctx, client.SendArgs{To: "amy", Text: fmt.Sprintf("%s %d", who, i), Cmid: fmt.Sprintf("%s-%d", who, i)}); err != nil {
+				t.Fatalf("%s zed sends during the partition: %v", who, err)
+			}
+		}
+		if _, err := amy.Send(ctx, client.SendArgs{To: "zed", Text: "amy to " + who, Cmid: "amy-" + who}); err != nil {
+			t.Fatalf("amy answers the %s zed: %v", who, err)
+		}
+		amy.Close()
+	}
+	talk("g1", winner, "winner")
+	talk("g2", loser, "loser")
 	c.apply("heal")
 	f := pushOf(t, loser, "kicked", 15*time.Second)
 	if f.Reason != "name_conflict" || f.Text == "" {
 		t.Fatalf("the losing account's session got %+v, want kicked name_conflict naming the new name", f)
+	}
+	counts := c.waitConverged(15*time.Second, "n1", "n2", "n3")
+	_, newName, _ := strings.Cut(f.Text, "log in as ")
+	if !strings.HasPrefix(newName, "zed-") {
+		t.Fatalf("the kick %q does not name the new name", f.Text)
+	}
+	texts := func(conn *client.Conn, conv string) []string {
+		t.Helper()
+		h, err := conn.History(ctx, client.HistoryArgs{Conv: conv, Limit: 50})
+		if err != nil {
+			t.Fatalf("history %s: %v", conv, err)
+		}
+		var out []string
+		for _, m := range h.Messages {
+			out = append(out, m.Text)
+		}
+		slices.Sort(out)
+		return out
+	}
+	wantWinner := []string{"amy to winner", "winner 0", "winner 1", "winner 2"}
+	wantLoser := []string{"amy to loser", "loser 0", "loser 1", "loser 2"}
+	moved := client.DMConv("amy", newName)
+	t.Logf("after heal the replicas hold %v", counts)
+	if counts["dm:amy:zed"] != 4 || counts[moved] != 4 {
+		t.Fatalf("replicas hold %v; want 4 messages in dm:amy:zed and 4 in %s", counts, moved)
+	}
+	for _, gw := range []string{"g1", "g2", "g3"} {
+		if got := texts(c.login(gw, "amy", "after-"+gw), "dm:amy:zed"); !slices.Equal(got, wantWinner) {
+			t.Fatalf("amy on %s reads dm:amy:zed as %q, want the winner's conversation %q", gw, got, wantWinner)
+		}
+		w := c.dial(gw)
+		if _, err := w.Login(ctx, "zed", "first-password", "after"); err != nil {
+			t.Fatal(err)
+		}
+		if got := texts(w, "dm:amy:zed"); !slices.Equal(got, wantWinner) {
+			t.Fatalf("the winner on %s reads %q, want %q", gw, got, wantWinner)
+		}
+		l := c.dial(gw)
+		if _, err := l.Login(ctx, newName, "second-password", "after"); err != nil {
+			t.Fatalf("the loser logs in as %s on %s: %v", newName, gw, err)
+		}
+		if got := texts(l, moved); !slices.Equal(got, wantLoser) {
+			t.Fatalf("the loser on %s reads %s as %q, want %q", gw, moved, got, wantLoser)
+		}
 	}
 	for _, gw := range []string{"g1", "g2", "g3"} {
 		eventually(t, 10*time.Second, "every node resolves zed the same way ("+gw+")", func() bool {

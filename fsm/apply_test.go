@@ -158,7 +158,7 @@ func TestApplyStorageError(t *testing.T) {
 	entry := []Command{
 		reg("alice"), reg("bob"), nick(1, "Al"),
 		mkGroup("team", 1), joinGroup("team", 2), leaveGroup("team", 2),
-		send("g:team", 1, "c1"), sendTo("dm:alice:bob", 1, 2, "c1"),
+		send("g:team", 1, "c1"), sendTo("d:1:2", 1, 2, "c1"),
 		ack(1, "phone", "g:team", 1), read(1, "g:team", 1),
 	}
 	// Count the writes the entry needs, then fail at each of them.
@@ -184,7 +184,7 @@ func TestEncodeBatch(t *testing.T) {
 	cmds := []Command{
 		reg("alice"), regUID("bob", 7), nick(1, "Al"),
 		mkGroup("team", 1, 2, 3), joinGroup("team", 4), leaveGroup("team", 4),
-		sendTo("dm:alice:bob", 1, 7, "c1"),
+		sendTo("d:1:7", 1, 7, "c1"),
 		ack(1, "phone", "g:team", 3), ackID(1, "", "g:team", "m1"), read(1, "g:team", 2),
 	}
 	b, err := EncodeBatch(cmds)
@@ -246,7 +246,7 @@ func TestApplyTxNilValues(t *testing.T) {
 	entry := []Command{
 		reg("alice"), reg("bob"),
 		mkGroup("team", 1, 2), send("g:team", 2, "c1"),
-		sendTo("dm:alice:bob", 1, 2, "c1"), send("dm:alice:bob", 2, "c1"),
+		sendTo("d:1:2", 1, 2, "c1"), send("d:1:2", 2, "c1"),
 		leaveGroup("team", 2), ack(1, "phone", "g:team", 1),
 	}
 	rs, err := m.Apply(newBboltTx(), 1, entry)

@@ -139,7 +139,7 @@ func TestPrecheck(t *testing.T) {
 		{send("g:team", 1), nil},
 		{send("g:team", 3), ErrNotMember},
 		{send("g:nope", 1), ErrNoSuchGroup},
-		{send(DMConv("a", "b"), 1), nil},
+		{send(DMConv(1, 2), 1), nil},
 		{joinGroup("nope", 3), ErrNoSuchGroup},
 		{leaveGroup("team", 3), ErrNotMember},
 		{joinGroup("team", 3), nil},

@@ -16,7 +16,7 @@ func cursorFixture(t *testing.T) *harness {
 	for i := 1; i <= 5; i++ {
 		h.ok(send("g:team", 1, fmt.Sprintf("c%d", i)))
 	}
-	h.ok(sendTo("dm:alice:bob", 1, 2, "d1"))
+	h.ok(sendTo("d:1:2", 1, 2, "d1"))
 	return h
 }
 
@@ -65,7 +65,7 @@ func TestAck(t *testing.T) {
 			{ackID(2, "phone", "g:team", "nope"), ErrNoSuchMessage, 0},
 		}, []cur{{2, "phone", 0}}},
 		{"id of another conversation", []step{
-			{ackID(2, "phone", "g:team", "id-1-dm:alice:bob-d1"), ErrNoSuchMessage, 0},
+			{ackID(2, "phone", "g:team", "id-1-d:1:2-d1"), ErrNoSuchMessage, 0},
 		}, []cur{{2, "phone", 0}}},
 		{"non-member", []step{
 			{ack(3, "phone", "g:team", 1), ErrNotMember, 0},
@@ -169,14 +169,14 @@ func TestCursorsPerConversation(t *testing.T) {
 	h := cursorFixture(t)
 	h.ok(ack(2, "phone", "g:team", 5))
 	h.ok(read(2, "g:team", 5))
-	if got := Delivered(h.kv, 2, "phone", "dm:alice:bob"); got != 0 {
+	if got := Delivered(h.kv, 2, "phone", "d:1:2"); got != 0 {
 		t.Fatalf("conversation dm:alice:bob: delivered %d, moved by an ack in g:team", got)
 	}
-	if got := ReadCursor(h.kv, 2, "dm:alice:bob"); got != 0 {
+	if got := ReadCursor(h.kv, 2, "d:1:2"); got != 0 {
 		t.Fatalf("conversation dm:alice:bob: read %d, moved by a read in g:team", got)
 	}
-	h.ok(ackID(2, "phone", "dm:alice:bob", "id-1-dm:alice:bob-d1"))
-	if got := Delivered(h.kv, 2, "phone", "dm:alice:bob"); got != 1 {
+	h.ok(ackID(2, "phone", "d:1:2", "id-1-d:1:2-d1"))
+	if got := Delivered(h.kv, 2, "phone", "d:1:2"); got != 1 {
 		t.Fatalf("conversation dm:alice:bob: delivered %d after ack by id, want 1", got)
 	}
 	if got := Delivered(h.kv, 2, "phone", "g:team"); got != 5 {

@@ -327,7 +327,7 @@ func Precheck(tx Tx, c Command) error {
 		switch {
 		case strings.HasPrefix(s.Conv, "g:") && !exists:
 			return ErrNoSuchGroup
-		case strings.HasPrefix(s.Conv, "dm:") && !exists:
+		case IsDM(s.Conv) && !exists:
 			return nil
 		case !IsMember(tx, s.Conv, s.FromUID):
 			return ErrNotMember
@@ -361,9 +361,9 @@ func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 		if !IsMember(tx, s.Conv, s.FromUID) {
 			return Result{Err: ErrNotMember}, nil
 		}
-	case strings.HasPrefix(s.Conv, "dm:"):
+	case IsDM(s.Conv):
 		if !exists {
-			if s.To == 0 {
+			if s.To == 0 || s.Conv != DMConv(s.FromUID, s.To) {
 				return Result{Err: ErrInvalid}, nil
 			}
 			for _, uid := range []uint64{s.FromUID, s.To} {

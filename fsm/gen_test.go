@@ -133,8 +133,8 @@ func (g *logGen) command() Command {
 		}
 		if g.r.IntN(4) == 0 {
 			from, fromUID := g.user()
-			to, toUID := g.user()
-			s.Conv, s.From, s.FromUID, s.To = DMConv(from, to), from, fromUID, toUID
+			_, toUID := g.user()
+			s.Conv, s.From, s.FromUID, s.To = DMConv(fromUID, toUID), from, fromUID, toUID
 		} else {
 			s.Conv = g.conv()
 			s.From, s.FromUID = g.memberOf(s.Conv)

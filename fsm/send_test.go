@@ -32,7 +32,7 @@ func checkDense(t *testing.T, tx Tx, conv string, n uint64) {
 func TestSendDM(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.users("alice", "bob", "carol")
-	dm := DMConv("alice", "bob")
+	dm := DMConv(1, 2)
 	if ConvExists(h.kv, dm) {
 		t.Fatalf("conversation %s exists before its first message", dm)
 	}
@@ -58,7 +58,7 @@ func TestSendDM(t *testing.T) {
 func TestSendMessageFields(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.users("alice", "bob")
-	s := Send{Conv: "dm:alice:bob", FromUID: 1, From: "alice", To: 2, Text: "hi", Cmid: "c1", ID: "m1", Ts: 77, Origin: "node-1"}
+	s := Send{Conv: "d:1:2", FromUID: 1, From: "alice", To: 2, Text: "hi", Cmid: "c1", ID: "m1", Ts: 77, Origin: "node-1"}
 	r := h.ok(Command{Send: &s})
 	want := Message{Conv: s.Conv, Seq: 1, ID: "m1", From: "alice", FromUID: 1, Text: "hi", Cmid: "c1", Ts: 77, Origin: "node-1"}
 	want.Order = r.Message.Order
@@ -84,8 +84,8 @@ func TestSendErrors(t *testing.T) {
 	}{
 		{"unknown group", send("g:nope", 1, "c1"), ErrNoSuchGroup},
 		{"non-member into group", send("g:team", 3, "c1"), ErrNotMember},
-		{"non-member into existing DM", send("dm:alice:bob", 3, "c1"), ErrNotMember},
-		{"new DM without To", send("dm:alice:carol", 1, "c1"), ErrInvalid},
+		{"non-member into existing DM", send("d:1:2", 3, "c1"), ErrNotMember},
+		{"new DM without To", send("d:1:3", 1, "c1"), ErrInvalid},
 		{"unknown conversation kind", send("x:1", 1, "c1"), ErrInvalid},
 		{"empty conv", send("", 1, "c1"), ErrInvalid},
 		{"no sender", send("g:team", 0, "c1"), ErrInvalid},
@@ -97,7 +97,7 @@ func TestSendErrors(t *testing.T) {
 			h := newHarness(t, DefaultConfig())
 			h.users("alice", "bob", "carol")
 			h.ok(mkGroup("team", 1, 2))
-			h.ok(sendTo("dm:alice:bob", 1, 2, "c0"))
+			h.ok(sendTo("d:1:2", 1, 2, "c0"))
 			r := h.do(tc.cmd)
 			if !errors.Is(r.Err, tc.want) {
 				t.Fatalf("%s: error %v, want %v", describe(tc.cmd), r.Err, tc.want)
@@ -106,9 +106,9 @@ func TestSendErrors(t *testing.T) {
 				t.Fatalf("%s: refused send still produced %+v", describe(tc.cmd), r)
 			}
 			checkDense(t, h.kv, "g:team", 0)
-			checkDense(t, h.kv, "dm:alice:bob", 1)
-			if ConvExists(h.kv, "dm:alice:carol") {
-				t.Fatalf("a refused send created conversation dm:alice:carol")
+			checkDense(t, h.kv, "d:1:2", 1)
+			if ConvExists(h.kv, "d:1:3") {
+				t.Fatalf("a refused send created conversation d:1:3")
 			}
 		})
 	}
@@ -138,8 +138,8 @@ func TestSendBatchSameEntry(t *testing.T) {
 		reg("alice"), reg("bob"),
 		mkGroup("team", 1, 2),
 		send("g:team", 2, "c1"),
-		sendTo("dm:alice:bob", 1, 2, "c1"),
-		send("dm:alice:bob", 2, "c1"),
+		sendTo("d:1:2", 1, 2, "c1"),
+		send("d:1:2", 2, "c1"),
 	)
 	for i, r := range rs {
 		if r.Err != nil {
@@ -147,7 +147,7 @@ func TestSendBatchSameEntry(t *testing.T) {
 		}
 	}
 	checkDense(t, h.kv, "g:team", 1)
-	checkDense(t, h.kv, "dm:alice:bob", 2)
+	checkDense(t, h.kv, "d:1:2", 2)
 }
 
 func TestSendDenseSeq(t *testing.T) {
@@ -177,7 +177,7 @@ func TestSendDedup(t *testing.T) {
 		wantSeq uint64
 		wantDup bool
 	}
-	dm := "dm:alice:bob"
+	dm := "d:1:2"
 	cases := []struct {
 		name  string
 		steps []step

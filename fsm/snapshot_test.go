@@ -130,8 +130,8 @@ func smallSnapshot(t *testing.T) []byte {
 	h.ok(nick(1, "Al"))
 	h.ok(mkGroup("team", 1, 2))
 	h.ok(send("g:team", 1, "c1"))
-	h.ok(sendTo("dm:alice:bob", 2, 1, "c1"))
-	h.ok(ack(1, "phone", "dm:alice:bob", 1))
+	h.ok(sendTo("d:1:2", 2, 1, "c1"))
+	h.ok(ack(1, "phone", "d:1:2", 1))
 	h.ok(read(2, "g:team", 1))
 	return h.snapshot()
 }

@@ -41,7 +41,7 @@ func (n *Node) digests() *pb.DigestsReply {
 		s.view(func(tx fsm.Tx) error {
 			for _, conv := range fsm.Convs(tx) {
 				count, digest := fsm.Digest(tx, conv)
-				out.Convs = append(out.Convs, &pb.ConvDigest{Conv: conv, Count: count, Digest: digest})
+				out.Convs = append(out.Convs, &pb.ConvDigest{Conv: n.wireConv(conv), Count: count, Digest: digest})
 			}
 			return nil
 		})

@@ -99,6 +99,7 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
+			n.names.forget()
 			n.kickRenamed(r.Renamed)
 		}
 		if r.Err != nil || r.Message == nil || r.Dup {
@@ -108,7 +109,7 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 		if r.Reordered > 0 {
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).
-			n.fanout.stream(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: r.Conv, FromSeq: r.Reordered}}}, r.Members, true)
+			n.fanout.stream(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: n.wireConv(r.Conv), FromSeq: r.Reordered}}}, r.Members, true)
 		}
 	}
 	return out

@@ -87,7 +87,7 @@ func (s *groupService) Members(ctx context.Context, req *pb.GroupRequest) (*pb.G
 		return nil, err
 	}
 	conv := fsm.GroupConv(req.Group)
-	uids, err := s.n.authorize(ctx, c, conv)
+	_, uids, err := s.n.authorize(ctx, c, conv)
 	if err != nil {
 		return nil, err
 	}

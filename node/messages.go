@@ -30,16 +30,20 @@ const fanoutTimeout = time.Second
 // currentMessage is m as this replica holds it now (its position may have
 // moved since m was read), or nil if the replica does not have it.
 func (n *Node) currentMessage(m *pb.Message) *pb.Message {
-	var cur fsm.Message
-	var ok bool
-	if err := n.convShard(m.Conv).view(func(tx fsm.Tx) error { cur, ok = fsm.MessageByID(tx, m.Id); return nil }); err != nil || !ok {
-		return nil
+	// m carries the wire id, which may name another pair by now (a
+	// rename): find the message by its id in every shard.
+	for _, sh := range n.shards {
+		var cur fsm.Message
+		var ok bool
+		if err := sh.view(func(tx fsm.Tx) error { cur, ok = fsm.MessageByID(tx, m.Id); return nil }); err == nil && ok {
+			return n.toPB(&cur)
+		}
 	}
-	return n.toPB(&cur)
+	return nil
 }
 
 func (n *Node) toPB(m *fsm.Message) *pb.Message {
-	out := &pb.Message{Conv: m.Conv, Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
+	out := &pb.Message{Conv: n.wireConv(m.Conv), Seq: m.Seq, Id: m.ID, From: m.From, Text: m.Text, Cmid: m.Cmid,
 		Ts: m.Ts, Origin: m.Origin, FromUid: m.FromUID}
 	if n.ap != nil {
 		out.Ap = true
@@ -85,7 +89,7 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 		if !ok {
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.To)
 		}
-		cmd.Conv, cmd.To, what = fsm.DMConv(c.User, req.To), to.UID, req.To
+		cmd.Conv, cmd.To, what = fsm.DMConv(c.Uid, to.UID), to.UID, req.To
 	case req.Group != "":
 		cmd.Conv, what = fsm.GroupConv(req.Group), req.Group
 	default:
@@ -113,20 +117,24 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	return &pb.SendReply{Message: s.n.toPB(res.Message), Dup: res.Dup}, nil
 }
 
-// authorize checks that the caller may read conv and returns its members.
-// A DM that has no message yet is readable (and empty) for its two users.
-// A refusal is checked again after catching up with the leader, so that a
-// conversation or membership created a moment ago through another node is
-// seen.
-func (n *Node) authorize(ctx context.Context, c *pb.Caller, conv string) ([]uint64, error) {
-	members, err := n.authorizeLocal(c, conv)
-	if err != nil && n.convShard(conv).linearize(ctx) == nil {
-		members, err = n.authorizeLocal(c, conv)
+// authorize checks that the caller may read the conversation it names
+// (wire id) and returns its state key and members. A DM that has no
+// message yet is readable (and empty) for its two users. A refusal is
+// checked again after catching up with the leader, so that a conversation
+// or membership created a moment ago through another node is seen.
+func (n *Node) authorize(ctx context.Context, c *pb.Caller, wire string) (string, []uint64, error) {
+	conv, err := n.convKey(ctx, c, wire)
+	if err != nil {
+		return "", nil, err
 	}
-	return members, err
+	members, err := n.authorizeLocal(c, conv, wire)
+	if err != nil && n.convShard(conv).linearize(ctx) == nil {
+		members, err = n.authorizeLocal(c, conv, wire)
+	}
+	return conv, members, err
 }
 
-func (n *Node) authorizeLocal(c *pb.Caller, conv string) ([]uint64, error) {
+func (n *Node) authorizeLocal(c *pb.Caller, conv, wire string) ([]uint64, error) {
 	var members []uint64
 	var exists, member bool
 	n.convShard(conv).view(func(tx fsm.Tx) error {
@@ -136,10 +144,9 @@ func (n *Node) authorizeLocal(c *pb.Caller, conv string) ([]uint64, error) {
 		return nil
 	})
 	switch {
-	case strings.HasPrefix(conv, "dm:"):
-		names := strings.SplitN(strings.TrimPrefix(conv, "dm:"), ":", 2)
-		if len(names) != 2 || (names[0] != c.User && names[1] != c.User) || (exists && !member) {
-			return nil, rpcerr.Error(rpcerr.Forbidden, "%s is another pair's conversation", conv)
+	case fsm.IsDM(conv):
+		if exists && !member {
+			return nil, rpcerr.Error(rpcerr.Forbidden, "%s is another pair's conversation", wire)
 		}
 	case strings.HasPrefix(conv, "g:"):
 		if !exists {
@@ -158,14 +165,15 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 	if err := caller(req.Caller); err != nil {
 		return nil, err
 	}
-	if _, err := s.n.authorize(ctx, req.Caller, req.Conv); err != nil {
+	conv, _, err := s.n.authorize(ctx, req.Caller, req.Conv)
+	if err != nil {
 		return nil, err
 	}
 	limit := int(req.Limit)
 	if limit <= 0 {
 		limit = 50
 	}
-	sh := s.n.convShard(req.Conv)
+	sh := s.n.convShard(conv)
 	out := &pb.HistoryReply{Consistency: "local"}
 	switch {
 	case s.n.cfg.Mode == "ap":
@@ -174,7 +182,7 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 		// A gateway pulling a gap it saw in pushes asks for messages this
 		// replica may not have applied yet: give it a moment to catch up.
 		if req.Before > 1 {
-			s.n.awaitSeq(ctx, sh, req.Conv, req.Before-1)
+			s.n.awaitSeq(ctx, sh, conv, req.Before-1)
 		}
 	case s.n.cfg.unsafe(UnsafeLocalLinearizable):
 		// The unsafe switch: a "linearizable" read served from the local
@@ -189,7 +197,7 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 	}
 	var msgs []fsm.Message
 	sh.view(func(tx fsm.Tx) error {
-		msgs, out.More = fsm.Messages(tx, req.Conv, req.After, req.Before, limit)
+		msgs, out.More = fsm.Messages(tx, conv, req.After, req.Before, limit)
 		return nil
 	})
 	for i := range msgs {
@@ -252,7 +260,13 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 			return nil, err
 		}
 	case req.After != nil:
-		cur.Seq = req.After
+		// Positions by wire id; the state keys them by conversation key.
+		cur.Seq = map[string]uint64{}
+		for wire, seq := range req.After {
+			if conv, err := s.n.convKey(ctx, c, wire); err == nil {
+				cur.Seq[conv] = seq
+			}
+		}
 	}
 	limit := int(req.Limit)
 	if limit <= 0 {
@@ -276,7 +290,7 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 			if req.FromDevice && req.Cursor == "" && req.After == nil {
 				from = fsm.Delivered(tx, c.Uid, c.Device, conv)
 			}
-			out.Convs = append(out.Convs, &pb.ConvMax{Conv: conv, MaxSeq: fsm.MaxSeq(tx, conv)})
+			out.Convs = append(out.Convs, &pb.ConvMax{Conv: s.n.wireConv(conv), MaxSeq: fsm.MaxSeq(tx, conv)})
 			room := limit - len(out.Messages)
 			var msgs []fsm.Message
 			var more bool
@@ -313,16 +327,17 @@ func (s *messageService) cursor(ctx context.Context, req *pb.CursorRequest, deli
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	if _, err := s.n.authorize(ctx, c, req.Conv); err != nil {
+	conv, _, err := s.n.authorize(ctx, c, req.Conv)
+	if err != nil {
 		return nil, err
 	}
-	cur := &fsm.Cursor{UID: c.Uid, Conv: req.Conv, Seq: req.Seq, ID: req.Id}
+	cur := &fsm.Cursor{UID: c.Uid, Conv: conv, Seq: req.Seq, ID: req.Id}
 	cmd := fsm.Command{Read: cur}
 	kind := "read"
 	if delivered {
 		cur.Device, cmd, kind = c.Device, fsm.Command{Ack: cur}, "delivered"
 	}
-	res, err := s.n.convShard(req.Conv).propose(ctx, cmd)
+	res, err := s.n.convShard(conv).propose(ctx, cmd)
 	if err != nil {
 		return nil, commitError(err)
 	}
@@ -363,18 +378,13 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	members, err := s.n.authorize(ctx, c, req.Conv)
+	conv, members, err := s.n.authorize(ctx, c, req.Conv)
 	if err != nil {
 		return nil, err
 	}
-	if len(members) == 0 && strings.HasPrefix(req.Conv, "dm:") {
-		// A DM with no message yet: its members are its two names.
-		names := strings.SplitN(strings.TrimPrefix(req.Conv, "dm:"), ":", 2)
-		for _, name := range names {
-			if u, ok := s.n.lookupUser(ctx, name); ok {
-				members = append(members, u.UID)
-			}
-		}
+	if a, b, ok := fsm.DMUIDs(conv); ok && len(members) == 0 {
+		// A DM with no message yet: its members are its two users.
+		members = []uint64{a, b}
 	}
 	s.n.fanout.deliver(ctx, &pb.Push{Event: &pb.Push_Typing{Typing: &pb.Typing{Conv: req.Conv, User: c.User}}},
 		others(members, c.Uid))

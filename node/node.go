@@ -42,6 +42,7 @@ type Node struct {
 	fanout  *fanout
 	routes  *routes
 	ids     *idGen
+	names   nameCache // uid → current name, for wire conversation ids
 
 	grpcLn  net.Listener
 	grpcSrv *grpc.Server

@@ -171,6 +171,10 @@ func TestAuthorize(t *testing.T) {
 		{b, "dm:alice:bob", ""},
 		{c, "dm:alice:bob", rpcerr.Forbidden},
 		{c, "dm:alice:carol", ""}, // no message yet: empty, not forbidden
+		{c, "dm:carol:nobody", rpcerr.NotFound},
+		{a, "dm:alice:alice", rpcerr.BadRequest},
+		{a, "dm:bob:alice", rpcerr.BadRequest}, // not in byte order
+		{a, "d:1:2", rpcerr.BadRequest},        // a state key is not a wire id
 		{b, "g:g", ""},
 		{c, "g:g", rpcerr.Forbidden},
 		{c, "g:nope", rpcerr.NotFound},

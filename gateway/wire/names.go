@@ -34,6 +34,18 @@ func validDevice(s string) bool {
 	return true
 }
 
+// DMConv is the id of the direct conversation between two user names:
+// "dm:<a>:<b>" with the names in byte order, so both users name it alike.
+func DMConv(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return "dm:" + a + ":" + b
+}
+
+// GroupConv is the id of a group's conversation: "g:<group>".
+func GroupConv(group string) string { return "g:" + group }
+
 // ParseConv splits a conversation id. For "dm:<a>:<b>" it returns kind "dm"
 // and the two user names; for "g:<group>" it returns kind "g" and the group in
 // a. ok is false unless the names are valid and a direct conversation is

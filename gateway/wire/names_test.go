@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"mpim/fsm"
 )
 
 var (
@@ -36,14 +34,14 @@ func TestValidDevice(t *testing.T) {
 }
 
 func TestConvIDs(t *testing.T) {
-	if got := fsm.DMConv("bob", "alice"); got != "dm:alice:bob" {
+	if got := DMConv("bob", "alice"); got != "dm:alice:bob" {
 		t.Errorf("DMConv(bob, alice) = %q; both sides must name the conversation dm:alice:bob", got)
 	}
-	if fsm.DMConv("alice", "bob") != fsm.DMConv("bob", "alice") {
+	if DMConv("alice", "bob") != DMConv("bob", "alice") {
 		t.Errorf("DMConv is not symmetric")
 	}
-	if got := fsm.GroupConv("team"); got != "g:team" {
-		t.Errorf("fsm.GroupConv(team) = %q", got)
+	if got := GroupConv("team"); got != "g:team" {
+		t.Errorf("GroupConv(team) = %q", got)
 	}
 	cases := []struct {
 		conv, kind, a, b string
@@ -71,8 +69,8 @@ func TestConvIDs(t *testing.T) {
 		if kind != c.kind || a != c.a || b != c.b || ok != c.ok {
 			t.Errorf("ParseConv(%q) = %q, %q, %q, %v; want %q, %q, %q, %v", c.conv, kind, a, b, ok, c.kind, c.a, c.b, c.ok)
 		}
-		if ok && kind == "dm" && fsm.DMConv(b, a) != c.conv {
-			t.Errorf("fsm.DMConv(%q, %q) = %q; ParseConv and DMConv disagree on %q", b, a, fsm.DMConv(b, a), c.conv)
+		if ok && kind == "dm" && DMConv(b, a) != c.conv {
+			t.Errorf("DMConv(%q, %q) = %q; ParseConv and DMConv disagree on %q", b, a, DMConv(b, a), c.conv)
 		}
 	}
 }

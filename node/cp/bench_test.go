@@ -101,7 +101,7 @@ func BenchmarkProposeSend(b *testing.B) {
 				for pb.Next() {
 					k := n.Add(1)
 					a, c := k%64, 64+k%64
-					cmd := fsm.Command{Send: &fsm.Send{Conv: fmt.Sprintf("dm:u%d:u%d", a, c), FromUID: uint64(a + 1),
+					cmd := fsm.Command{Send: &fsm.Send{Conv: fsm.DMConv(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
 						From: fmt.Sprintf("u%d", a), To: uint64(c + 1), Text: "on my way, see you at 6",
 						Cmid: fmt.Sprint("c", k), ID: fmt.Sprint("n1-", k), Ts: k, Origin: "n1"}}
 					if r, err := leader.Propose(ctx, cmd); err != nil || r.Err != nil {

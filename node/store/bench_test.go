@@ -39,7 +39,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 					for i := range cmds {
 						n++
 						a, c := n%64, 64+n%64
-						cmds[i] = fsm.Command{Send: &fsm.Send{Conv: fmt.Sprintf("dm:u%d:u%d", a, c), FromUID: uint64(a + 1),
+						cmds[i] = fsm.Command{Send: &fsm.Send{Conv: fsm.DMConv(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
 							From: fmt.Sprintf("u%d", a), To: uint64(c + 1), Text: "on my way, see you at 6", Cmid: fmt.Sprint("c", n),
 							ID: fmt.Sprint("n1-", n), Ts: int64(n), Origin: "n1"}}
 					}
@@ -75,7 +75,7 @@ func BenchmarkHistoryRead(b *testing.B) {
 		cmds := make([]fsm.Command, 250)
 		for i := range cmds {
 			n := k*250 + i
-			cmds[i] = fsm.Command{Send: &fsm.Send{Conv: "dm:alice:bob", FromUID: 1, From: "alice", To: 2, Text: "hello",
+			cmds[i] = fsm.Command{Send: &fsm.Send{Conv: "d:1:2", FromUID: 1, From: "alice", To: 2, Text: "hello",
 				Cmid: fmt.Sprint(n), ID: fmt.Sprint("m", n), Ts: int64(n)}}
 		}
 		index++
@@ -86,7 +86,7 @@ func BenchmarkHistoryRead(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var got []fsm.Message
-		s.View(func(tx fsm.Tx) error { got, _ = fsm.Messages(tx, "dm:alice:bob", 0, 0, 50); return nil })
+		s.View(func(tx fsm.Tx) error { got, _ = fsm.Messages(tx, "d:1:2", 0, 0, 50); return nil })
 		if len(got) != 50 {
 			b.Fatalf("read %d messages, want 50", len(got))
 		}

@@ -25,7 +25,7 @@ func TestBoltMatchesMem(t *testing.T) {
 		{Register: &fsm.Register{Name: "bob", PwHash: []byte("h"), Created: 2}},
 	}
 	for i := 0; i < 20; i++ {
-		cmds = append(cmds, fsm.Command{Send: &fsm.Send{Conv: "dm:alice:bob", FromUID: 1 + uint64(i%2), From: "x", To: 2 - uint64(i%2), Text: "hi", Cmid: fmt.Sprint(i % 7), ID: fmt.Sprint("m", i), Ts: int64(i)}})
+		cmds = append(cmds, fsm.Command{Send: &fsm.Send{Conv: "d:1:2", FromUID: 1 + uint64(i%2), From: "x", To: 2 - uint64(i%2), Text: "hi", Cmid: fmt.Sprint(i % 7), ID: fmt.Sprint("m", i), Ts: int64(i)}})
 	}
 	for i, c := range cmds {
 		if _, err := m.Apply(mem, uint64(i+1), []fsm.Command{c}); err != nil {
@@ -49,11 +49,11 @@ func TestBoltMatchesMem(t *testing.T) {
 		after, before uint64
 		limit         int
 	}{{0, 0, 3}, {2, 0, 4}, {0, 9, 3}, {3, 9, 100}, {0, 0, 100}} {
-		want, wmore := fsm.Messages(mem, "dm:alice:bob", q.after, q.before, q.limit)
+		want, wmore := fsm.Messages(mem, "d:1:2", q.after, q.before, q.limit)
 		var got []fsm.Message
 		var gmore bool
 		s.View(func(tx fsm.Tx) error {
-			got, gmore = fsm.Messages(tx, "dm:alice:bob", q.after, q.before, q.limit)
+			got, gmore = fsm.Messages(tx, "d:1:2", q.after, q.before, q.limit)
 			return nil
 		})
 		if fmt.Sprint(got) != fmt.Sprint(want) || gmore != wmore {
@@ -81,7 +81,7 @@ func TestBoltMatchesMem(t *testing.T) {
 func TestReplaySkipsApplied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	m, _ := fsm.New(fsm.DefaultConfig())
-	send := []fsm.Command{{Send: &fsm.Send{Conv: "dm:a:b", FromUID: 1, To: 2, Text: "x", Cmid: "c1", ID: "i1"}}}
+	send := []fsm.Command{{Send: &fsm.Send{Conv: "d:1:2", FromUID: 1, To: 2, Text: "x", Cmid: "c1", ID: "i1"}}}
 	s, _ := Open(path, Options{})
 	if err := s.Update(func(tx fsm.Tx) error { _, err := m.Apply(tx, 1, send); return err }); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestReplaySkipsApplied(t *testing.T) {
 		t.Fatalf("replaying index 1 after restart: err = %v, want ErrApplied", err)
 	}
 	s.View(func(tx fsm.Tx) error {
-		if n := fsm.MaxSeq(tx, "dm:a:b"); n != 1 {
+		if n := fsm.MaxSeq(tx, "d:1:2"); n != 1 {
 			t.Fatalf("after replay the conversation has max seq %d, want 1 (applied twice)", n)
 		}
 		return nil
