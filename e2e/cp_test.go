@@ -15,7 +15,6 @@ import (
 	"mpim/chaos/netns"
 	"mpim/client"
 	"mpim/lab"
-	"mpim/node"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -295,7 +294,7 @@ func TestCPReadIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitConverged(10*time.Second, "n1", "n2", "n3")
-	shard := uint32(node.ShardOf("dm:alice:bob", 4))
+	shard := c.dmShard("alice", "bob")
 	// The follower serving bob stops applying that shard.
 	if _, err := c.admin(follower).HoldApplies(ctx, &pb.HoldRequest{Shard: shard, Hold: true}); err != nil {
 		t.Fatal(err)
@@ -338,7 +337,7 @@ func TestCPBatching(t *testing.T) {
 	c := startLab(t, labOpts{nodes: 3, gateways: 1, gatewayArgs: []string{"--rate-limit", "0"}})
 	ctx := ctxFor(t, 60*time.Second)
 	alice := c.aliceToBob("g1", "d")
-	shard := uint32(node.ShardOf("dm:alice:bob", 4))
+	shard := c.dmShard("alice", "bob")
 	lead := c.leaderNow()
 	before, err := c.admin(lead).Status(ctx, &pb.Empty{})
 	if err != nil {
@@ -481,7 +480,7 @@ func TestCPSixNodes(t *testing.T) {
 	c := startLab(t, labOpts{nodes: 6, gateways: 1, gatewayArgs: []string{"--call-timeout", "3s"}})
 	ctx := ctxFor(t, 90*time.Second)
 	alice := c.aliceToBob("g1", "d")
-	shard := uint32(node.ShardOf("dm:alice:bob", 4))
+	shard := c.dmShard("alice", "bob")
 	st, err := c.admin("n1").Status(ctx, &pb.Empty{})
 	if err != nil {
 		t.Fatal(err)

@@ -20,9 +20,11 @@ import (
 	"go.uber.org/goleak"
 
 	"mpim/client"
+	"mpim/fsm"
 	"mpim/internal/ports"
 	"mpim/internal/testcluster"
 	"mpim/lab"
+	"mpim/node"
 )
 
 var mpimBin string
@@ -193,6 +195,24 @@ func (c *cluster) login(gw, user, device string) *client.Conn {
 		c.t.Fatalf("login %s/%s on %s: %v", user, device, gw, err)
 	}
 	return conn
+}
+
+// dmShard is the shard (of 4) holding the direct conversation of users a
+// and b: the state keys it by their uids (fsm.DMConv).
+func (c *cluster) dmShard(a, b string) uint32 {
+	c.t.Helper()
+	ctx := ctxFor(c.t, 10*time.Second)
+	conn := c.login("g1", a, "dm-shard")
+	defer conn.Close()
+	me, err := conn.UserInfo(ctx, a)
+	if err != nil {
+		c.t.Fatalf("user_info %s: %v", a, err)
+	}
+	peer, err := conn.UserInfo(ctx, b)
+	if err != nil {
+		c.t.Fatalf("user_info %s: %v", b, err)
+	}
+	return uint32(node.ShardOf(fsm.DMConv(me.UID, peer.UID), 4))
 }
 
 // aliceToBob registers alice and bob, logs alice's device in on gateway
