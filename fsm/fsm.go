@@ -82,7 +82,7 @@ type Conv struct {
 // Message is one stored chat message.
 type Message struct {
 	Conv    string `json:"conv"`
-	Seq     uint64 `json:"seq"`
+	Seq     uint64 `json:"seq,omitempty"` // stored as the record's key, not inside it
 	ID      string `json:"id"`
 	From    string `json:"from"`
 	FromUID uint64 `json:"from_uid"`
@@ -155,6 +155,31 @@ func putJSON(tx Tx, bucket string, key []byte, v any) error {
 		return err
 	}
 	return tx.Put(bucket, key, b)
+}
+
+// putMessage stores msg under its conversation and seq. The seq is the
+// record's key and is not written inside it, so that renumbering a
+// conversation's tail (settle) moves records without decoding them.
+func putMessage(tx Tx, msg *Message) error {
+	rec := *msg
+	rec.Seq = 0
+	return putJSON(tx, bMsgs, msgKey(msg.Conv, msg.Seq), &rec)
+}
+
+// getMessage reads the message at seq in conv.
+func getMessage(tx Tx, conv string, seq uint64) (Message, bool) {
+	k := msgKey(conv, seq)
+	var m Message
+	return m, decodeMessage(k, tx.Get(bMsgs, k), &m)
+}
+
+// decodeMessage decodes the record v stored at key k (conv 0x00 seq).
+func decodeMessage(k, v []byte, m *Message) bool {
+	if v == nil || len(k) < 8 || json.Unmarshal(v, m) != nil {
+		return false
+	}
+	m.Seq = getU64(k[len(k)-8:])
+	return true
 }
 
 func getJSON(tx Tx, bucket string, key []byte, v any) bool {
@@ -434,7 +459,7 @@ func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 	if err := putJSON(tx, bConvs, []byte(s.Conv), conv); err != nil {
 		return Result{}, err
 	}
-	if err := putJSON(tx, bMsgs, msgKey(s.Conv, msg.Seq), msg); err != nil {
+	if err := putMessage(tx, msg); err != nil {
 		return Result{}, err
 	}
 	if err := tx.Put(bOrders, orderKey(s.Conv, order), u64(msg.Seq)); err != nil {
@@ -452,8 +477,8 @@ func (m *Machine) forgetDedup(tx Tx, conv string, seq uint64) error {
 	if seq <= m.cfg.DedupWindow {
 		return nil
 	}
-	var old Message
-	if !getJSON(tx, bMsgs, msgKey(conv, seq-m.cfg.DedupWindow), &old) {
+	old, ok := getMessage(tx, conv, seq-m.cfg.DedupWindow)
+	if !ok {
 		return nil
 	}
 	return tx.Delete(bDedup, dedupKey(old.FromUID, conv, old.Cmid))
@@ -466,7 +491,8 @@ func (m *Machine) cursor(tx Tx, c *Cursor, delivered bool) (Result, error) {
 	var msg Message
 	switch {
 	case c.Seq != 0:
-		if !getJSON(tx, bMsgs, msgKey(c.Conv, c.Seq), &msg) {
+		var ok bool
+		if msg, ok = getMessage(tx, c.Conv, c.Seq); !ok {
 			return Result{Err: ErrNoSuchMessage}, nil
 		}
 	case c.ID != "":

@@ -48,8 +48,8 @@ func messageByOrder(tx Tx, conv string, order []byte) (*Message, bool) {
 	if seq == 0 {
 		return nil, false
 	}
-	var m Message
-	if !getJSON(tx, bMsgs, msgKey(conv, seq), &m) {
+	m, ok := getMessage(tx, conv, seq)
+	if !ok {
 		return nil, false
 	}
 	return &m, true
@@ -113,27 +113,45 @@ func (m *Machine) settle(tx Tx, b *batch, out []Result) error {
 			start = getU64(v) + 1
 			return false
 		})
-		var tail []*Message
+		// The tail from the first pending message, in order-key order: a
+		// pending message, or the record of one already stored (moved as
+		// it is: its seq is its key, not inside it).
+		type place struct {
+			orderKey []byte
+			oldSeq   uint64
+			record   []byte
+			msg      *Message
+		}
+		var tail []place
 		err := tx.Scan(bOrders, orderKey(conv, from), prefixEnd(p), false, func(k, v []byte) bool {
 			if m := b.pending[string(k)]; m != nil {
-				tail = append(tail, m)
+				tail = append(tail, place{orderKey: bytes.Clone(k), msg: m})
 				return true
 			}
-			var old Message
-			if getJSON(tx, bMsgs, msgKey(conv, getU64(v)), &old) {
-				tail = append(tail, &old)
+			seq := getU64(v)
+			if rec := tx.Get(bMsgs, msgKey(conv, seq)); rec != nil {
+				tail = append(tail, place{orderKey: bytes.Clone(k), oldSeq: seq, record: bytes.Clone(rec)})
 			}
 			return true
 		})
 		if err != nil {
 			return err
 		}
-		for i, msg := range tail {
-			msg.Seq = start + uint64(i)
-			if err := putJSON(tx, bMsgs, msgKey(conv, msg.Seq), msg); err != nil {
-				return err
+		for i, pl := range tail {
+			seq := start + uint64(i)
+			switch {
+			case pl.msg != nil:
+				pl.msg.Seq = seq
+				err = putMessage(tx, pl.msg)
+			case pl.oldSeq != seq:
+				err = tx.Put(bMsgs, msgKey(conv, seq), pl.record)
+			default:
+				continue // already in place
 			}
-			if err := tx.Put(bOrders, orderKey(conv, msg.Order), u64(msg.Seq)); err != nil {
+			if err == nil {
+				err = tx.Put(bOrders, pl.orderKey, u64(seq))
+			}
+			if err != nil {
 				return err
 			}
 		}

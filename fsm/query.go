@@ -122,13 +122,13 @@ func Messages(tx Tx, conv string, after, before uint64, limit int) (msgs []Messa
 	} else if after == 0 {
 		from, reverse = msgKey(conv, 1), true
 	}
-	_ = tx.Scan(bMsgs, from, to, reverse, func(_, v []byte) bool {
+	_ = tx.Scan(bMsgs, from, to, reverse, func(k, v []byte) bool {
 		if len(msgs) == limit {
 			more = true
 			return false
 		}
 		var m Message
-		if json.Unmarshal(v, &m) == nil {
+		if decodeMessage(k, v, &m) {
 			msgs = append(msgs, m)
 		}
 		return true
@@ -202,13 +202,13 @@ func MessagesAfter(tx Tx, conv string, after uint64, limit int) (msgs []Message,
 		return nil, MaxSeq(tx, conv) > after
 	}
 	p := convPrefix(conv)
-	_ = tx.Scan(bMsgs, msgKey(conv, after+1), prefixEnd(p), false, func(_, v []byte) bool {
+	_ = tx.Scan(bMsgs, msgKey(conv, after+1), prefixEnd(p), false, func(k, v []byte) bool {
 		if len(msgs) == limit {
 			more = true
 			return false
 		}
 		var m Message
-		if json.Unmarshal(v, &m) == nil {
+		if decodeMessage(k, v, &m) {
 			msgs = append(msgs, m)
 		}
 		return true

@@ -38,13 +38,19 @@ func (n *Node) status() *pb.NodeStatus {
 func (n *Node) digests() *pb.DigestsReply {
 	out := &pb.DigestsReply{}
 	for _, s := range n.shards {
+		first := len(out.Convs)
 		s.view(func(tx fsm.Tx) error {
 			for _, conv := range fsm.Convs(tx) {
 				count, digest := fsm.Digest(tx, conv)
-				out.Convs = append(out.Convs, &pb.ConvDigest{Conv: n.wireConv(conv), Count: count, Digest: digest})
+				out.Convs = append(out.Convs, &pb.ConvDigest{Conv: conv, Count: count, Digest: digest})
 			}
 			return nil
 		})
+		// Wire ids after the read: naming looks users up in a read of its
+		// own, and bbolt reads must not nest.
+		for _, d := range out.Convs[first:] {
+			d.Conv = n.wireConv(d.Conv)
+		}
 	}
 	return out
 }

@@ -96,6 +96,8 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 	if late {
 		path = pushStreams
 	}
+	var pushes []delayedPush
+	defer func() { n.pushAllLater(pushes, path) }()
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
@@ -105,7 +107,7 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 		if r.Err != nil || r.Message == nil || r.Dup {
 			continue
 		}
-		n.pushLater(r.Conv, r.Message.ID, r.Members, "", path)
+		pushes = append(pushes, delayedPush{conv: r.Conv, id: r.Message.ID, members: r.Members})
 		if r.Reordered > 0 {
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).
@@ -129,27 +131,61 @@ const (
 	pushRouted
 )
 
+// delayedPush is a message push waiting for APPushDelay.
+type delayedPush struct {
+	conv, id string
+	members  []uint64
+	skip     string // the sender's session, which has the message
+}
+
 // pushLater pushes a message once APPushDelay has passed, at its position
 // in this replica then. Messages written concurrently on other nodes
 // arrive within a replication delay; by the time a message is pushed they
 // have been placed, so the position clients are shown rarely moves
 // afterwards (and a resync is rare without faults).
 func (n *Node) pushLater(conv, id string, members []uint64, skip string, path pushPath) {
+	n.pushAllLater([]delayedPush{{conv: conv, id: id, members: members, skip: skip}}, path)
+}
+
+// pushAllLater is pushLater for the messages of one applied batch: one
+// timer, and one read of each shard for all of them (a pull after a heal
+// applies thousands at once).
+func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
+	if len(items) == 0 {
+		return
+	}
 	time.AfterFunc(n.cfg.APPushDelay, func() {
-		var m fsm.Message
-		var ok bool
-		n.convShard(conv).view(func(tx fsm.Tx) error { m, ok = fsm.MessageByID(tx, id); return nil })
-		if !ok {
-			return
+		byShard := map[int][]int{}
+		for i, it := range items {
+			s := ShardOf(it.conv, len(n.shards))
+			byShard[s] = append(byShard[s], i)
 		}
-		push := &pb.Push{Event: &pb.Push_Message{Message: n.toPB(&m)}, SkipSession: skip}
-		if path != pushRouted {
-			n.fanout.stream(push, members, path == pushStreams)
-			return
+		msgs := make([]*fsm.Message, len(items))
+		for s, idx := range byShard {
+			n.shards[s].view(func(tx fsm.Tx) error {
+				for _, i := range idx {
+					if m, ok := fsm.MessageByID(tx, items[i].id); ok {
+						msgs[i] = &m
+					}
+				}
+				return nil
+			})
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-		defer cancel()
-		n.fanout.deliver(ctx, push, members)
+		for i, it := range items {
+			if msgs[i] == nil {
+				continue
+			}
+			// toPB after the read: naming looks users up in a read of its
+			// own, and bbolt reads must not nest.
+			push := &pb.Push{Event: &pb.Push_Message{Message: n.toPB(msgs[i])}, SkipSession: it.skip}
+			if path != pushRouted {
+				n.fanout.stream(push, it.members, path == pushStreams)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+			n.fanout.deliver(ctx, push, it.members)
+			cancel()
+		}
 	})
 }
 
@@ -209,12 +245,16 @@ func (r *apReplica) close() error { return r.s.close() }
 type apPeers struct{ c *cluster }
 
 func (p apPeers) State(ctx context.Context, node string, mine ap.Vector) (ap.Vector, error) {
-	_, ic, err := p.c.client(p.c.peers[node])
+	cc, ic, err := p.c.client(p.c.peers[node])
 	if err != nil {
 		return ap.Vector{}, err
 	}
 	rep, err := ic.APState(ctx, &pb.APVector{Node: mine.Node, Vector: mine.Vector, Hlc: mine.HLC})
 	if err != nil {
+		// Try the connection again at the next round instead of after
+		// gRPC's backoff (up to a second): a healed partition should not
+		// wait for it.
+		cc.ResetConnectBackoff()
 		return ap.Vector{}, err
 	}
 	return ap.Vector{Node: rep.Node, Vector: rep.Vector, HLC: rep.Hlc}, nil
@@ -257,10 +297,5 @@ func (s *internalService) APPull(ctx context.Context, req *pb.APPullRequest) (*p
 	if err != nil {
 		return nil, rpcerr.Error(rpcerr.Internal, "read the AP log: %v", err)
 	}
-	out := &pb.APEntries{}
-	for _, e := range entries {
-		b, _ := json.Marshal(e)
-		out.Entries = append(out.Entries, b)
-	}
-	return out, nil
+	return &pb.APEntries{Entries: entries}, nil
 }

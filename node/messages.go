@@ -283,16 +283,20 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 		sh.view(func(tx fsm.Tx) error { convs = append(convs, fsm.UserConvs(tx, c.Uid)...); return nil })
 	}
 	sort.Strings(convs)
+	// Messages and ids are turned into their wire form after each read:
+	// that looks names up, in a read of its own, and bbolt reads must not
+	// nest.
 	for _, conv := range convs {
 		sh := s.n.convShard(conv)
+		var maxSeq uint64
+		var msgs []fsm.Message
 		sh.view(func(tx fsm.Tx) error {
 			from := cur.Seq[conv]
 			if req.FromDevice && req.Cursor == "" && req.After == nil {
 				from = fsm.Delivered(tx, c.Uid, c.Device, conv)
 			}
-			out.Convs = append(out.Convs, &pb.ConvMax{Conv: s.n.wireConv(conv), MaxSeq: fsm.MaxSeq(tx, conv)})
+			maxSeq = fsm.MaxSeq(tx, conv)
 			room := limit - len(out.Messages)
-			var msgs []fsm.Message
 			var more bool
 			if apMode {
 				pos := cur.Origin[conv]
@@ -311,12 +315,13 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 				}
 				next.Seq[conv] = from
 			}
-			for i := range msgs {
-				out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
-			}
 			out.More = out.More || more
 			return nil
 		})
+		out.Convs = append(out.Convs, &pb.ConvMax{Conv: s.n.wireConv(conv), MaxSeq: maxSeq})
+		for i := range msgs {
+			out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
+		}
 	}
 	out.Cursor = encodeCursor(next)
 	return out, nil

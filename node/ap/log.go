@@ -1,6 +1,7 @@
 package ap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -97,7 +98,23 @@ func (l *log) vector() (map[string]uint64, error) {
 
 // after returns up to limit entries of origin with oseq > after.
 func (l *log) after(origin string, after uint64, limit int) ([]Entry, error) {
-	var out []Entry
+	raw, err := l.afterRaw(origin, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(raw))
+	for i, b := range raw {
+		if err := json.Unmarshal(b, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// afterRaw is after as the stored records (JSON entries), which a pull
+// serves as they are.
+func (l *log) afterRaw(origin string, after uint64, limit int) ([][]byte, error) {
+	var out [][]byte
 	err := l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bLog).Cursor()
 		prefix := append([]byte(origin), 0)
@@ -105,11 +122,7 @@ func (l *log) after(origin string, after uint64, limit int) ([]Entry, error) {
 			if len(k) != len(prefix)+8 || string(k[:len(prefix)]) != string(prefix) {
 				break
 			}
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			out = append(out, e)
+			out = append(out, bytes.Clone(v))
 		}
 		return nil
 	})

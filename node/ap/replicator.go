@@ -108,6 +108,8 @@ type Replicator struct {
 	// toPublish are local entries waiting for the publisher.
 	toPublish   []Entry
 	publishKick chan struct{}
+	// aeKick starts an anti-entropy round before its interval is up.
+	aeKick chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -145,7 +147,8 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	}
 	r := &Replicator{cfg: cfg, log: l, clock: NewClock(), rdb: rdb, apply: apply, peers: peers, logger: logger,
 		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
-		water: map[string]uint64{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1)}
+		water: map[string]uint64{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1),
+		aeKick: make(chan struct{}, 1)}
 	if err := r.recover(); err != nil {
 		l.close()
 		return nil, err

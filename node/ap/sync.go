@@ -20,7 +20,15 @@ type heartbeat struct {
 	OSeq uint64 `json:"oseq"`
 }
 
-// subscribe receives entries and heartbeats from Redis until stop.
+// receivedBuffer bounds the entries read from Redis and not yet applied;
+// the reader waits while it is full.
+const receivedBuffer = 4096
+
+// subscribe receives entries and heartbeats from Redis until stop. Entries
+// go to applyReceived through a queue, so that a burst (an outbox
+// re-published after a partition heals) is applied in batches — one
+// transaction, one log write and one renumbering of each conversation's
+// tail per batch — instead of one entry at a time.
 func (r *Replicator) subscribe() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -28,6 +36,10 @@ func (r *Replicator) subscribe() {
 		<-r.stop
 		cancel()
 	}()
+	received := make(chan Entry, receivedBuffer)
+	r.run(func() { r.applyReceived(received) })
+	defer close(received)
+	lastHeard := map[string]time.Time{}
 	for {
 		ps := r.rdb.Subscribe(ctx, LogChannel, HeartbeatChannel)
 		pinged := false
@@ -58,12 +70,28 @@ func (r *Replicator) subscribe() {
 					r.mu.Lock()
 					r.stats.Received++
 					r.mu.Unlock()
-					r.receive([]Entry{e}, false)
+					select {
+					case received <- e:
+					case <-ctx.Done():
+					}
 				}
 			case HeartbeatChannel:
 				var hb heartbeat
 				if json.Unmarshal([]byte(msg.Payload), &hb) == nil {
 					r.observe(hb.Node, hb.HLC, hb.OSeq)
+					// A node heard again after missing heartbeats (a
+					// healed partition, a restart) that has written
+					// entries this one neither holds nor has queued:
+					// pull now rather than at the next round.
+					now := time.Now()
+					r.mu.Lock()
+					prev := lastHeard[hb.Node]
+					lastHeard[hb.Node] = now
+					behind := hb.OSeq > r.vec[hb.Node]+uint64(len(received))+uint64(len(r.pending[hb.Node]))
+					r.mu.Unlock()
+					if behind && (prev.IsZero() || now.Sub(prev) > 3*r.cfg.Heartbeat) {
+						r.kickAntiEntropy()
+					}
 				}
 			}
 		}
@@ -71,6 +99,27 @@ func (r *Replicator) subscribe() {
 		if !r.sleep(200 * time.Millisecond) {
 			return
 		}
+	}
+}
+
+// applyReceived applies the entries subscribe reads, in the order read,
+// each time everything queued so far (up to MaxBatch) as one batch.
+func (r *Replicator) applyReceived(received <-chan Entry) {
+	for e := range received {
+		batch := []Entry{e}
+	more:
+		for len(batch) < r.cfg.MaxBatch {
+			select {
+			case e, ok := <-received:
+				if !ok {
+					break more
+				}
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		r.receive(batch, false)
 	}
 }
 
@@ -99,9 +148,24 @@ func (r *Replicator) heartbeat() {
 	}
 }
 
-// antiEntropy compares vectors with every peer and pulls what is missing.
+// kickAntiEntropy starts an anti-entropy round now.
+func (r *Replicator) kickAntiEntropy() {
+	select {
+	case r.aeKick <- struct{}{}:
+	default:
+	}
+}
+
+// antiEntropy compares vectors with every peer and pulls what is missing,
+// every AntiEntropy interval or when kicked.
 func (r *Replicator) antiEntropy() {
-	for r.sleep(r.cfg.AntiEntropy) {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(r.cfg.AntiEntropy):
+		case <-r.aeKick:
+		}
 		for _, peer := range r.cfg.Nodes {
 			if peer != r.cfg.ID {
 				r.syncWith(peer)
@@ -151,12 +215,13 @@ func (r *Replicator) State() Vector {
 	return Vector{Node: r.cfg.ID, Vector: maps.Clone(r.vec), HLC: r.clock.Now()}
 }
 
-// Entries serves a peer's pull.
-func (r *Replicator) Entries(origin string, after uint64, limit int) ([]Entry, error) {
+// Entries serves a peer's pull: the log's records (JSON entries) as
+// stored, not decoded and encoded again.
+func (r *Replicator) Entries(origin string, after uint64, limit int) ([][]byte, error) {
 	if limit <= 0 || limit > r.cfg.PullLimit {
 		limit = r.cfg.PullLimit
 	}
-	return r.log.after(origin, after, limit)
+	return r.log.afterRaw(origin, after, limit)
 }
 
 // Observe lets a peer's state (from its anti-entropy call) count as a
