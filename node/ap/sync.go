@@ -183,28 +183,44 @@ func (r *Replicator) syncWith(peer string) {
 	}
 	r.observe(peer, theirs.HLC, theirs.Vector[peer])
 	for origin, n := range theirs.Vector {
-		for {
-			r.mu.Lock()
-			have := r.vec[origin]
-			r.mu.Unlock()
-			if have >= n || origin == r.cfg.ID {
-				break
-			}
-			entries, err := r.peers.Pull(ctx, peer, origin, have, r.cfg.PullLimit)
-			if err != nil || len(entries) == 0 {
-				break
-			}
-			r.mu.Lock()
-			r.stats.Pulled += uint64(len(entries))
-			r.mu.Unlock()
-			r.receive(entries, true)
-			r.mu.Lock()
-			moved := r.vec[origin] > have
-			r.mu.Unlock()
-			if !moved {
-				break // waiting for dependencies from another origin
-			}
+		r.mu.Lock()
+		have := r.vec[origin]
+		r.mu.Unlock()
+		if have < n && origin != r.cfg.ID {
+			r.pull(ctx, peer, origin, have, n)
 		}
+	}
+}
+
+// pullChunk is how many entries one pull asks for: a backlog comes in
+// chunks, the next one on its way while this one is applied.
+const pullChunk = 1000
+
+// pull fetches origin's entries after have, up to want, from peer and
+// receives them. Entries whose dependencies on another origin are not met
+// yet wait in pending until that origin's are pulled.
+func (r *Replicator) pull(ctx context.Context, peer, origin string, have, want uint64) {
+	chunks := make(chan []Entry, 1)
+	go func() {
+		defer close(chunks)
+		for after := have; after < want; {
+			entries, err := r.peers.Pull(ctx, peer, origin, after, min(pullChunk, r.cfg.PullLimit))
+			if err != nil || len(entries) == 0 {
+				return
+			}
+			select {
+			case chunks <- entries:
+			case <-ctx.Done():
+				return
+			}
+			after = entries[len(entries)-1].OSeq
+		}
+	}()
+	for entries := range chunks {
+		r.mu.Lock()
+		r.stats.Pulled += uint64(len(entries))
+		r.mu.Unlock()
+		r.receive(entries, true)
 	}
 }
 
