@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -168,5 +169,29 @@ func TestDigest(t *testing.T) {
 	}
 	if d0 == baseD {
 		t.Fatalf("empty conversation has the digest of a non-empty one")
+	}
+}
+
+// TestRecordID: the id read without decoding a record is the id decoding
+// it gives, whatever the other fields hold.
+func TestRecordID(t *testing.T) {
+	for _, m := range []Message{
+		{Conv: "g:team", ID: "n1-5-1", Text: "plain"},
+		{Conv: "g:team", ID: `we"ird\id`, Text: `"id":"fake"`},
+		{Conv: "d:1:2", ID: "<tag>&", From: `"id":"x"`},
+		{Conv: "g:a", Seq: 7, ID: "with-seq"},
+		{Conv: "g:a", ID: ""},
+	} {
+		rec, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := recordID(rec)
+		if !ok || string(got) != m.ID {
+			t.Errorf("recordID(%s) = %q, %v; want %q", rec, got, ok, m.ID)
+		}
+	}
+	if _, ok := recordID([]byte("not json")); ok {
+		t.Errorf("recordID of garbage reported an id")
 	}
 }
