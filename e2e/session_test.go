@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +58,39 @@ func TestSessionRules(t *testing.T) {
 				}
 				return // closed by the gateway
 			}
+		}
+	})
+
+	t.Run("pings-keep-idle-alive", func(t *testing.T) {
+		// An idle client that answers pings outlives the pong timeout
+		// many times over: the gateway pings it (from a timer; no writer
+		// goroutine waits on an idle connection).
+		conn, _, err := websocket.DefaultDialer.Dial(c.ws("g1"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var pings atomic.Int32
+		conn.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		ended := make(chan error, 1)
+		go func() {
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-ended:
+			t.Fatalf("an idle client answering pings was dropped: %v", err)
+		case <-time.After(3 * time.Second):
+		}
+		if n := pings.Load(); n < 5 {
+			t.Fatalf("%d pings in 3 s at a 200 ms interval, want at least 5", n)
 		}
 	})
 

@@ -74,7 +74,9 @@ func Start(cfg Config) (*Gateway, error) {
 		}
 		g.metrics.nodeHealthy.WithLabelValues(addr).Set(v)
 	}
-	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin}
+	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin,
+		// Write buffers only while a frame is written: idle connections hold none.
+		WriteBufferPool: &sync.Pool{}}
 	if g.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		g.nodes.close()
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.ListenAddr, err)

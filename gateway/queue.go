@@ -82,6 +82,13 @@ func (q *queue[T]) pop() (v T, ok bool) {
 	return v, true
 }
 
+// empty reports whether nothing is waiting.
+func (q *queue[T]) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.items)
+}
+
 // free is how many more items push would accept now.
 func (q *queue[T]) free() int {
 	q.mu.Lock()

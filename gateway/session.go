@@ -25,11 +25,13 @@ type identity struct {
 	device string
 }
 
-// session is one client connection. Three goroutines own it: the reader
-// (decodes frames, serves auth ops inline and other ops on up to
-// MaxInflight goroutines), the writer (the only one that writes data
-// frames, from a bounded queue, and sends pings), and the deliverer (pushes
-// messages in seq order per conversation, exactly once per device).
+// session is one client connection. Two goroutines own it for its whole
+// life: the reader (decodes frames, serves auth ops inline and other ops on
+// up to MaxInflight goroutines) and the deliverer (pushes messages in seq
+// order per conversation, exactly once per device). The writer — the only
+// one that writes data frames, from a bounded queue — runs only while the
+// queue has frames, and pings come from a timer: an idle connection keeps
+// no writer goroutine (its stack was a third of an idle session's memory).
 type session struct {
 	g    *Gateway
 	conn *websocket.Conn
@@ -40,6 +42,10 @@ type session struct {
 	gone   bool          // guarded by g.mu: forgotten, never index again
 
 	out       *queue[[]byte]
+	pinger    *time.Timer
+	wmu       sync.Mutex // guards writing and noWriter
+	writing   bool       // a writer goroutine is draining out
+	noWriter  bool       // closed: no writer starts any more
 	inflight  chan struct{}
 	bucket    tokenBucket
 	closing   chan struct{}
@@ -59,9 +65,9 @@ func newSession(g *Gateway, conn *websocket.Conn, id string) *session {
 }
 
 func (s *session) start() {
-	s.loops.Add(3)
+	s.loops.Add(2)
+	s.pinger = time.AfterFunc(s.g.cfg.PingInterval, s.ping)
 	go func() { defer s.loops.Done(); s.readLoop() }()
-	go func() { defer s.loops.Done(); s.writeLoop() }()
 	go func() { defer s.loops.Done(); s.deliverLoop() }()
 }
 
@@ -84,6 +90,10 @@ func (s *session) uidOf() uint64 {
 func (s *session) close(code int, text string) {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.pinger.Stop()
+		s.wmu.Lock()
+		s.noWriter = true
+		s.wmu.Unlock()
 		go func() {
 			s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 			s.conn.Close()
@@ -107,6 +117,7 @@ func (s *session) send(frame []byte) bool {
 		return false
 	}
 	if s.out.push(frame) {
+		s.kickWriter()
 		return true
 	}
 	s.g.metrics.dropped.Inc()
@@ -142,6 +153,7 @@ func (s *session) sendPaced(frame []byte) bool {
 			return false
 		}
 	}
+	s.kickWriter()
 	return true
 }
 
@@ -224,29 +236,52 @@ func (s *session) finish() {
 	}
 }
 
-func (s *session) writeLoop() {
+// kickWriter starts a writer unless one is draining the queue already.
+func (s *session) kickWriter() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.writing || s.noWriter {
+		return
+	}
+	s.writing = true
+	s.loops.Add(1)
+	go func() { defer s.loops.Done(); s.write() }()
+}
+
+// write delivers the send queue to the client and ends when it is empty.
+// A frame queued after the last pop either finds writing still set (and
+// this loop goes on) or starts a new writer.
+func (s *session) write() {
 	cfg := s.g.cfg
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
 	for {
-		select {
-		case <-s.out.ready:
-			for frame, ok := s.out.pop(); ok; frame, ok = s.out.pop() {
-				s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-				if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-					s.close(websocket.CloseGoingAway, "write failed")
-					return
-				}
-			}
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+		for frame, ok := s.out.pop(); ok; frame, ok = s.out.pop() {
+			s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
 				s.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
-		case <-s.closing:
+		}
+		s.wmu.Lock()
+		if s.noWriter || s.out.empty() {
+			s.writing = false
+			s.wmu.Unlock()
 			return
 		}
+		s.wmu.Unlock()
 	}
+}
+
+// ping pings the client every PingInterval (from a timer, not a goroutine
+// per session); a ping that cannot be written ends the session.
+func (s *session) ping() {
+	if s.closed() {
+		return
+	}
+	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.g.cfg.WriteTimeout)); err != nil {
+		s.close(websocket.CloseGoingAway, "write failed")
+		return
+	}
+	s.pinger.Reset(s.g.cfg.PingInterval)
 }
 
 // kick tells the client why and closes the session.
