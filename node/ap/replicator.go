@@ -1,6 +1,7 @@
 package ap
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -399,7 +400,11 @@ func (r *Replicator) publish(entries []Entry) {
 	}
 	r.stats.PublishFailed += uint64(len(entries))
 	if r.cfg.Repair {
+		// In origin order: the publisher and the outbox drainer both put
+		// failed entries back, and receivers apply an origin's entries in
+		// order (a gap waits, pending, until it is filled).
 		r.outbox = append(r.outbox, entries...)
+		slices.SortFunc(r.outbox, func(a, b Entry) int { return cmp.Compare(a.OSeq, b.OSeq) })
 		r.stats.Outbox = uint64(len(r.outbox))
 	}
 }
