@@ -146,9 +146,7 @@ func (n *Node) pushLater(conv, id string, members []uint64, skip string, path pu
 			n.fanout.stream(push, members, path == pushStreams)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-		defer cancel()
-		n.fanout.deliver(ctx, push, members)
+		n.fanout.deliverLater(push, members)
 	})
 }
 
