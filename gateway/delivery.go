@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +44,22 @@ type delivery struct {
 	apCursor string
 	seen     idSet
 	shown    map[string]uint64
+	// held are CP pushes that came ahead of their conversation's next seq,
+	// waiting (until heldUntil) for the pushes before them; reorder fires
+	// at the earliest deadline. All three are made at the first hold (an
+	// idle session does not pay for them).
+	held      map[string][]event
+	heldUntil map[string]time.Time
+	reorder   *time.Timer
+}
+
+// reorderC is the reorder timer's channel, nil (never ready) before the
+// first hold.
+func (d *delivery) reorderC() <-chan time.Time {
+	if d.reorder == nil {
+		return nil
+	}
+	return d.reorder.C
 }
 
 // idSet remembers the last ids delivered (bounded: older ones may be
@@ -140,11 +158,13 @@ func (s *session) deliverLoop() {
 					s.resync(e.conv, e.resync)
 					continue
 				}
-				s.deliver(e.m, e.silent, false)
+				s.deliverLive(e)
 				if s.closed() {
 					return
 				}
 			}
+		case <-s.reorderC():
+			s.releaseHeld(false)
 		case <-s.catchup:
 			s.catchUp()
 		case <-s.closing:
@@ -257,6 +277,81 @@ func (s *session) catchUpAP() {
 		if !rep.More {
 			return
 		}
+	}
+}
+
+// deliverLive delivers a live push. In CP, a push beyond its
+// conversation's next seq is held for up to ReorderWindow for the pushes
+// before it (usually on their way from another node) instead of pulling
+// the gap at once; each push that arrives lets out the held ones that now
+// follow in order.
+func (s *session) deliverLive(e event) {
+	m := e.m
+	if s.apMode || s.g.cfg.ReorderWindow <= 0 {
+		s.deliver(m, e.silent, false)
+		return
+	}
+	cur, known := s.cursor[m.Conv]
+	if held := s.held[m.Conv]; len(held) == 0 && (!known || m.Seq <= cur+1) {
+		s.deliver(m, e.silent, false) // in order, a duplicate, or a conversation new to the session
+		return
+	}
+	if s.held == nil {
+		s.held, s.heldUntil = map[string][]event{}, map[string]time.Time{}
+		s.reorder = time.NewTimer(time.Hour)
+	}
+	if len(s.held[m.Conv]) == 0 {
+		s.heldUntil[m.Conv] = time.Now().Add(s.g.cfg.ReorderWindow)
+		s.armReorder()
+	}
+	s.held[m.Conv] = append(s.held[m.Conv], e)
+	s.releaseConv(m.Conv, false)
+}
+
+// releaseConv delivers conv's held pushes that follow its cursor in order;
+// when force (the window passed), all of them, pulling the gaps.
+func (s *session) releaseConv(conv string, force bool) {
+	held := s.held[conv]
+	slices.SortStableFunc(held, func(a, b event) int { return cmp.Compare(a.m.Seq, b.m.Seq) })
+	n := 0
+	for _, e := range held {
+		if !force && e.m.Seq > s.cursor[conv]+1 {
+			break
+		}
+		s.deliver(e.m, e.silent, false)
+		n++
+	}
+	if held = held[n:]; len(held) > 0 {
+		s.held[conv] = held
+		return
+	}
+	delete(s.held, conv)
+	delete(s.heldUntil, conv)
+}
+
+// releaseHeld delivers the held pushes whose window has passed (all of
+// them when all), pulling what is still missing before them.
+func (s *session) releaseHeld(all bool) {
+	now := time.Now()
+	for conv, until := range s.heldUntil {
+		if all || !now.Before(until) {
+			s.releaseConv(conv, true)
+		}
+	}
+	s.armReorder()
+}
+
+// armReorder sets the timer to the earliest held deadline.
+func (s *session) armReorder() {
+	s.reorder.Stop()
+	var first time.Time
+	for _, until := range s.heldUntil {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	if !first.IsZero() {
+		s.reorder.Reset(max(time.Until(first), 0))
 	}
 }
 
