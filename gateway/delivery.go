@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,11 +100,34 @@ func (d *delivery) init() {
 
 func (s *session) ready() bool { return s.isReady.Load() }
 
+// message is a message as the deliverer handles it: a live push carries
+// its frame, encoded at most once for every session of the gateway it is
+// pushed to (a group message reaches many); a pulled one has none.
+type message struct {
+	*pb.Message
+	frame *sharedFrame
+}
+
+// sharedFrame is a message push frame encoded on first use.
+type sharedFrame struct {
+	once sync.Once
+	b    []byte
+}
+
+func (f *sharedFrame) get(m *pb.Message) []byte {
+	f.once.Do(func() { f.b = messageFrame(m) })
+	return f.b
+}
+
+func messageFrame(m *pb.Message) []byte {
+	return wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
+}
+
 // event is a message push for the deliverer. silent marks the sender's
 // own session: it has the message in its send reply, so the cursor moves
 // past it without pushing it back.
 type event struct {
-	m      *pb.Message
+	m      message
 	silent bool
 	// resync, when set, is a reorder of conv from this seq (m is nil).
 	conv   string
@@ -119,7 +143,7 @@ func (s *session) offerResync(conv string, from uint64) {
 }
 
 // offer hands a message push to the deliverer.
-func (s *session) offer(m *pb.Message, silent bool) {
+func (s *session) offer(m message, silent bool) {
 	if !s.events.push(event{m: m, silent: silent}) {
 		s.requestCatchUp()
 	}
@@ -213,7 +237,7 @@ func (s *session) backlog() bool {
 			return false
 		}
 		for _, m := range rep.Messages {
-			s.push(m, true)
+			s.push(message{Message: m}, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -249,7 +273,7 @@ func (s *session) catchUp() {
 			return
 		}
 		for _, m := range rep.Messages {
-			s.deliver(m, false, true)
+			s.deliver(message{Message: m}, false, true)
 		}
 		if !rep.More {
 			return
@@ -271,7 +295,7 @@ func (s *session) catchUpAP() {
 			return
 		}
 		for _, m := range rep.Messages {
-			s.push(m, true)
+			s.push(message{Message: m}, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -358,7 +382,7 @@ func (s *session) armReorder() {
 // deliver pushes m (paced: see push) if it is the next of its
 // conversation, after pulling any gap before it (always paced); it drops
 // m if the device has it.
-func (s *session) deliver(m *pb.Message, silent, paced bool) {
+func (s *session) deliver(m message, silent, paced bool) {
 	if s.apMode {
 		if silent {
 			s.seen.add(m.Id)
@@ -398,7 +422,7 @@ func (s *session) deliver(m *pb.Message, silent, paced bool) {
 		}
 		for _, g := range rep.Messages {
 			if g.Seq == cur+1 {
-				s.push(g, true)
+				s.push(message{Message: g}, true)
 				cur = g.Seq
 			}
 		}
@@ -428,7 +452,7 @@ func (s *session) resync(conv string, from uint64) {
 // A push of a long run (backlog, catch-up, gap fill) is paced by the
 // client's reading (sendPaced); a live push to a client whose queue is
 // full drops the client.
-func (s *session) push(m *pb.Message, paced bool) {
+func (s *session) push(m message, paced bool) {
 	if s.apMode {
 		if !s.seen.add(m.Id) {
 			s.g.metrics.duplicates.Inc()
@@ -441,7 +465,12 @@ func (s *session) push(m *pb.Message, paced bool) {
 		s.cursor[m.Conv] = m.Seq
 	}
 	s.shown[m.Conv] = max(s.shown[m.Conv], m.Seq)
-	frame := wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
+	var frame []byte
+	if m.frame != nil {
+		frame = m.frame.get(m.Message)
+	} else {
+		frame = messageFrame(m.Message)
+	}
 	if paced {
 		s.sendPaced(frame)
 		return
