@@ -1,10 +1,6 @@
 package fsm
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Command is one change to chat state. Exactly one field is set. Every
 // value a command needs that is not a pure function of state — time, ids,
@@ -143,20 +139,6 @@ var (
 	// ErrApplied: the log index was applied before; nothing was changed.
 	ErrApplied = errors.New("fsm: index already applied")
 )
-
-// EncodeBatch serializes commands as one log entry.
-func EncodeBatch(cmds []Command) ([]byte, error) {
-	return json.Marshal(cmds)
-}
-
-// DecodeBatch is the inverse of EncodeBatch.
-func DecodeBatch(b []byte) ([]Command, error) {
-	var cmds []Command
-	if err := json.Unmarshal(b, &cmds); err != nil {
-		return nil, fmt.Errorf("fsm: decode batch: %w", err)
-	}
-	return cmds, nil
-}
 
 func (c *Command) kind() string {
 	switch {

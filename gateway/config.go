@@ -54,7 +54,13 @@ type Config struct {
 	RouteTTL time.Duration
 	// RedisTimeout bounds Redis calls and detects a dead subscription.
 	RedisTimeout time.Duration
-	Logger       *slog.Logger
+	// ReorderWindow is how long a CP push that arrives ahead of its
+	// conversation's next seq waits for the pushes before it, before the
+	// gap is pulled from a node: the nodes that accepted those messages
+	// publish them independently, so pushes of a busy conversation often
+	// arrive a little out of order. 0 pulls at once.
+	ReorderWindow time.Duration
+	Logger        *slog.Logger
 }
 
 // DefaultConfig returns a gateway's defaults.
@@ -73,6 +79,7 @@ func DefaultConfig() Config {
 		HealthInterval: 300 * time.Millisecond,
 		RouteTTL:       30 * time.Second,
 		RedisTimeout:   250 * time.Millisecond,
+		ReorderWindow:  25 * time.Millisecond,
 	}
 }
 
@@ -95,7 +102,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("gateway: send queue and max inflight must be at least 1"))
 	}
 	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval || c.WriteTimeout <= 0 || c.CallTimeout <= 0 ||
-		c.HealthInterval <= 0 || c.RouteTTL <= 0 || c.RedisTimeout <= 0 {
+		c.HealthInterval <= 0 || c.RouteTTL <= 0 || c.RedisTimeout <= 0 || c.ReorderWindow < 0 {
 		errs = append(errs, errors.New("gateway: timeouts must be positive and the pong timeout longer than the ping interval"))
 	}
 	return errors.Join(errs...)

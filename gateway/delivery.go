@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +45,22 @@ type delivery struct {
 	apCursor string
 	seen     idSet
 	shown    map[string]uint64
+	// held are CP pushes that came ahead of their conversation's next seq,
+	// waiting (until heldUntil) for the pushes before them; reorder fires
+	// at the earliest deadline. All three are made at the first hold (an
+	// idle session does not pay for them).
+	held      map[string][]event
+	heldUntil map[string]time.Time
+	reorder   *time.Timer
+}
+
+// reorderC is the reorder timer's channel, nil (never ready) before the
+// first hold.
+func (d *delivery) reorderC() <-chan time.Time {
+	if d.reorder == nil {
+		return nil
+	}
+	return d.reorder.C
 }
 
 // idSet remembers the last ids delivered (bounded: older ones may be
@@ -81,11 +100,34 @@ func (d *delivery) init() {
 
 func (s *session) ready() bool { return s.isReady.Load() }
 
+// message is a message as the deliverer handles it: a live push carries
+// its frame, encoded at most once for every session of the gateway it is
+// pushed to (a group message reaches many); a pulled one has none.
+type message struct {
+	*pb.Message
+	frame *sharedFrame
+}
+
+// sharedFrame is a message push frame encoded on first use.
+type sharedFrame struct {
+	once sync.Once
+	b    []byte
+}
+
+func (f *sharedFrame) get(m *pb.Message) []byte {
+	f.once.Do(func() { f.b = messageFrame(m) })
+	return f.b
+}
+
+func messageFrame(m *pb.Message) []byte {
+	return wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
+}
+
 // event is a message push for the deliverer. silent marks the sender's
 // own session: it has the message in its send reply, so the cursor moves
 // past it without pushing it back.
 type event struct {
-	m      *pb.Message
+	m      message
 	silent bool
 	// resync, when set, is a reorder of conv from this seq (m is nil).
 	conv   string
@@ -101,7 +143,7 @@ func (s *session) offerResync(conv string, from uint64) {
 }
 
 // offer hands a message push to the deliverer.
-func (s *session) offer(m *pb.Message, silent bool) {
+func (s *session) offer(m message, silent bool) {
 	if !s.events.push(event{m: m, silent: silent}) {
 		s.requestCatchUp()
 	}
@@ -140,11 +182,13 @@ func (s *session) deliverLoop() {
 					s.resync(e.conv, e.resync)
 					continue
 				}
-				s.deliver(e.m, e.silent, false)
+				s.deliverLive(e)
 				if s.closed() {
 					return
 				}
 			}
+		case <-s.reorderC():
+			s.releaseHeld(false)
 		case <-s.catchup:
 			s.catchUp()
 		case <-s.closing:
@@ -193,7 +237,7 @@ func (s *session) backlog() bool {
 			return false
 		}
 		for _, m := range rep.Messages {
-			s.push(m, true)
+			s.push(message{Message: m}, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -229,7 +273,7 @@ func (s *session) catchUp() {
 			return
 		}
 		for _, m := range rep.Messages {
-			s.deliver(m, false, true)
+			s.deliver(message{Message: m}, false, true)
 		}
 		if !rep.More {
 			return
@@ -251,7 +295,7 @@ func (s *session) catchUpAP() {
 			return
 		}
 		for _, m := range rep.Messages {
-			s.push(m, true)
+			s.push(message{Message: m}, true)
 		}
 		s.apCursor = rep.Cursor
 		if !rep.More {
@@ -260,10 +304,85 @@ func (s *session) catchUpAP() {
 	}
 }
 
+// deliverLive delivers a live push. In CP, a push beyond its
+// conversation's next seq is held for up to ReorderWindow for the pushes
+// before it (usually on their way from another node) instead of pulling
+// the gap at once; each push that arrives lets out the held ones that now
+// follow in order.
+func (s *session) deliverLive(e event) {
+	m := e.m
+	if s.apMode || s.g.cfg.ReorderWindow <= 0 {
+		s.deliver(m, e.silent, false)
+		return
+	}
+	cur, known := s.cursor[m.Conv]
+	if held := s.held[m.Conv]; len(held) == 0 && (!known || m.Seq <= cur+1) {
+		s.deliver(m, e.silent, false) // in order, a duplicate, or a conversation new to the session
+		return
+	}
+	if s.held == nil {
+		s.held, s.heldUntil = map[string][]event{}, map[string]time.Time{}
+		s.reorder = time.NewTimer(time.Hour)
+	}
+	if len(s.held[m.Conv]) == 0 {
+		s.heldUntil[m.Conv] = time.Now().Add(s.g.cfg.ReorderWindow)
+		s.armReorder()
+	}
+	s.held[m.Conv] = append(s.held[m.Conv], e)
+	s.releaseConv(m.Conv, false)
+}
+
+// releaseConv delivers conv's held pushes that follow its cursor in order;
+// when force (the window passed), all of them, pulling the gaps.
+func (s *session) releaseConv(conv string, force bool) {
+	held := s.held[conv]
+	slices.SortStableFunc(held, func(a, b event) int { return cmp.Compare(a.m.Seq, b.m.Seq) })
+	n := 0
+	for _, e := range held {
+		if !force && e.m.Seq > s.cursor[conv]+1 {
+			break
+		}
+		s.deliver(e.m, e.silent, false)
+		n++
+	}
+	if held = held[n:]; len(held) > 0 {
+		s.held[conv] = held
+		return
+	}
+	delete(s.held, conv)
+	delete(s.heldUntil, conv)
+}
+
+// releaseHeld delivers the held pushes whose window has passed (all of
+// them when all), pulling what is still missing before them.
+func (s *session) releaseHeld(all bool) {
+	now := time.Now()
+	for conv, until := range s.heldUntil {
+		if all || !now.Before(until) {
+			s.releaseConv(conv, true)
+		}
+	}
+	s.armReorder()
+}
+
+// armReorder sets the timer to the earliest held deadline.
+func (s *session) armReorder() {
+	s.reorder.Stop()
+	var first time.Time
+	for _, until := range s.heldUntil {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	if !first.IsZero() {
+		s.reorder.Reset(max(time.Until(first), 0))
+	}
+}
+
 // deliver pushes m (paced: see push) if it is the next of its
 // conversation, after pulling any gap before it (always paced); it drops
 // m if the device has it.
-func (s *session) deliver(m *pb.Message, silent, paced bool) {
+func (s *session) deliver(m message, silent, paced bool) {
 	if s.apMode {
 		if silent {
 			s.seen.add(m.Id)
@@ -303,7 +422,7 @@ func (s *session) deliver(m *pb.Message, silent, paced bool) {
 		}
 		for _, g := range rep.Messages {
 			if g.Seq == cur+1 {
-				s.push(g, true)
+				s.push(message{Message: g}, true)
 				cur = g.Seq
 			}
 		}
@@ -333,7 +452,7 @@ func (s *session) resync(conv string, from uint64) {
 // A push of a long run (backlog, catch-up, gap fill) is paced by the
 // client's reading (sendPaced); a live push to a client whose queue is
 // full drops the client.
-func (s *session) push(m *pb.Message, paced bool) {
+func (s *session) push(m message, paced bool) {
 	if s.apMode {
 		if !s.seen.add(m.Id) {
 			s.g.metrics.duplicates.Inc()
@@ -346,7 +465,12 @@ func (s *session) push(m *pb.Message, paced bool) {
 		s.cursor[m.Conv] = m.Seq
 	}
 	s.shown[m.Conv] = max(s.shown[m.Conv], m.Seq)
-	frame := wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
+	var frame []byte
+	if m.frame != nil {
+		frame = m.frame.get(m.Message)
+	} else {
+		frame = messageFrame(m.Message)
+	}
 	if paced {
 		s.sendPaced(frame)
 		return

@@ -234,9 +234,10 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 	g.metrics.pushes.WithLabelValues(path).Inc()
 	switch ev := p.Event.(type) {
 	case *pb.Push_Message:
+		m := message{Message: ev.Message, frame: &sharedFrame{}}
 		for _, uid := range p.ToUids {
 			for _, s := range g.sessionsOf(uid) {
-				s.offer(ev.Message, s.id == p.SkipSession)
+				s.offer(m, s.id == p.SkipSession)
 			}
 		}
 	case *pb.Push_Receipt:

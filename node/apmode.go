@@ -182,9 +182,7 @@ func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
 				n.fanout.stream(push, it.members, path == pushStreams)
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-			n.fanout.deliver(ctx, push, it.members)
-			cancel()
+			n.fanout.deliverLater(push, it.members)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,31 @@ type fanout struct {
 	// gateway channel nobody listened on (its subscription was down) are
 	// published to it again. Gateways drop what a device already has.
 	retry []retryPush
+
+	// queue holds the pushes deliverLater accepted, for the worker (nil
+	// until start). queueMu guards closing it: deliverLater holds it
+	// shared while it sends, stop exclusively to close. stopping frees
+	// callers waiting for room; stopped says the worker ended.
+	queueMu  sync.RWMutex
+	closed   bool
+	queue    chan pushJob
+	stopping chan struct{}
+	stopped  chan struct{}
 }
+
+// pushJob is one push and its recipients.
+type pushJob struct {
+	push *pb.Push
+	uids []uint64
+}
+
+// pushQueue bounds the pushes waiting for the worker (a sender whose push
+// finds it full waits: backpressure, not loss); pushBatch bounds what the
+// worker routes and publishes in one pair of round trips.
+const (
+	pushQueue = 4096
+	pushBatch = 256
+)
 
 // retryPush is a message push to send again: to gateway's channel, or
 // routed from scratch when gateway is "".
@@ -86,6 +111,87 @@ type attachment struct {
 
 func newFanout(rdb *redis.Client, node string, m *metrics, log *slog.Logger) *fanout {
 	return &fanout{rdb: rdb, node: node, metrics: m, log: log, attached: map[*attachment]struct{}{}}
+}
+
+// start runs the worker that delivers what deliverLater queues, until
+// stop.
+func (f *fanout) start() {
+	f.queueMu.Lock()
+	defer f.queueMu.Unlock()
+	f.queue = make(chan pushJob, pushQueue)
+	f.stopping, f.stopped = make(chan struct{}), make(chan struct{})
+	go f.run()
+}
+
+// stop ends the worker once it has delivered what was queued; from then on
+// deliverLater delivers in its caller.
+func (f *fanout) stop() {
+	f.queueMu.RLock()
+	started := f.queue != nil
+	f.queueMu.RUnlock()
+	if !started {
+		return
+	}
+	close(f.stopping) // callers waiting for room deliver themselves
+	f.queueMu.Lock()
+	f.closed = true
+	close(f.queue)
+	f.queueMu.Unlock()
+	<-f.stopped
+}
+
+// deliverLater queues push for uids and returns: the worker routes and
+// publishes it after the caller has answered. CP acknowledges a send once
+// it is committed; its pushes follow (protocol.md promises no order
+// between a sender's reply and its recipients' pushes), and a push that
+// fails is kept for a retry like any other.
+func (f *fanout) deliverLater(push *pb.Push, uids []uint64) {
+	if len(uids) == 0 {
+		return
+	}
+	f.queueMu.RLock()
+	if f.queue != nil && !f.closed {
+		select {
+		case f.queue <- pushJob{push: push, uids: uids}:
+			f.queueMu.RUnlock()
+			return
+		case <-f.stopping:
+		}
+	}
+	f.queueMu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+	defer cancel()
+	f.deliver(ctx, push, uids)
+}
+
+// run is the worker: it takes every push waiting, up to pushBatch, and
+// delivers them together, so that a burst of sends costs two Redis round
+// trips rather than two per send. Pushes leave in the order they came.
+func (f *fanout) run() {
+	defer close(f.stopped)
+	jobs := make([]pushJob, 0, pushBatch)
+	for {
+		j, ok := <-f.queue
+		if !ok {
+			return
+		}
+		jobs = append(jobs[:0], j)
+	fill:
+		for len(jobs) < pushBatch {
+			select {
+			case j, ok := <-f.queue:
+				if !ok {
+					break fill
+				}
+				jobs = append(jobs, j)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
+		f.deliverAll(ctx, jobs)
+		cancel()
+	}
 }
 
 func (f *fanout) setDegraded(d bool) {
@@ -123,25 +229,37 @@ func (f *fanout) watchRedis(stop <-chan struct{}) {
 	}
 }
 
-// deliver routes push to the gateways of uids.
+// deliver routes push to the gateways of uids now.
 func (f *fanout) deliver(ctx context.Context, push *pb.Push, uids []uint64) {
-	if len(uids) == 0 {
+	f.deliverAll(ctx, []pushJob{{push: push, uids: uids}})
+}
+
+// deliverAll routes pushes to their recipients' gateways: all routes in
+// one Redis round trip, all publishes in a second.
+func (f *fanout) deliverAll(ctx context.Context, jobs []pushJob) {
+	jobs = slices.DeleteFunc(jobs, func(j pushJob) bool { return len(j.uids) == 0 })
+	if len(jobs) == 0 {
 		return
 	}
-	push.Origin = f.node
-	published := false
+	for _, j := range jobs {
+		j.push.Origin = f.node
+	}
+	var published []bool
 	if f.rdb != nil && !f.degraded.Load() {
-		published = f.publishRouted(ctx, push, uids)
+		published = f.publishRouted(ctx, jobs)
 	}
-	// Gateways whose subscription is broken get message pushes from every
-	// replica's apply hook (Node.applied); other pushes, and everything
-	// when this node could not publish, go on the streams from here.
-	_, isMessage := push.Event.(*pb.Push_Message)
-	if !published || !isMessage {
-		f.stream(push, uids, !published)
-	}
-	if !published && f.rdb != nil {
-		f.keepForRetry(push, uids, "")
+	for i, j := range jobs {
+		ok := published != nil && published[i]
+		// Gateways whose subscription is broken get message pushes from
+		// every replica's apply hook (Node.applied); other pushes, and
+		// everything this node could not publish, go on the streams from
+		// here.
+		if _, isMessage := j.push.Event.(*pb.Push_Message); !ok || !isMessage {
+			f.stream(j.push, j.uids, !ok)
+		}
+		if !ok && f.rdb != nil {
+			f.keepForRetry(j.push, j.uids, "")
+		}
 	}
 }
 
@@ -196,7 +314,7 @@ func (f *fanout) retryDue(all bool) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 		if rp.gateway == "" {
-			if f.publishRouted(ctx, rp.push, rp.uids) {
+			if f.publishRouted(ctx, []pushJob{{push: rp.push, uids: rp.uids}})[0] {
 				f.metrics.pushes.WithLabelValues("retried").Inc()
 				rp.until = time.Time{} // delivered, or kept per gateway
 			}
@@ -231,25 +349,90 @@ func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
 	f.stream(push, push.ToUids, !published)
 }
 
-// publishRouted looks up the recipients' routes and publishes one push per
-// gateway; it reports whether every step succeeded. A message push that no
-// one received (that gateway's subscription is down) is kept for a retry.
-func (f *fanout) publishRouted(ctx context.Context, push *pb.Push, uids []uint64) bool {
-	byGateway, err := lookupRoutes(ctx, f.rdb, uids)
+// publishRouted looks up the recipients' routes of every job and
+// publishes each job's push once per gateway, in two pipelined round
+// trips; it reports, per job, whether every step succeeded. A message push
+// that no one received (that gateway's subscription is down) is kept for a
+// retry.
+func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
+	ok := make([]bool, len(jobs))
+	var uids []uint64
+	for _, j := range jobs {
+		uids = append(uids, j.uids...)
+	}
+	slices.Sort(uids)
+	gateways, err := lookupRoutes(ctx, f.rdb, slices.Compact(uids))
 	if err != nil {
 		f.setDegraded(true)
-		return false
+		return ok
 	}
-	for gw, to := range byGateway {
-		n, err := f.publish(ctx, gw, push, to)
+	type publish struct {
+		job     int
+		gateway string
+		to      []uint64
+		cmd     *redis.IntCmd
+	}
+	var pubs []publish
+	pipe := f.rdb.Pipeline()
+	for i, j := range jobs {
+		ok[i] = true
+		base, err := proto.Marshal(j.push)
 		if err != nil {
-			return false
+			ok[i] = false
+			continue
 		}
-		if n == 0 {
-			f.keepForRetry(push, to, gw)
+		for gw, to := range byGateway(j.uids, gateways) {
+			b, err := withRecipients(j.push, base, to)
+			if err != nil {
+				ok[i] = false
+				break
+			}
+			pubs = append(pubs, publish{job: i, gateway: gw, to: to, cmd: pipe.Publish(ctx, GatewayChannelPrefix+gw, b)})
 		}
 	}
-	return true
+	if len(pubs) == 0 {
+		return ok
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		f.setDegraded(true)
+	}
+	for _, p := range pubs {
+		n, err := p.cmd.Result()
+		if err != nil {
+			ok[p.job] = false
+			continue
+		}
+		f.metrics.pushes.WithLabelValues("redis").Inc()
+		if n == 0 {
+			f.keepForRetry(jobs[p.job].push, p.to, p.gateway)
+		}
+	}
+	return ok
+}
+
+// byGateway groups uids by the gateways holding their routes.
+func byGateway(uids []uint64, gateways map[uint64][]string) map[string][]uint64 {
+	out := map[string][]uint64{}
+	for _, uid := range uids {
+		for _, gw := range gateways[uid] {
+			out[gw] = append(out[gw], uid)
+		}
+	}
+	return out
+}
+
+// withRecipients is push addressed to uids, encoded: base (push encoded)
+// followed by the encoding of a Push holding only to_uids. Protobuf
+// merges concatenated encodings (a repeated field's elements append), so
+// this decodes as push with to_uids set, without encoding push once per
+// gateway. A push that carries recipients of its own is encoded afresh.
+func withRecipients(push *pb.Push, base []byte, uids []uint64) ([]byte, error) {
+	if len(push.ToUids) > 0 {
+		p := proto.Clone(push).(*pb.Push)
+		p.ToUids = uids
+		return proto.Marshal(p)
+	}
+	return proto.MarshalOptions{}.MarshalAppend(slices.Clip(base), &pb.Push{ToUids: uids})
 }
 
 // publish sends push for uids on gateway's channel and returns how many

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +106,60 @@ func expectPush(t *testing.T, sub *redis.PubSub, id string) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("push %s never reached the gateway channel", id)
 	}
+}
+
+// TestFanoutLater: pushes queued for the worker reach each recipient's
+// gateway, one publish per gateway addressed to exactly its recipients, in
+// the order they were queued, and stop delivers what is still queued.
+func TestFanoutLater(t *testing.T) {
+	srv := redisproc.ForTest(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := newFanout(rdb, "n1", newMetrics("n1"), log)
+	rt := newRoutes(rdb, time.Minute, f, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for uid, gw := range map[uint64]string{7: "g1", 8: "g1", 9: "g2"} {
+		if err := rt.bind(ctx, &pb.Caller{Uid: uid, User: "u", Device: "d", Session: "s"}, gw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := rdb.Subscribe(ctx, GatewayChannelPrefix+"g1", GatewayChannelPrefix+"g2")
+	defer sub.Close()
+	for n := 0; n < 2; n++ {
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.start()
+	const n = 50
+	for i := range n {
+		f.deliverLater(&pb.Push{Event: &pb.Push_Message{Message: &pb.Message{Conv: "g:room", Id: fmt.Sprint(i)}}}, []uint64{7, 8, 9, 10})
+	}
+	f.stop()
+	next := map[string]int{}
+	for range 2 * n {
+		select {
+		case m := <-sub.Channel():
+			var p pb.Push
+			if err := proto.Unmarshal([]byte(m.Payload), &p); err != nil {
+				t.Fatal(err)
+			}
+			gw := strings.TrimPrefix(m.Channel, GatewayChannelPrefix)
+			want := map[string]string{"g1": "[7 8]", "g2": "[9]"}[gw]
+			if got := fmt.Sprint(p.ToUids); got != want || p.Origin != "n1" {
+				t.Fatalf("push on %s addressed to %s from %q, want %s from n1", gw, got, p.Origin, want)
+			}
+			if id := p.GetMessage().GetId(); id != fmt.Sprint(next[gw]) {
+				t.Fatalf("gateway %s got push %s after %d pushes: out of order", gw, id, next[gw])
+			}
+			next[gw]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %v pushes arrived of %d per gateway", next, n)
+		}
+	}
+	// After stop, deliverLater delivers in its caller.
+	f.deliverLater(&pb.Push{Event: &pb.Push_Message{Message: &pb.Message{Conv: "g:room", Id: "late"}}}, []uint64{9})
+	expectPush(t, sub, "late")
 }

@@ -7,13 +7,105 @@ import (
 	"fmt"
 
 	"mpim/fsm"
+	"mpim/internal/binenc"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
 
-// A forwarded proposal carries one fsm.Command to the shard leader and its
-// fsm.Result back, both JSON; the result's domain error travels as the
-// sentinel's text.
+// A forwarded proposal carries one fsm.Command to the shard leader, as a
+// log entry of one command (fsm.EncodeBatch), and its fsm.Result back in
+// resultFormat; the result's domain error travels as the sentinel's text.
+// Both sides still read the JSON an older node sends ('{').
+const resultFormat = 0x01
+
+// fsmErrors are the domain errors a result may carry.
+var fsmErrors = []error{fsm.ErrNameTaken, fsm.ErrUIDTaken, fsm.ErrNoSuchUser, fsm.ErrNoSuchGroup,
+	fsm.ErrGroupExists, fsm.ErrNotMember, fsm.ErrNoSuchMessage, fsm.ErrInvalid}
+
+func encodeCommand(cmd fsm.Command) ([]byte, error) { return fsm.EncodeBatch([]fsm.Command{cmd}) }
+
+func decodeCommand(b []byte) (fsm.Command, error) {
+	var cmd fsm.Command
+	if len(b) > 0 && b[0] == '{' {
+		return cmd, json.Unmarshal(b, &cmd)
+	}
+	cmds, err := fsm.DecodeBatch(b)
+	if err == nil && len(cmds) != 1 {
+		err = fmt.Errorf("%d commands, want 1", len(cmds))
+	}
+	if err != nil {
+		return cmd, err
+	}
+	return cmds[0], nil
+}
+
+// encodeResult writes the fields of r a forwarding node needs (every one
+// but Renamed and Reordered, which only AP produces).
+func encodeResult(r fsm.Result) ([]byte, error) {
+	b := make([]byte, 0, 256)
+	b = append(b, resultFormat)
+	errText := ""
+	if r.Err != nil {
+		errText = r.Err.Error()
+	}
+	b = binenc.AppendString(b, errText)
+	b = binenc.AppendUvarint(b, r.UID)
+	b = binenc.AppendString(b, r.Conv)
+	b = binenc.AppendBool(b, r.Dup)
+	b = binenc.AppendUvarint(b, r.Seq)
+	b = binenc.AppendString(b, r.ID)
+	b = binenc.AppendUvarint(b, uint64(len(r.Members)))
+	for _, m := range r.Members {
+		b = binenc.AppendUvarint(b, m)
+	}
+	b = binenc.AppendBool(b, r.Message != nil)
+	if m := r.Message; m != nil {
+		b = binenc.AppendString(b, m.Conv)
+		b = binenc.AppendUvarint(b, m.Seq)
+		b = binenc.AppendString(b, m.ID)
+		b = binenc.AppendString(b, m.From)
+		b = binenc.AppendUvarint(b, m.FromUID)
+		b = binenc.AppendString(b, m.Text)
+		b = binenc.AppendString(b, m.Cmid)
+		b = binenc.AppendVarint(b, m.Ts)
+		b = binenc.AppendString(b, m.Origin)
+		b = binenc.AppendBytes(b, m.Order)
+		b = binenc.AppendUvarint(b, m.OSeq)
+	}
+	return b, nil
+}
+
+func decodeResult(b []byte) (fsm.Result, error) {
+	if len(b) > 0 && b[0] == '{' {
+		return decodeResultJSON(b)
+	}
+	if len(b) == 0 || b[0] != resultFormat {
+		return fsm.Result{}, fmt.Errorf("%w: undecodable result from the leader (format byte %q)", ErrUnknown, b[:min(len(b), 1)])
+	}
+	rd := binenc.NewReader(b[1:])
+	errText := rd.String()
+	r := fsm.Result{UID: rd.Uvarint(), Conv: rd.String(), Dup: rd.Bool(), Seq: rd.Uvarint(), ID: rd.String()}
+	if n := rd.Uvarint(); n > 0 && n <= uint64(rd.Len()) {
+		r.Members = make([]uint64, n)
+		for i := range r.Members {
+			r.Members[i] = rd.Uvarint()
+		}
+	} else if n > 0 {
+		return fsm.Result{}, fmt.Errorf("%w: undecodable result from the leader: %d members in %d bytes", ErrUnknown, n, rd.Len())
+	}
+	if rd.Bool() {
+		r.Message = &fsm.Message{Conv: rd.String(), Seq: rd.Uvarint(), ID: rd.String(), From: rd.String(),
+			FromUID: rd.Uvarint(), Text: rd.String(), Cmid: rd.String(), Ts: rd.Varint(), Origin: rd.String(),
+			Order: rd.Bytes(), OSeq: rd.Uvarint()}
+	}
+	if rd.Err() != nil || rd.Len() != 0 {
+		return fsm.Result{}, fmt.Errorf("%w: undecodable result from the leader (%v, %d bytes left)", ErrUnknown, rd.Err(), rd.Len())
+	}
+	r.Err = domainErr(errText)
+	return r, nil
+}
+
+// wireResult is the JSON result an older node sends.
 type wireResult struct {
 	Err     string       `json:"err,omitempty"`
 	UID     uint64       `json:"uid,omitempty"`
@@ -25,35 +117,26 @@ type wireResult struct {
 	Members []uint64     `json:"members,omitempty"`
 }
 
-// fsmErrors are the domain errors a result may carry.
-var fsmErrors = []error{fsm.ErrNameTaken, fsm.ErrUIDTaken, fsm.ErrNoSuchUser, fsm.ErrNoSuchGroup,
-	fsm.ErrGroupExists, fsm.ErrNotMember, fsm.ErrNoSuchMessage, fsm.ErrInvalid}
-
-func encodeCommand(cmd fsm.Command) ([]byte, error) { return json.Marshal(cmd) }
-
-func encodeResult(r fsm.Result) ([]byte, error) {
-	w := wireResult{UID: r.UID, Conv: r.Conv, Message: r.Message, Dup: r.Dup, Seq: r.Seq, ID: r.ID, Members: r.Members}
-	if r.Err != nil {
-		w.Err = r.Err.Error()
-	}
-	return json.Marshal(w)
-}
-
-func decodeResult(b []byte) (fsm.Result, error) {
+func decodeResultJSON(b []byte) (fsm.Result, error) {
 	var w wireResult
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fsm.Result{}, fmt.Errorf("%w: undecodable result from the leader: %v", ErrUnknown, err)
 	}
-	r := fsm.Result{UID: w.UID, Conv: w.Conv, Message: w.Message, Dup: w.Dup, Seq: w.Seq, ID: w.ID, Members: w.Members}
-	if w.Err != "" {
-		r.Err = errors.New(w.Err)
-		for _, e := range fsmErrors {
-			if e.Error() == w.Err {
-				r.Err = e
-			}
+	return fsm.Result{Err: domainErr(w.Err), UID: w.UID, Conv: w.Conv, Message: w.Message, Dup: w.Dup, Seq: w.Seq,
+		ID: w.ID, Members: w.Members}, nil
+}
+
+// domainErr is the sentinel a result's error text names ("" is none).
+func domainErr(text string) error {
+	if text == "" {
+		return nil
+	}
+	for _, e := range fsmErrors {
+		if e.Error() == text {
+			return e
 		}
 	}
-	return r, nil
+	return errors.New(text)
 }
 
 // internalService answers other nodes: proposals forwarded to this
@@ -81,8 +164,8 @@ func (s *internalService) Propose(ctx context.Context, req *pb.ProposeRequest) (
 	if err != nil {
 		return nil, err
 	}
-	var cmd fsm.Command
-	if err := json.Unmarshal(req.Command, &cmd); err != nil {
+	cmd, err := decodeCommand(req.Command)
+	if err != nil {
 		return nil, rpcerr.Error(rpcerr.BadRequest, "undecodable command: %v", err)
 	}
 	res, err := r.s.Propose(ctx, cmd)

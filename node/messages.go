@@ -20,8 +20,8 @@ type messageService struct {
 	n *Node
 }
 
-// fanoutTimeout bounds the pushes that follow a commit; the reply to the
-// sender does not wait longer than this for them.
+// fanoutTimeout bounds one delivery of pushes (a batch of them for the
+// fan-out worker).
 const fanoutTimeout = time.Second
 
 // toPB is the wire form of a stored message. In AP mode it carries
@@ -107,14 +107,13 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	}
 	// A duplicate is pushed again too: if the first attempt's pushes were
 	// lost, this repairs them; gateways drop what was delivered already.
+	msg := s.n.toPB(res.Message) // shared by the push and the reply, which only read it
 	if s.n.ap != nil {
 		s.n.pushLater(res.Message.Conv, res.Message.ID, res.Members, c.Session, pushRouted)
 	} else {
-		fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-		s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Message{Message: s.n.toPB(res.Message)}, SkipSession: c.Session}, res.Members)
-		cancel()
+		s.n.fanout.deliverLater(&pb.Push{Event: &pb.Push_Message{Message: msg}, SkipSession: c.Session}, res.Members)
 	}
-	return &pb.SendReply{Message: s.n.toPB(res.Message), Dup: res.Dup}, nil
+	return &pb.SendReply{Message: msg, Dup: res.Dup}, nil
 }
 
 // authorize checks that the caller may read the conversation it names
@@ -353,10 +352,8 @@ func (s *messageService) cursor(ctx context.Context, req *pb.CursorRequest, deli
 	if delivered {
 		to = others(res.Members, c.Uid)
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
-	s.n.fanout.deliver(fctx, &pb.Push{Event: &pb.Push_Receipt{Receipt: &pb.Receipt{
+	s.n.fanout.deliverLater(&pb.Push{Event: &pb.Push_Receipt{Receipt: &pb.Receipt{
 		Kind: kind, Conv: req.Conv, User: c.User, Seq: res.Seq, Id: res.ID}}}, to)
-	cancel()
 	return &pb.CursorReply{Seq: res.Seq, Id: res.ID}, nil
 }
 

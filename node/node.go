@@ -131,6 +131,7 @@ func Start(cfg Config) (*Node, error) {
 		n.fanout.setDegraded(true)
 		log.Warn("no redis configured: pushes take the fallback path only")
 	}
+	n.fanout.start()
 	return n, nil
 }
 
@@ -164,6 +165,8 @@ func (n *Node) Close() error {
 			n.httpSrv.Shutdown(ctx)
 			cancel()
 		}
+		// No handler runs any more: deliver the pushes they queued.
+		n.fanout.stop()
 		n.wg.Wait()
 		if n.rdb != nil {
 			n.rdb.Close()

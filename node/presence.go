@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,8 +65,9 @@ func liveRoutes(fields map[string]string, now int64) map[string]route {
 	return out
 }
 
-// lookupRoutes groups uids by the gateways holding their live routes.
-func lookupRoutes(ctx context.Context, rdb *redis.Client, uids []uint64) (map[string][]uint64, error) {
+// lookupRoutes finds the gateways holding live routes of uids (each
+// gateway once per user), in one pipelined round trip.
+func lookupRoutes(ctx context.Context, rdb *redis.Client, uids []uint64) (map[uint64][]string, error) {
 	pipe := rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(uids))
 	for i, uid := range uids {
@@ -75,13 +77,11 @@ func lookupRoutes(ctx context.Context, rdb *redis.Client, uids []uint64) (map[st
 		return nil, err
 	}
 	now := time.Now().UnixMilli()
-	out := map[string][]uint64{}
+	out := make(map[uint64][]string, len(uids))
 	for i, c := range cmds {
-		seen := map[string]bool{}
 		for _, r := range liveRoutes(c.Val(), now) {
-			if !seen[r.gateway] {
-				seen[r.gateway] = true
-				out[r.gateway] = append(out[r.gateway], uids[i])
+			if !slices.Contains(out[uids[i]], r.gateway) {
+				out[uids[i]] = append(out[uids[i]], r.gateway)
 			}
 		}
 	}

@@ -49,6 +49,7 @@ func gatewayCmd() *cobra.Command {
 	f.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "bound on one call to a node")
 	f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "node health-check interval")
 	f.DurationVar(&cfg.RouteTTL, "route-ttl", cfg.RouteTTL, "presence route lifetime (refreshed every third of it)")
+	f.DurationVar(&cfg.ReorderWindow, "reorder-window", cfg.ReorderWindow, "CP: how long a push ahead of its conversation waits for the ones before it before the gap is pulled (0: pull at once)")
 	return cmd
 }
 

@@ -48,6 +48,10 @@ type Config struct {
 	TrailingLogs      uint64
 	// MaxBatch caps the commands in one log entry; MaxInflight the entries
 	// the batcher has in flight at once (what makes later proposals batch).
+	// One: most of an entry's cost is per entry (Raft log write,
+	// replication, the state transaction), and on two cores a second entry
+	// in flight overlaps little; waiting proposals join the next entry
+	// instead (docs/benchmarks.md).
 	MaxBatch    int
 	MaxInflight int
 	// ApplyTimeout bounds enqueueing one entry.
@@ -73,7 +77,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		MaxBatch:           512,
-		MaxInflight:        2,
+		MaxInflight:        1,
 		ApplyTimeout:       time.Second,
 		NoSync:             true,
 		FSM:                fsm.DefaultConfig(),

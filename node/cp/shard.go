@@ -494,37 +494,70 @@ func (s *Shard) waitHold() {
 // shardFSM is the raft.FSM face of a shard.
 type shardFSM Shard
 
-func (f *shardFSM) Apply(l *raft.Log) any {
+func (f *shardFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies the command entries Raft committed together in one
+// state-file transaction (raft.BatchingFSM): a bbolt commit costs about
+// as much as the writes of several sends, so entries that reach the state
+// machine together share one. Each entry still records its own index
+// (fsm.Machine.Apply), so a replay after a restart skips exactly what the
+// file holds.
+func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	s := (*Shard)(f)
-	if l.Type != raft.LogCommand {
-		return nil
+	out := make([]any, len(logs))
+	type entry struct {
+		at   int
+		log  *raft.Log
+		cmds []fsm.Command
+	}
+	var entries []entry
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		cmds, err := fsm.DecodeBatch(l.Data)
+		if err != nil {
+			s.log.Error("undecodable log entry; skipped", "index", l.Index, "err", err)
+			out[i] = err
+			continue
+		}
+		entries = append(entries, entry{at: i, log: l, cmds: cmds})
+	}
+	if len(entries) == 0 {
+		return out
 	}
 	s.waitHold()
-	cmds, err := fsm.DecodeBatch(l.Data)
-	if err != nil {
-		s.log.Error("undecodable log entry; skipped", "index", l.Index, "err", err)
-		return err
-	}
-	var results []fsm.Result
-	err = s.st.Update(func(tx fsm.Tx) error {
-		var err error
-		results, err = s.m.Apply(tx, l.Index, cmds)
-		return err
+	results := make([][]fsm.Result, len(entries))
+	err := s.st.Update(func(tx fsm.Tx) error {
+		for i, e := range entries {
+			r, err := s.m.Apply(tx, e.log.Index, e.cmds)
+			switch {
+			case errors.Is(err, fsm.ErrApplied):
+				// Replayed after a restart: the state file has it.
+			case err != nil:
+				return fmt.Errorf("apply %d: %w", e.log.Index, err)
+			default:
+				results[i] = r
+			}
+		}
+		return nil
 	})
-	if errors.Is(err, fsm.ErrApplied) {
-		s.advanceFSMIndex(l.Index)
-		return nil // replayed after a restart: the state file has it
-	}
 	if err != nil {
 		// The state file cannot be written: stop rather than diverge.
-		s.log.Error("state file write failed; stopping the replica", "index", l.Index, "err", err)
-		panic(fmt.Sprintf("cp: shard %d: apply %d: %v", s.cfg.Shard, l.Index, err))
+		s.log.Error("state file write failed; stopping the replica", "err", err)
+		panic(fmt.Sprintf("cp: shard %d: %v", s.cfg.Shard, err))
 	}
-	s.advanceFSMIndex(l.Index)
-	if s.onApply != nil {
-		s.onApply(results)
+	s.advanceFSMIndex(entries[len(entries)-1].log.Index)
+	for i, e := range entries {
+		if results[i] == nil {
+			continue
+		}
+		if s.onApply != nil {
+			s.onApply(results[i])
+		}
+		out[e.at] = results[i]
 	}
-	return results
+	return out
 }
 
 func (s *Shard) advanceFSMIndex(i uint64) {
