@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"mpim/internal/fill"
 )
 
 // TestSendCodecFields: a Send with every field set survives the log
@@ -11,21 +13,8 @@ import (
 // added to Send but not to appendSend and readSend.
 func TestSendCodecFields(t *testing.T) {
 	var s Send
-	v := reflect.ValueOf(&s).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString(v.Type().Field(i).Name + "-é")
-		case reflect.Uint64:
-			f.SetUint(uint64(1)<<63 + uint64(i))
-		case reflect.Int64:
-			f.SetInt(-1 << 62)
-		case reflect.Slice:
-			f.SetBytes([]byte{0, byte(i), 0xff})
-		default:
-			t.Fatalf("Send.%s is a %s: teach appendSend, readSend and this test about it", v.Type().Field(i).Name, f.Kind())
-		}
+	if err := fill.Struct(&s); err != nil {
+		t.Fatalf("%v: teach appendSend, readSend and internal/fill about it", err)
 	}
 	b, err := EncodeBatch([]Command{{Send: &s}})
 	if err != nil {

@@ -6,32 +6,15 @@ import (
 	"testing"
 
 	"mpim/fsm"
+	"mpim/internal/fill"
 )
 
-// fillFields sets every field of the struct v points to a non-zero
-// value, so that a codec that forgets a field fails the round trip.
-func fillFields(t *testing.T, v reflect.Value) {
+// fillFields sets every field of the struct p points to (internal/fill),
+// so that a codec that forgets a field fails the round trip.
+func fillFields(t *testing.T, p any) {
 	t.Helper()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString(v.Type().Field(i).Name + "-é")
-		case reflect.Uint64:
-			f.SetUint(uint64(1)<<63 + uint64(i))
-		case reflect.Int64:
-			f.SetInt(-1 << 62)
-		case reflect.Slice:
-			if f.Type().Elem().Kind() == reflect.Uint8 {
-				f.SetBytes([]byte{0, byte(i), 0xff})
-			} else {
-				f.Set(reflect.ValueOf([]uint64{1, 1 << 40}))
-			}
-		case reflect.Bool:
-			f.SetBool(true)
-		default:
-			t.Fatalf("%s.%s is a %s: teach the forward codec and this test about it", v.Type().Name(), v.Type().Field(i).Name, f.Kind())
-		}
+	if err := fill.Struct(p); err != nil {
+		t.Fatalf("%v: teach the forward codec, this test and internal/fill about it", err)
 	}
 }
 
@@ -40,7 +23,7 @@ func fillFields(t *testing.T, v reflect.Value) {
 // and reads the JSON of an older node alike.
 func TestResultCodec(t *testing.T) {
 	var m fsm.Message
-	fillFields(t, reflect.ValueOf(&m).Elem())
+	fillFields(t, &m)
 	want := fsm.Result{Err: fsm.ErrNotMember, UID: 3, Conv: "g:team", Message: &m, Dup: true, Seq: 9, ID: "n1-x-1", Members: []uint64{1, 2, 1 << 50}}
 	b, err := encodeResult(want)
 	if err != nil {
