@@ -480,18 +480,18 @@ func TestAPNameConflict(t *testing.T) {
 	}
 	for _, gw := range []string{"g1", "g2", "g3"} {
 		eventually(t, 10*time.Second, "every node resolves zed the same way ("+gw+")", func() bool {
-			conn, err := client.Dial(ctx, c.ws(gw), client.Options{})
-			if err != nil {
-				return false
-			}
-			defer conn.Close()
-			if _, err := conn.Login(ctx, "zed", "first-password", "x"); err != nil {
-				return false
+			login := func(pw string) error {
+				conn, err := client.Dial(ctx, c.ws(gw), client.Options{})
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				_, err = conn.Login(ctx, "zed", pw, "x")
+				return err
 			}
 			// Until the conflict is applied on this gateway's node the
 			// losing password is just a wrong one (unauthorized).
-			_, err = conn.Login(ctx, "zed", "second-password", "y")
-			return client.ErrorCode(err) == "conflict"
+			return login("first-password") == nil && client.ErrorCode(login("second-password")) == "conflict"
 		})
 		conn := c.dial(gw)
 		_, err := conn.Login(ctx, "zed", "second-password", "y")
