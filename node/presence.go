@@ -183,6 +183,18 @@ func stringify(devs map[string]route) map[string]string {
 
 // unbind removes a session's route; the user's last route going announces
 // them offline.
+// unbindScript removes a device's route only if this session still holds
+// it, and returns the routes left: in one step, so that a new login of the
+// same device (which has just written its own route) is never removed by
+// the old session's late unbind.
+var unbindScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and string.match(v, '^[^|]*|([^|]*)|') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return redis.call('HGETALL', KEYS[1])
+`)
+
 func (r *routes) unbind(ctx context.Context, c *pb.Caller) {
 	now := time.Now().UnixMilli()
 	r.mu.Lock()
@@ -194,17 +206,15 @@ func (r *routes) unbind(ctx context.Context, c *pb.Caller) {
 	online := len(liveRoutes(stringify(r.local[c.Uid]), now)) > 0
 	r.mu.Unlock()
 	if r.rdb != nil && !r.fanout.degraded.Load() {
-		key := routeKey(c.Uid)
-		all, err := r.rdb.HGetAll(ctx, key).Result()
+		all, err := unbindScript.Run(ctx, r.rdb, []string{routeKey(c.Uid)}, c.Device, c.Session).StringSlice()
 		if err != nil {
 			r.fanout.setDegraded(true)
 		} else {
-			live := liveRoutes(all, now)
-			if rt, ok := live[c.Device]; ok && rt.session == c.Session {
-				r.rdb.HDel(ctx, key, c.Device)
-				delete(live, c.Device)
+			fields := make(map[string]string, len(all)/2)
+			for i := 0; i+1 < len(all); i += 2 {
+				fields[all[i]] = all[i+1]
 			}
-			online = len(live) > 0
+			online = len(liveRoutes(fields, now)) > 0
 		}
 	}
 	if !online {
