@@ -16,16 +16,28 @@ import (
 	pb "mpim/proto/mpimpb"
 )
 
+// testRedis starts a private redis-server and a client of it.
+func testRedis(t *testing.T) (*redisproc.Server, *redis.Client) {
+	t.Helper()
+	srv := redisproc.ForTest(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+// testFanout is a node's fan-out and routes over rdb, logging nowhere.
+func testFanout(rdb *redis.Client, node string) (*fanout, *routes) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := newFanout(rdb, node, newMetrics(node), log)
+	return f, newRoutes(rdb, time.Minute, f, log)
+}
+
 // TestFanoutRetry: a message push that no gateway heard (its subscription
 // was down), and one whose publish failed because Redis was down, both
 // reach the gateway's channel once it listens again.
 func TestFanoutRetry(t *testing.T) {
-	srv := redisproc.ForTest(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
-	defer rdb.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := newFanout(rdb, "n1", newMetrics("n1"), log)
-	rt := newRoutes(rdb, time.Minute, f, log)
+	srv, rdb := testRedis(t)
+	f, rt := testFanout(rdb, "n1")
 	alice := &pb.Caller{Uid: 7, User: "alice", Device: "d", Session: "s1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -112,12 +124,8 @@ func expectPush(t *testing.T, sub *redis.PubSub, id string) {
 // gateway, one publish per gateway addressed to exactly its recipients, in
 // the order they were queued, and stop delivers what is still queued.
 func TestFanoutLater(t *testing.T) {
-	srv := redisproc.ForTest(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
-	defer rdb.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := newFanout(rdb, "n1", newMetrics("n1"), log)
-	rt := newRoutes(rdb, time.Minute, f, log)
+	_, rdb := testRedis(t)
+	f, rt := testFanout(rdb, "n1")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for uid, gw := range map[uint64]string{7: "g1", 8: "g1", 9: "g2"} {

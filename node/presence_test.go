@@ -2,15 +2,10 @@ package node
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"mpim/internal/redisproc"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -21,12 +16,9 @@ import (
 // interleaving that a read-then-delete lost to — a bind landing between
 // the two — is not provoked here, only the script's rule is checked.)
 func TestUnbindKeepsNewerSession(t *testing.T) {
-	srv := redisproc.ForTest(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
-	defer rdb.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nodeA := newRoutes(rdb, time.Minute, newFanout(rdb, "n1", newMetrics("n1"), log), log)
-	nodeB := newRoutes(rdb, time.Minute, newFanout(rdb, "n2", newMetrics("n2"), log), log)
+	_, rdb := testRedis(t)
+	_, nodeA := testFanout(rdb, "n1")
+	_, nodeB := testFanout(rdb, "n2")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	old := &pb.Caller{Uid: 7, User: "carol", Device: "laptop", Session: "g2-1"}
