@@ -11,7 +11,9 @@ import "sync"
 // is reached are unchanged; only idle sessions stop paying for it.
 //
 // One consumer waits on ready, then pops until pop reports empty; push
-// signals ready whenever it adds an item, so a signal is never lost.
+// signals ready whenever it adds an item, so a signal is never lost. (The
+// send queue's consumer does not wait: its producers start it, see
+// session.kickWriter, and it ends when empty reports true.)
 type queue[T any] struct {
 	mu    sync.Mutex
 	items []T

@@ -97,7 +97,6 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 		path = pushStreams
 	}
 	var pushes []delayedPush
-	defer func() { n.pushAllLater(pushes, path) }()
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
@@ -114,6 +113,7 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 			n.fanout.stream(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: n.wireConv(r.Conv), FromSeq: r.Reordered}}}, r.Members, true)
 		}
 	}
+	n.pushAllLater(pushes, path)
 	return out
 }
 

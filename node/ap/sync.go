@@ -84,9 +84,9 @@ func (r *Replicator) subscribe() {
 					// entries this one neither holds nor has queued:
 					// pull now rather than at the next round.
 					now := time.Now()
-					r.mu.Lock()
 					prev := lastHeard[hb.Node]
 					lastHeard[hb.Node] = now
+					r.mu.Lock()
 					behind := hb.OSeq > r.vec[hb.Node]+uint64(len(received))+uint64(len(r.pending[hb.Node]))
 					r.mu.Unlock()
 					if behind && (prev.IsZero() || now.Sub(prev) > 3*r.cfg.Heartbeat) {
