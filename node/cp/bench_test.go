@@ -75,7 +75,7 @@ func benchCluster(b *testing.B) *Shard {
 // BenchmarkProposeSend measures the CP commit path below the node's RPCs:
 // concurrent proposals of 1:1 sends to one shard, group-committed by the
 // batcher into Raft entries (at most MaxInflight in flight), replicated to
-// three replicas with fsync, applied to each replica's bbolt state. It
+// three replicas with fsync, applied to each replica's in-memory state. It
 // reports sends per Raft entry: the batching that concurrency buys.
 // Compare with mpim bench --reference raft (one entry per operation).
 func BenchmarkProposeSend(b *testing.B) {

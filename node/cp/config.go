@@ -56,9 +56,6 @@ type Config struct {
 	MaxInflight int
 	// ApplyTimeout bounds enqueueing one entry.
 	ApplyTimeout time.Duration
-	// NoSync skips fsync in the state file (the Raft log still syncs):
-	// after a crash the state is rebuilt from the log.
-	NoSync bool
 	// AckBeforeCommit is the unsafe teaching switch: the leader answers a
 	// proposal once it is enqueued, before it commits.
 	AckBeforeCommit bool
@@ -79,7 +76,6 @@ func DefaultConfig() Config {
 		MaxBatch:           512,
 		MaxInflight:        1,
 		ApplyTimeout:       time.Second,
-		NoSync:             true,
 		FSM:                fsm.DefaultConfig(),
 	}
 }

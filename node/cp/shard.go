@@ -34,12 +34,15 @@ var (
 )
 
 // Shard is one shard's replica on this node: its Raft group member, its
-// state file and, while it leads, the batcher.
+// state and, while it leads, the batcher. The state is in memory
+// (store.Mem): the Raft log (fsynced) and its snapshots are the durable
+// copy, so a restart restores the last snapshot and re-applies the log
+// entries after it, and applying a committed entry touches no file.
 type Shard struct {
 	cfg   Config
 	log   *slog.Logger
 	r     *raft.Raft
-	st    *store.Store
+	st    *store.Mem
 	m     *fsm.Machine
 	logs  *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
@@ -56,8 +59,20 @@ type Shard struct {
 	hold    chan struct{}
 	onApply func([]fsm.Result)
 	// restores counts snapshots installed into this replica (a lagging
-	// follower catching up past the leader's compacted log).
+	// follower catching up past the leader's compacted log), not the
+	// restore of its own last snapshot at start.
 	restores atomic.Uint64
+	// started is set once NewRaft returned (restores before it are the
+	// replica's own snapshot, read at start).
+	started atomic.Bool
+	// replayTo is the last index in the log when the replica started: the
+	// in-memory state is rebuilt up to there by applying the log again
+	// once its commit is known. Until then (or until replayWait has
+	// passed) local views wait, so that a restarted node does not answer
+	// from a state that lacks what it had acknowledged.
+	replayTo   uint64
+	replayed   atomic.Bool
+	replayWait time.Time
 	// fsmIndex is the last command entry this replica's state machine has
 	// applied. (raft's AppliedIndex counts entries handed to the state
 	// machine, not finished: a read must wait for this one.)
@@ -97,12 +112,8 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	if s.m, err = fsm.New(cfg.FSM); err != nil {
 		return nil, err
 	}
-	if s.st, err = store.Open(filepath.Join(cfg.Dir, "state.db"), store.Options{NoSync: cfg.NoSync}); err != nil {
-		return nil, err
-	}
-	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
+	s.st = store.NewMem()
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
-		s.st.Close()
 		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("raft-%s-%d", cfg.ID, cfg.Shard), Level: hclog.Warn, Output: os.Stderr})
@@ -121,10 +132,9 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs
 	rc.Logger = hlog
-	// The state file survives restarts and records its applied index, so
-	// a restart replays only what the file lacks instead of restoring the
-	// last snapshot over newer state.
-	rc.NoSnapshotRestoreOnStart = true
+	// The state is in memory: NewRaft restores the last snapshot into it
+	// (NoSnapshotRestoreOnStart stays false) and the entries after it are
+	// applied again once their commit is known.
 	if len(cfg.Voters) > 0 {
 		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
 		if err != nil {
@@ -145,10 +155,16 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 			}
 		}
 	}
+	if s.replayTo, err = s.logs.LastIndex(); err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
+	}
+	s.replayWait = time.Now().Add(replayWait)
 	if s.r, err = raft.NewRaft(rc, (*shardFSM)(s), s.logs, s.logs, snaps, s.trans); err != nil {
 		s.closeStores()
 		return nil, fmt.Errorf("cp: start raft for shard %d: %w", cfg.Shard, err)
 	}
+	s.started.Store(true)
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.batch() }()
 	go func() { defer s.wg.Done(); s.watchLeadership() }()
@@ -159,7 +175,6 @@ func (s *Shard) closeStores() {
 	if s.logs != nil {
 		s.logs.Close()
 	}
-	s.st.Close()
 }
 
 // Close stops the replica.
@@ -381,8 +396,39 @@ func (s *Shard) lastCommandAtOrBelow(index uint64) uint64 {
 	return 0
 }
 
-// View reads this replica's state (local: it may be stale).
-func (s *Shard) View(fn func(fsm.Tx) error) error { return s.st.View(fn) }
+// replayWait bounds how long after a start views wait for the replay: a
+// replica that cannot learn its commit index (cut off from a quorum)
+// then serves what it has, stale like any minority replica.
+const replayWait = 10 * time.Second
+
+// View reads this replica's state (local: it may be stale). Right after a
+// start it first waits, within replayWait, for the log to be applied up
+// to where it ended before the restart.
+func (s *Shard) View(fn func(fsm.Tx) error) error {
+	for !s.isReplayed() && time.Now().Before(s.replayWait) {
+		select {
+		case <-s.stop:
+			return fmt.Errorf("%w: shutting down", ErrNotApplied)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return s.st.View(fn)
+}
+
+// isReplayed reports whether the state holds every command of the log as
+// it was at start (or of the log as it is, when a new leader truncated an
+// uncommitted tail of it).
+func (s *Shard) isReplayed() bool {
+	if s.replayed.Load() {
+		return true
+	}
+	target := min(s.replayTo, s.r.LastIndex())
+	if s.r.AppliedIndex() < target || s.fsmIndex.Load() < s.lastCommandAtOrBelow(target) {
+		return false
+	}
+	s.replayed.Store(true)
+	return true
+}
 
 // Leader returns the shard's leader as this replica knows it ("" when it
 // knows none).
@@ -497,11 +543,10 @@ type shardFSM Shard
 func (f *shardFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch applies the command entries Raft committed together in one
-// state-file transaction (raft.BatchingFSM): a bbolt commit costs about
-// as much as the writes of several sends, so entries that reach the state
-// machine together share one. Each entry still records its own index
-// (fsm.Machine.Apply), so a replay after a restart skips exactly what the
-// file holds.
+// state transaction (raft.BatchingFSM), so that readers see a batch whole.
+// Each entry records its own index (fsm.Machine.Apply), which a snapshot
+// carries: entries replayed over a restored snapshot that already holds
+// them change nothing.
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	s := (*Shard)(f)
 	out := make([]any, len(logs))
@@ -533,7 +578,7 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 			r, err := s.m.Apply(tx, e.log.Index, e.cmds)
 			switch {
 			case errors.Is(err, fsm.ErrApplied):
-				// Replayed after a restart: the state file has it.
+				// Replayed over a snapshot that already holds it.
 			case err != nil:
 				return fmt.Errorf("apply %d: %w", e.log.Index, err)
 			default:
@@ -543,8 +588,8 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 		return nil
 	})
 	if err != nil {
-		// The state file cannot be written: stop rather than diverge.
-		s.log.Error("state file write failed; stopping the replica", "err", err)
+		// The state machine failed: stop rather than diverge.
+		s.log.Error("state machine apply failed; stopping the replica", "err", err)
 		panic(fmt.Sprintf("cp: shard %d: %v", s.cfg.Shard, err))
 	}
 	s.advanceFSMIndex(entries[len(entries)-1].log.Index)
@@ -552,7 +597,9 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 		if results[i] == nil {
 			continue
 		}
-		if s.onApply != nil {
+		// Entries replayed after a start were handed on before it (and the
+		// hook reads state, which waits for the replay to end).
+		if s.onApply != nil && e.log.Index > s.replayTo {
 			s.onApply(results[i])
 		}
 		out[e.at] = results[i]
@@ -569,12 +616,10 @@ func (s *Shard) advanceFSMIndex(i uint64) {
 	}
 }
 
+// Snapshot pins the state as of the last applied entry (Raft calls it
+// between applies); Persist streams it while applies go on.
 func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
-	tx, err := (*Shard)(f).st.BeginSnapshot()
-	if err != nil {
-		return nil, err
-	}
-	return snapshot{tx}, nil
+	return snapshot{(*Shard)(f).st.BeginSnapshot()}, nil
 }
 
 func (f *shardFSM) Restore(rc io.ReadCloser) error {
@@ -584,12 +629,16 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
+	if !s.started.Load() { // NewRaft restoring this replica's own last snapshot
+		s.log.Info("state restored from the last snapshot", "applied", s.fsmIndex.Load())
+		return nil
+	}
 	s.restores.Add(1)
 	s.log.Info("snapshot installed", "restores", s.restores.Load())
 	return nil
 }
 
-type snapshot struct{ tx *store.SnapshotTx }
+type snapshot struct{ tx *store.MemSnapshot }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
 	if err := s.tx.Stream(sink); err != nil {
@@ -599,4 +648,4 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s snapshot) Release() { s.tx.Release() }
+func (s snapshot) Release() {}

@@ -9,20 +9,29 @@ import (
 	"mpim/fsm"
 )
 
-// BenchmarkApplyBatch measures what a CP replica does per log entry: one
-// bbolt transaction applying a batch of sends to 64 direct conversations
-// through the fsm, recording the index — with and without fsync of the
-// state file (CP runs it without: the Raft log is the durable copy; AP
-// fsyncs it). Reported per send, so batch sizes compare directly.
+// BenchmarkApplyBatch measures what a replica does per log entry: one
+// transaction applying a batch of sends to 64 direct conversations through
+// the fsm, recording the index — in memory (CP: the Raft log is the
+// durable copy), in a bbolt file without fsync (CP before the in-memory
+// state) and with it (AP). Reported per send, so batch sizes compare
+// directly.
 func BenchmarkApplyBatch(b *testing.B) {
-	for _, sync := range []bool{false, true} {
+	for _, state := range []string{"mem", "bolt", "bolt-fsync"} {
 		for _, batch := range []int{1, 16, 256} {
-			b.Run(fmt.Sprintf("fsync=%v/batch=%d", sync, batch), func(b *testing.B) {
-				s, err := Open(filepath.Join(b.TempDir(), "state.db"), Options{NoSync: !sync})
-				if err != nil {
-					b.Fatal(err)
+			b.Run(fmt.Sprintf("state=%s/batch=%d", state, batch), func(b *testing.B) {
+				var s interface {
+					Update(func(fsm.Tx) error) error
 				}
-				defer s.Close()
+				if state == "mem" {
+					s = NewMem()
+				} else {
+					st, err := Open(filepath.Join(b.TempDir(), "state.db"), Options{NoSync: state == "bolt"})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer st.Close()
+					s = st
+				}
 				m, _ := fsm.New(fsm.DefaultConfig())
 				var index uint64
 				var users []fsm.Command
