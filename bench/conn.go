@@ -239,6 +239,12 @@ func (c *conn) read() {
 			return
 		}
 		now := time.Now()
+		if p, ok := scanMessagePush(data); ok {
+			if p.from != c.user {
+				c.delivered(now, p.id, p.text)
+			}
+			continue
+		}
 		var f inFrame
 		if json.Unmarshal(data, &f) != nil {
 			continue

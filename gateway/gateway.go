@@ -159,13 +159,14 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
-	conn, err := g.up.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := g.up.Upgrade(cw, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	g.mu.Lock()
 	g.sessionID++
-	s := newSession(g, conn, fmt.Sprintf("%s-%d", g.cfg.ID, g.sessionID))
+	s := newSession(g, conn, cw.conn, fmt.Sprintf("%s-%d", g.cfg.ID, g.sessionID))
 	g.sessions[s] = struct{}{}
 	g.mu.Unlock()
 	g.metrics.conns.Inc()

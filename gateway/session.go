@@ -35,6 +35,7 @@ type identity struct {
 type session struct {
 	g    *Gateway
 	conn *websocket.Conn
+	cork *corkConn // under conn: the writer corks it while it drains out
 	id   string
 
 	ident  atomic.Pointer[identity]
@@ -56,8 +57,8 @@ type session struct {
 	delivery
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, id string) *session {
-	s := &session{g: g, conn: conn, id: id, authed: make(chan struct{}),
+func newSession(g *Gateway, conn *websocket.Conn, cork *corkConn, id string) *session {
+	s := &session{g: g, conn: conn, cork: cork, id: id, authed: make(chan struct{}),
 		out: newQueue[[]byte](g.cfg.SendQueue), inflight: make(chan struct{}, g.cfg.MaxInflight),
 		closing: make(chan struct{}), bucket: newTokenBucket(g.cfg.RateLimit, g.cfg.RateBurst)}
 	s.delivery.init()
@@ -250,16 +251,23 @@ func (s *session) kickWriter() {
 
 // write delivers the send queue to the client and ends when it is empty.
 // A frame queued after the last pop either finds writing still set (and
-// this loop goes on) or starts a new writer.
+// this loop goes on) or starts a new writer. The frames of one drain go
+// out in one socket write (corkConn).
 func (s *session) write() {
 	cfg := s.g.cfg
 	for {
+		s.cork.cork()
 		for frame, ok := s.out.pop(); ok; frame, ok = s.out.pop() {
 			s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				s.cork.uncork()
 				s.close(websocket.CloseGoingAway, "write failed")
 				return
 			}
+		}
+		if err := s.cork.uncork(); err != nil {
+			s.close(websocket.CloseGoingAway, "write failed")
+			return
 		}
 		s.wmu.Lock()
 		if s.noWriter || s.out.empty() {
