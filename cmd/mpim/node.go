@@ -63,7 +63,7 @@ func nodeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ID, "id", cfg.ID, "node id (n1, n2, ...): the origin of the messages it accepts")
-	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (one bbolt file per shard)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CP: each shard's Raft log and snapshots; AP: one bbolt file per shard)")
 	f.StringVar(&cfg.ListenAddr, "listen", cfg.ListenAddr, "gRPC listen address")
 	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "metrics/health/admin HTTP address (empty: off)")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on the --http address")
@@ -91,6 +91,7 @@ func nodeCmd() *cobra.Command {
 	f.DurationVar(&cfg.Raft.SnapshotInterval, "snapshot-interval", cfg.Raft.SnapshotInterval, "how often to check whether a snapshot is due")
 	f.DurationVar(&cfg.ForwardTimeout, "forward-timeout", cfg.ForwardTimeout, "bound on one call forwarded to a shard leader")
 	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
+	f.IntVar(&cfg.Raft.MaxInflight, "max-inflight", cfg.Raft.MaxInflight, "CP: log entries a shard leader's batcher keeps in flight (proposals arriving meanwhile join the next entry)")
 	f.DurationVar(&cfg.APPushDelay, "ap-push-delay", cfg.APPushDelay, "AP: hold message pushes back this long so that shown positions rarely move")
 	f.StringVar(&apRepair, "ap-repair", "on", "AP mode: outbox and anti-entropy repair (on), or the naive lossy fan-out (off)")
 	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
