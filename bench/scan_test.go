@@ -55,6 +55,19 @@ func TestScanMessagePush(t *testing.T) {
 		`{"push":"message","message":{"id":"a","from":"b","x":{"y":1}}}`,       // deeper nesting
 		`{"push":"message","other":{"id":"a"}}`,                                // no message object
 		`{"push":"message","message":{"id":"a","from":"b","text":"c"},"z":[]}`, // an array
+		`{"push":"message","message":{"id":"a","from":"b","text":"c",}}`,       // trailing comma
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","seq":1.2.3}}`,
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","tentative":tru}}`,
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","seq":abc}}`,
+		"{\"push\":\"message\",\"message\":{\"id\":\"a\",\"from\":\"b\",\"text\":\"c\x01\"}}", // a control character
+		"{\"push\":\"message\",\"message\":{\"id\":\"a\",\"from\":\"b\",\"text\":\"\xff\"}}",  // invalid UTF-8
+		`{"push":"message","message":{"id":"a","from":"b","text":"c"},"push":"presence"}`,
+		`{"push":"message","message":{"id":"a","from":"b","text":"c"},"message":null}`,
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","ID":"z"}}`, // json matches keys case-insensitively
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","id":"z"}}`, // a duplicate key
+		`{"push":"message","message":{"id":"a","from":"b"}}`,                     // no text
+		`{"push":"message","message":{"id":"a","from":"b","text":"c","seq":01}}`, // not a JSON number
+		`{"push":"message", "message":{"id":"a","from":"b","text":"c"}}`,         // whitespace: not the compact shape
 	} {
 		if p, ok := scanMessagePush([]byte(frame)); ok {
 			t.Fatalf("fast reader accepted %s as %+v", frame, p)

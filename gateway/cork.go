@@ -18,22 +18,32 @@ import (
 // Uncorked, writes pass straight through: the handshake, pings and close
 // frames sent while no writer runs.
 //
-// gorilla/websocket serializes its writes to the connection; the socket
-// write of a flush happens outside mu, so that Close never waits for it.
+// gorilla/websocket serializes its own writes, but a flush comes from the
+// session's writer, outside gorilla's lock: every socket write therefore
+// holds sock, so that a frame written through (a close frame, say) cannot
+// overtake frames collected before it. mu only guards the buffer and is
+// never held across a socket write.
 type corkConn struct {
 	net.Conn
+	sock   sync.Mutex // held across each socket write
 	mu     sync.Mutex
 	corked bool
 	buf    []byte // only while frames are collected
 	// deadline is the last write deadline gorilla set while corked; the
-	// flush writes under it.
+	// flush writes under it (zero: the socket's own, set uncorked).
 	deadline time.Time
 }
+
+func newCorkConn(c net.Conn) *corkConn { return &corkConn{Conn: c} }
 
 // corkFlushAt bounds what a cork collects before it writes anyway.
 const corkFlushAt = 32 << 10
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, corkFlushAt+4<<10); return &b }}
+
+// corkKeepCap is the largest buffer given back to the pool (one large
+// frame can grow a buffer well past corkFlushAt).
+const corkKeepCap = 64 << 10
 
 // cork starts collecting writes.
 func (c *corkConn) cork() {
@@ -43,7 +53,11 @@ func (c *corkConn) cork() {
 }
 
 // uncork writes what was collected and lets later writes pass through.
+// It takes the socket before it stops collecting, so that a write passing
+// through after it cannot reach the socket before the collected frames.
 func (c *corkConn) uncork() error {
+	c.sock.Lock()
+	defer c.sock.Unlock()
 	c.mu.Lock()
 	c.corked = false
 	buf, deadline := c.take()
@@ -51,13 +65,14 @@ func (c *corkConn) uncork() error {
 	return c.writeOut(buf, deadline)
 }
 
-// take hands over the collected bytes (mu held).
+// take hands over the collected bytes and their deadline (mu held).
 func (c *corkConn) take() ([]byte, time.Time) {
-	buf := c.buf
-	c.buf = nil
-	return buf, c.deadline
+	buf, deadline := c.buf, c.deadline
+	c.buf, c.deadline = nil, time.Time{}
+	return buf, deadline
 }
 
+// writeOut writes buf to the socket; sock is held.
 func (c *corkConn) writeOut(buf []byte, deadline time.Time) error {
 	if len(buf) == 0 {
 		return nil
@@ -66,8 +81,10 @@ func (c *corkConn) writeOut(buf []byte, deadline time.Time) error {
 		c.Conn.SetWriteDeadline(deadline)
 	}
 	_, err := c.Conn.Write(buf)
-	buf = buf[:0]
-	corkBufs.Put(&buf)
+	if cap(buf) <= corkKeepCap {
+		buf = buf[:0]
+		corkBufs.Put(&buf)
+	}
 	return err
 }
 
@@ -76,6 +93,8 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if !c.corked {
 		c.mu.Unlock()
+		c.sock.Lock()
+		defer c.sock.Unlock()
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
@@ -86,8 +105,13 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return len(p), nil
 	}
+	// A full buffer goes out now; the cork stays on. Collecting is
+	// serialized by gorilla, so nothing is collected meanwhile that could
+	// be written ahead of it.
 	buf, deadline := c.take()
 	c.mu.Unlock()
+	c.sock.Lock()
+	defer c.sock.Unlock()
 	if err := c.writeOut(buf, deadline); err != nil {
 		return 0, err
 	}
@@ -107,14 +131,24 @@ func (c *corkConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// Close writes what is collected (a close frame may be among it), within
-// a second, then closes.
+// Close writes what is collected (a close frame may be among it), then
+// closes. It waits at most a second for a write in progress (a client
+// that stopped reading), then closes anyway, which ends that write.
 func (c *corkConn) Close() error {
-	c.mu.Lock()
-	c.corked = false
-	buf, _ := c.take()
-	c.mu.Unlock()
-	c.writeOut(buf, time.Now().Add(time.Second))
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if c.sock.TryLock() {
+			c.mu.Lock()
+			c.corked = false
+			buf, _ := c.take()
+			c.mu.Unlock()
+			c.writeOut(buf, time.Now().Add(time.Second))
+			c.sock.Unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
 	return c.Conn.Close()
 }
 
@@ -134,6 +168,6 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: nc}
+	w.conn = newCorkConn(nc)
 	return w.conn, brw, nil
 }

@@ -131,6 +131,21 @@ func TestCork(t *testing.T) {
 		}
 	}
 
+	// A deadline recorded in an earlier cork is not reused: bytes collected
+	// with no deadline of their own go out under the socket's.
+	cork.cork()
+	cork.SetWriteDeadline(time.Now().Add(-time.Second))
+	if err := cork.uncork(); err != nil { // nothing collected
+		t.Fatal(err)
+	}
+	cork.SetWriteDeadline(time.Now().Add(5 * time.Second)) // uncorked: on the socket
+	cork.cork()
+	cork.Write([]byte{0x81, 2, 'x', '0'}) // a text frame "x0", as gorilla writes it
+	if err := cork.uncork(); err != nil {
+		t.Fatalf("a flush used a stale deadline: %v", err)
+	}
+	read(1, "x")
+
 	// A close frame collected while corked still reaches the client.
 	cork.cork()
 	server.WriteMessage(websocket.TextMessage, []byte("last"))

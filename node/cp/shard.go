@@ -2,6 +2,7 @@ package cp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -36,8 +37,9 @@ var (
 // Shard is one shard's replica on this node: its Raft group member, its
 // state and, while it leads, the batcher. The state is in memory
 // (store.Mem): the Raft log (fsynced) and its snapshots are the durable
-// copy, so a restart restores the last snapshot and re-applies the log
-// entries after it, and applying a committed entry touches no file.
+// copy, and applying a committed entry touches no state file. A restart
+// restores the last snapshot and applies the log after it up to the
+// applied floor before it serves (see recover).
 type Shard struct {
 	cfg   Config
 	log   *slog.Logger
@@ -59,20 +61,11 @@ type Shard struct {
 	hold    chan struct{}
 	onApply func([]fsm.Result)
 	// restores counts snapshots installed into this replica (a lagging
-	// follower catching up past the leader's compacted log), not the
-	// restore of its own last snapshot at start.
+	// follower catching up past the leader's compacted log).
 	restores atomic.Uint64
-	// started is set once NewRaft returned (restores before it are the
-	// replica's own snapshot, read at start).
-	started atomic.Bool
-	// replayTo is the last index in the log when the replica started: the
-	// in-memory state is rebuilt up to there by applying the log again
-	// once its commit is known. Until then (or until replayWait has
-	// passed) local views wait, so that a restarted node does not answer
-	// from a state that lacks what it had acknowledged.
-	replayTo   uint64
-	replayed   atomic.Bool
-	replayWait time.Time
+	// floor is the applied-floor file: the last log index applied to the
+	// state, rewritten after every applied batch (see recover).
+	floor *os.File
 	// fsmIndex is the last command entry this replica's state machine has
 	// applied. (raft's AppliedIndex counts entries handed to the state
 	// machine, not finished: a read must wait for this one.)
@@ -116,11 +109,19 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
 	}
+	if s.floor, err = os.OpenFile(filepath.Join(cfg.Dir, "applied"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("cp: applied floor of shard %d: %w", cfg.Shard, err)
+	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("raft-%s-%d", cfg.ID, cfg.Shard), Level: hclog.Warn, Output: os.Stderr})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
 		s.closeStores()
 		return nil, err
+	}
+	if err := s.recover(snaps); err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("cp: recover shard %d: %w", cfg.Shard, err)
 	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.StreamLayer(cfg.Shard), ServerAddressProvider: addrs, MaxPool: 3,
@@ -132,9 +133,10 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs
 	rc.Logger = hlog
-	// The state is in memory: NewRaft restores the last snapshot into it
-	// (NoSnapshotRestoreOnStart stays false) and the entries after it are
-	// applied again once their commit is known.
+	// recover has restored the last snapshot and replayed the log up to
+	// the applied floor; Raft applies the entries after the snapshot again
+	// once their commit is known, and the fsm skips those the state holds.
+	rc.NoSnapshotRestoreOnStart = true
 	if len(cfg.Voters) > 0 {
 		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
 		if err != nil {
@@ -155,16 +157,10 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 			}
 		}
 	}
-	if s.replayTo, err = s.logs.LastIndex(); err != nil {
-		s.closeStores()
-		return nil, fmt.Errorf("cp: raft log of shard %d: %w", cfg.Shard, err)
-	}
-	s.replayWait = time.Now().Add(replayWait)
 	if s.r, err = raft.NewRaft(rc, (*shardFSM)(s), s.logs, s.logs, snaps, s.trans); err != nil {
 		s.closeStores()
 		return nil, fmt.Errorf("cp: start raft for shard %d: %w", cfg.Shard, err)
 	}
-	s.started.Store(true)
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.batch() }()
 	go func() { defer s.wg.Done(); s.watchLeadership() }()
@@ -174,6 +170,83 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 func (s *Shard) closeStores() {
 	if s.logs != nil {
 		s.logs.Close()
+	}
+	if s.floor != nil {
+		s.floor.Close()
+	}
+}
+
+// recover rebuilds the in-memory state as it was applied before the
+// replica stopped: the newest snapshot (the one Raft starts from), then
+// the log's command entries after it up to the applied floor. Entries up
+// to the floor were applied, hence committed, so applying them before Raft
+// knows the commit index is safe; a restarted replica then serves at once
+// what it served before (the bbolt state file's guarantee, which the
+// in-memory state would otherwise lose until a leader is heard). The
+// floor is written without fsync: after a machine crash it may lag, and
+// the entries after it are applied once Raft learns their commit.
+func (s *Shard) recover(snaps raft.SnapshotStore) error {
+	metas, err := snaps.List()
+	if err != nil {
+		return err
+	}
+	var from uint64
+	if len(metas) > 0 {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			return fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
+		}
+		err = s.st.Restore(rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("restore snapshot %s: %w", metas[0].ID, err)
+		}
+		from = metas[0].Index
+	}
+	var b [8]byte
+	var floor uint64
+	if n, _ := s.floor.ReadAt(b[:], 0); n == len(b) {
+		floor = binary.BigEndian.Uint64(b[:])
+	}
+	replayed := 0
+	err = s.st.Update(func(tx fsm.Tx) error {
+		for i := from + 1; i <= floor; i++ {
+			var l raft.Log
+			if err := s.logs.GetLog(i, &l); err != nil {
+				s.log.Warn("applied floor beyond the log; the rest is applied once committed", "index", i, "floor", floor, "err", err)
+				return nil
+			}
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			cmds, err := fsm.DecodeBatch(l.Data)
+			if err != nil {
+				continue // skipped when first applied too (ApplyBatch)
+			}
+			if _, err := s.m.Apply(tx, l.Index, cmds); err != nil && !errors.Is(err, fsm.ErrApplied) {
+				return fmt.Errorf("replay %d: %w", l.Index, err)
+			}
+			replayed++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
+	if from > 0 || replayed > 0 {
+		s.log.Info("state recovered", "snapshot", from, "replayed", replayed, "applied", s.fsmIndex.Load())
+	}
+	return nil
+}
+
+// writeFloor records index as applied (see recover). A failure only
+// makes a later restart replay less before it serves.
+func (s *Shard) writeFloor(index uint64) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], index)
+	if _, err := s.floor.WriteAt(b[:], 0); err != nil {
+		s.log.Warn("applied floor not written", "err", err)
 	}
 }
 
@@ -396,39 +469,8 @@ func (s *Shard) lastCommandAtOrBelow(index uint64) uint64 {
 	return 0
 }
 
-// replayWait bounds how long after a start views wait for the replay: a
-// replica that cannot learn its commit index (cut off from a quorum)
-// then serves what it has, stale like any minority replica.
-const replayWait = 10 * time.Second
-
-// View reads this replica's state (local: it may be stale). Right after a
-// start it first waits, within replayWait, for the log to be applied up
-// to where it ended before the restart.
-func (s *Shard) View(fn func(fsm.Tx) error) error {
-	for !s.isReplayed() && time.Now().Before(s.replayWait) {
-		select {
-		case <-s.stop:
-			return fmt.Errorf("%w: shutting down", ErrNotApplied)
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return s.st.View(fn)
-}
-
-// isReplayed reports whether the state holds every command of the log as
-// it was at start (or of the log as it is, when a new leader truncated an
-// uncommitted tail of it).
-func (s *Shard) isReplayed() bool {
-	if s.replayed.Load() {
-		return true
-	}
-	target := min(s.replayTo, s.r.LastIndex())
-	if s.r.AppliedIndex() < target || s.fsmIndex.Load() < s.lastCommandAtOrBelow(target) {
-		return false
-	}
-	s.replayed.Store(true)
-	return true
-}
+// View reads this replica's state (local: it may be stale).
+func (s *Shard) View(fn func(fsm.Tx) error) error { return s.st.View(fn) }
 
 // Leader returns the shard's leader as this replica knows it ("" when it
 // knows none).
@@ -544,9 +586,9 @@ func (f *shardFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[
 
 // ApplyBatch applies the command entries Raft committed together in one
 // state transaction (raft.BatchingFSM), so that readers see a batch whole.
-// Each entry records its own index (fsm.Machine.Apply), which a snapshot
-// carries: entries replayed over a restored snapshot that already holds
-// them change nothing.
+// Each entry records its own index (fsm.Machine.Apply): entries Raft
+// applies again after a restart, which recover already replayed, change
+// nothing and are not handed to the apply hook again.
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	s := (*Shard)(f)
 	out := make([]any, len(logs))
@@ -593,13 +635,12 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("cp: shard %d: %v", s.cfg.Shard, err))
 	}
 	s.advanceFSMIndex(entries[len(entries)-1].log.Index)
+	s.writeFloor(entries[len(entries)-1].log.Index)
 	for i, e := range entries {
 		if results[i] == nil {
 			continue
 		}
-		// Entries replayed after a start were handed on before it (and the
-		// hook reads state, which waits for the replay to end).
-		if s.onApply != nil && e.log.Index > s.replayTo {
+		if s.onApply != nil {
 			s.onApply(results[i])
 		}
 		out[e.at] = results[i]
@@ -629,10 +670,6 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	s.st.View(func(tx fsm.Tx) error { s.fsmIndex.Store(fsm.Applied(tx)); return nil })
-	if !s.started.Load() { // NewRaft restoring this replica's own last snapshot
-		s.log.Info("state restored from the last snapshot", "applied", s.fsmIndex.Load())
-		return nil
-	}
 	s.restores.Add(1)
 	s.log.Info("snapshot installed", "restores", s.restores.Load())
 	return nil

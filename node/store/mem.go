@@ -18,10 +18,11 @@ import (
 // is the durable copy.)
 //
 // Writers are serialized; a write transaction is applied in place and
-// undone on error. Readers never wait for a write to finish: View reads a
-// lazily cloned, immutable copy of the trees as of the last committed
-// write (bbolt's isolation: a reader sees the state as of its start), and
-// the copy is shared by every view until the next write.
+// undone on error. View reads a lazily cloned, immutable copy of the trees
+// as of the last committed write (bbolt's isolation: a reader sees the
+// state as of its start), shared by every view until the next write. A
+// reader that needs a new copy waits for the write in progress; a reader
+// never holds a writer up.
 type Mem struct {
 	// wmu serializes writers. mu guards the live trees and snap: a writer
 	// holds it while it changes the trees, a reader while it takes a copy.
