@@ -39,7 +39,7 @@ var (
 // (store.Mem): the Raft log (fsynced) and its snapshots are the durable
 // copy, and applying a committed entry touches no state file. A restart
 // restores the last snapshot and applies the log after it up to the
-// applied floor before it serves (see recover).
+// applied floor before it serves (see recoverState).
 type Shard struct {
 	cfg   Config
 	log   *slog.Logger
@@ -64,7 +64,7 @@ type Shard struct {
 	// follower catching up past the leader's compacted log).
 	restores atomic.Uint64
 	// floor is the applied-floor file: the last log index applied to the
-	// state, rewritten after every applied batch (see recover).
+	// state, rewritten after every applied batch (see recoverState).
 	floor *os.File
 	// fsmIndex is the last command entry this replica's state machine has
 	// applied. (raft's AppliedIndex counts entries handed to the state
@@ -119,7 +119,7 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 		s.closeStores()
 		return nil, err
 	}
-	if err := s.recover(snaps); err != nil {
+	if err := s.recoverState(snaps); err != nil {
 		s.closeStores()
 		return nil, fmt.Errorf("cp: recover shard %d: %w", cfg.Shard, err)
 	}
@@ -133,7 +133,7 @@ func Open(cfg Config, mux *Mux, addrs raft.ServerAddressProvider, onApply func([
 	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs
 	rc.Logger = hlog
-	// recover has restored the last snapshot and replayed the log up to
+	// recoverState has restored the last snapshot and replayed the log up to
 	// the applied floor; Raft applies the entries after the snapshot again
 	// once their commit is known, and the fsm skips those the state holds.
 	rc.NoSnapshotRestoreOnStart = true
@@ -176,7 +176,7 @@ func (s *Shard) closeStores() {
 	}
 }
 
-// recover rebuilds the in-memory state as it was applied before the
+// recoverState rebuilds the in-memory state as it was applied before the
 // replica stopped: the newest snapshot (the one Raft starts from), then
 // the log's command entries after it up to the applied floor. Entries up
 // to the floor were applied, hence committed, so applying them before Raft
@@ -185,7 +185,7 @@ func (s *Shard) closeStores() {
 // in-memory state would otherwise lose until a leader is heard). The
 // floor is written without fsync: after a machine crash it may lag, and
 // the entries after it are applied once Raft learns their commit.
-func (s *Shard) recover(snaps raft.SnapshotStore) error {
+func (s *Shard) recoverState(snaps raft.SnapshotStore) error {
 	metas, err := snaps.List()
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func (s *Shard) recover(snaps raft.SnapshotStore) error {
 	return nil
 }
 
-// writeFloor records index as applied (see recover). A failure only
+// writeFloor records index as applied (see recoverState). A failure only
 // makes a later restart replay less before it serves.
 func (s *Shard) writeFloor(index uint64) {
 	var b [8]byte
@@ -587,7 +587,7 @@ func (f *shardFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[
 // ApplyBatch applies the command entries Raft committed together in one
 // state transaction (raft.BatchingFSM), so that readers see a batch whole.
 // Each entry records its own index (fsm.Machine.Apply): entries Raft
-// applies again after a restart, which recover already replayed, change
+// applies again after a restart, which recoverState already replayed, change
 // nothing and are not handed to the apply hook again.
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	s := (*Shard)(f)
@@ -620,7 +620,7 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 			r, err := s.m.Apply(tx, e.log.Index, e.cmds)
 			switch {
 			case errors.Is(err, fsm.ErrApplied):
-				// Replayed over a snapshot that already holds it.
+				// Already in the state: replayed by recoverState at start.
 			case err != nil:
 				return fmt.Errorf("apply %d: %w", e.log.Index, err)
 			default:
