@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"sync"
 
@@ -24,9 +25,9 @@ import (
 // reader that needs a new copy waits for the write in progress; a reader
 // never holds a writer up.
 type Mem struct {
-	// wmu serializes writers. mu guards the live trees and snap: a writer
-	// holds it while it changes the trees, a reader while it takes a copy.
-	wmu  sync.Mutex
+	// mu guards the live trees and snap: a writer holds it for its whole
+	// transaction (which serializes writers), a reader while it takes a
+	// copy.
 	mu   sync.Mutex
 	live map[string]*btree.BTreeG[item]
 	// snap is an immutable copy of live as of the last commit, or nil when
@@ -78,8 +79,6 @@ func (m *Mem) readCopy() map[string]*btree.BTreeG[item] {
 // Update runs fn in a write transaction: its writes are visible to views
 // once it returns nil, and undone when it returns an error.
 func (m *Mem) Update(fn func(fsm.Tx) error) error {
-	m.wmu.Lock()
-	defer m.wmu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.snap = nil
@@ -110,8 +109,6 @@ func (m *Mem) Restore(r io.Reader) error {
 	if err := fsm.Restore(&memWriteTx{memTx: memTx{trees: fresh}, noUndo: true}, r); err != nil {
 		return err
 	}
-	m.wmu.Lock()
-	defer m.wmu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.live, m.snap = fresh, nil
@@ -216,8 +213,4 @@ func (t *memWriteTx) rollback() {
 	t.undo = nil
 }
 
-type readOnlyError struct{}
-
-func (readOnlyError) Error() string { return "store: write in a read-only view" }
-
-var errReadOnly error = readOnlyError{}
+var errReadOnly = errors.New("store: write in a read-only view")
