@@ -252,6 +252,13 @@ func (c *Conn) write(ctx context.Context, data []byte) error {
 	if err == nil {
 		return nil
 	}
+	select {
+	case <-c.done:
+		// The connection ended while this frame was being written (Close
+		// sent its close frame first): why it ended is the answer.
+		return c.Err()
+	default:
+	}
 	err = fmt.Errorf("%w: write: %w", ErrConnectionLost, err)
 	// ErrCloseSent means the reader is handling the gateway's close frame
 	// and will record its code; any other failure is the cause.

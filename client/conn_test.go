@@ -329,7 +329,21 @@ func TestCloseFailsCallsAndStopsReader(t *testing.T) {
 		_, err := c.Call(context.Background(), "test_slow", map[string]any{"delay_ms": 5000})
 		pending <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// Close only once the call waits for its reply: a call begun after
+	// Close fails at once, which would prove nothing about waking it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the call never became pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -318,13 +318,20 @@ func TestSessionCloseWakesWaiters(t *testing.T) {
 	fc.gateways[0].refuse.Store(true)
 	fc.gateways[0].drop()
 	waiting := make(chan error, 1)
+	ctx := &watchedContext{Context: context.Background(), entered: make(chan struct{})}
 	go func() {
 		// Waits for a connection that will not come until Close.
-		time.Sleep(20 * time.Millisecond)
-		_, err := s.Send(context.Background(), SendArgs{To: "alice", Text: "x"})
+		_, err := s.Send(ctx, SendArgs{To: "alice", Text: "x"})
 		waiting <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Close only once Send waits (on its context, with no connection to
+	// use): a Send begun after Close fails at once, which would prove
+	// nothing about waking it.
+	select {
+	case <-ctx.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send never waited for a connection")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +341,16 @@ func TestSessionCloseWakesWaiters(t *testing.T) {
 	if !errors.Is(s.Err(), ErrClosed) {
 		t.Errorf("Err() after Close = %v, want ErrClosed", s.Err())
 	}
+}
+
+// watchedContext tells when a goroutine first waits on it (asks for Done).
+type watchedContext struct {
+	context.Context
+	once    sync.Once
+	entered chan struct{}
+}
+
+func (c *watchedContext) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.entered) })
+	return c.Context.Done()
 }

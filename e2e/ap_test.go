@@ -11,7 +11,47 @@ import (
 	"time"
 
 	"mpim/client"
+	"mpim/lab"
 )
+
+// apStatus is node's AP replication state, read directly from the node.
+func (c *cluster) apStatus(node string) lab.APReplication {
+	c.t.Helper()
+	ns := c.Shards(context.Background())[node]
+	if ns.Error != "" || ns.AP == nil {
+		c.t.Fatalf("AP status of %s: %q", node, ns.Error)
+	}
+	return *ns.AP
+}
+
+// resubscribes counts the Redis subscriptions node has dropped as dead.
+func (c *cluster) resubscribes(node string) uint64 { return c.apStatus(node).Resubscribes }
+
+// waitHears waits until node hears peer's heartbeats on its Redis
+// subscription again: from then on, what peer publishes reaches node.
+func (c *cluster) waitHears(node, peer string) {
+	c.t.Helper()
+	eventually(c.t, 15*time.Second, node+" hears "+peer+"'s heartbeats", func() bool {
+		ago, ok := c.apStatus(node).HeardMS[peer]
+		return ok && ago >= 0 && ago < 500
+	})
+}
+
+// drainMessages returns the message pushes that arrive on conn until none
+// has come for quiet.
+func drainMessages(conn *client.Conn, quiet time.Duration) []client.Message {
+	var out []client.Message
+	for {
+		select {
+		case p := <-conn.Pushes():
+			if m, err := p.Message(); p.Kind == "message" && err == nil {
+				out = append(out, m)
+			}
+		case <-time.After(quiet):
+			return out
+		}
+	}
+}
 
 // apSetup registers a1 (on g1), b2 (on g2) and c3 (on g3) and a group
 // "room" of the three, and waits until every replica has it.
@@ -81,6 +121,7 @@ func TestAPPartition(t *testing.T) {
 		t.Run(map[bool]string{true: "repair", false: "norepair"}[repair], func(t *testing.T) {
 			c := startLab(t, labOpts{mode: "ap", nodes: 3, gateways: 3, noRepair: !repair})
 			a1, b2, c3 := apSetup(t, c)
+			dropsBefore := c.resubscribes("n1")
 			c.apply("partition n1 g1 / n2 n3 g2 g3 redis")
 			sendAll(t, a1, "minority", 15)
 			sendAll(t, b2, "majority", 15)
@@ -122,21 +163,37 @@ func TestAPPartition(t *testing.T) {
 				}
 			}
 			if !repair {
-				// Let the cut outlast the subscription's liveness check
-				// (a silent second, then an unanswered ping), as any real
-				// partition longer than a few seconds does.
-				time.Sleep(3 * time.Second)
+				// The cut outlasts n1's subscription liveness check (a
+				// silent second, then an unanswered ping), as any real
+				// partition longer than a few seconds does: the bytes held
+				// for the dead subscription are dropped with it.
+				eventually(t, 15*time.Second, "n1 drops its dead Redis subscription", func() bool {
+					return c.resubscribes("n1") > dropsBefore
+				})
 			}
 			c.apply("heal")
 			if !repair {
-				time.Sleep(3 * time.Second)
-				reps := c.Replicas(context.Background())
-				n1, n2 := reps["n1"].Convs["g:room"].Count, reps["n2"].Convs["g:room"].Count
-				t.Logf("without repair after heal: n1 holds %d, n2 holds %d of 30", n1, n2)
-				// n1's subscription died during the cut: what the majority
-				// published meanwhile never reaches it.
-				if n1 >= 30 {
-					t.Fatalf("without repair n1 holds all %d messages after heal: the majority's messages sent across the cut were not lost, the naive demonstration broke", n1)
+				// A message sent after heal reaches n1 (pub/sub works
+				// again), and is all n1 got from the other side: what the
+				// majority published during the cut is gone for good.
+				c.waitHears("n1", "n2")
+				sendAll(t, b2, "after-heal", 1)
+				var cmids []string
+				eventually(t, 15*time.Second, "n1 applies the message sent after heal", func() bool {
+					cmids, _ = roomView(t, c, a1)
+					return slices.Contains(cmids, "after-heal-0")
+				})
+				count := map[string]int{}
+				for _, cm := range cmids {
+					count[strings.SplitN(cm, "-", 2)[0]]++
+				}
+				n1 := c.convCount("n1", "g:room")
+				t.Logf("without repair after heal: n1 holds %d messages: %v", n1, count)
+				if count["minority"] != 15 || count["after"] != 1 || n1 != 16 {
+					t.Fatalf("without repair n1 holds %d messages %v; want its own 15 and the one sent after heal", n1, count)
+				}
+				if count["majority"] != 0 {
+					t.Fatalf("without repair n1 holds %d of the majority's 15 messages sent across the cut: the naive demonstration broke (they must be lost)", count["majority"])
 				}
 				return
 			}
@@ -212,9 +269,15 @@ func TestAPAntiEntropy(t *testing.T) {
 				}
 				return
 			}
-			time.Sleep(2 * time.Second)
-			if n := c.convCount("n3", "g:room"); n != 0 {
-				t.Fatalf("without repair n3 recovered %d messages it missed while down", n)
+			// Once a message sent after the restart has reached n3, what
+			// it holds is all it will ever hold without repair.
+			c.waitHears("n3", "n2")
+			sendAll(t, b2, "after", 1)
+			eventually(t, 15*time.Second, "n3 applies the message sent after its restart", func() bool {
+				return c.convCount("n3", "g:room") >= 1
+			})
+			if n := c.convCount("n3", "g:room"); n != 1 {
+				t.Fatalf("without repair n3 holds %d messages: it recovered %d it missed while down (want only the one sent after its restart)", n, n-1)
 			}
 		})
 	}
@@ -242,14 +305,20 @@ func TestAPRedisDown(t *testing.T) {
 		}
 		return true
 	})
-	// c3 got every message pushed, once.
+	// c3 got every message pushed, and none twice: every push it was sent
+	// (read until the stream has been quiet for a second), not only the
+	// first 20.
 	got := messages(t, c3, 20, 10*time.Second)
+	got = append(got, drainMessages(c3, time.Second)...)
 	ids := map[string]bool{}
 	for _, m := range got {
 		if ids[m.ID] {
-			t.Fatalf("c3 was pushed %s twice", m.ID)
+			t.Fatalf("c3 was pushed %s (%s) twice", m.ID, m.Cmid)
 		}
 		ids[m.ID] = true
+	}
+	if len(ids) != 20 {
+		t.Fatalf("c3 was pushed %d distinct messages, want the 20 sent", len(ids))
 	}
 }
 
@@ -264,10 +333,23 @@ func TestAPConcurrentSends(t *testing.T) {
 		users = append(users, fmt.Sprintf("u%d", i))
 		c.register("g1", users[i-1])
 	}
-	time.Sleep(500 * time.Millisecond)
 	conns := make([]*client.Conn, len(users))
 	for i, u := range users {
-		conns[i] = c.login(fmt.Sprintf("g%d", i%3+1), u, "d")
+		gw := fmt.Sprintf("g%d", i%3+1)
+		// A registration on g1's node reaches the others asynchronously.
+		eventually(t, 10*time.Second, u+" is known on "+gw, func() bool {
+			conn, err := client.Dial(ctxFor(t, 10*time.Second), c.ws(gw), client.Options{PushBuffer: 1 << 16})
+			if err != nil {
+				return false
+			}
+			if _, err := conn.Login(ctxFor(t, 10*time.Second), u, password, "d"); err != nil {
+				conn.Close()
+				return false
+			}
+			conns[i] = conn
+			t.Cleanup(func() { conn.Close() })
+			return true
+		})
 	}
 	if _, err := conns[0].GroupCreate(ctxFor(t, 10*time.Second), "room", users[1:]); err != nil {
 		t.Fatal(err)

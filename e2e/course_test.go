@@ -266,8 +266,7 @@ type courseRunner struct {
 	lab        *exec.Cmd
 	labEnv     []string
 	labOut     *lockedBuffer
-	background []*exec.Cmd
-	stdins     []io.WriteCloser
+	background []*backgroundCmd
 
 	ran, skipped int
 }
@@ -510,33 +509,57 @@ func (r *courseRunner) startLab(where string, s courseStep) {
 	}
 }
 
+// backgroundCmd is a command the reader leaves running in another
+// terminal.
+type backgroundCmd struct {
+	where, cmd string
+	c          *exec.Cmd
+	stdin      io.WriteCloser // held open until the process is stopped
+	out        *lockedBuffer
+	exited     chan struct{} // closed when the process has ended
+	err        error         // how it ended, once exited is closed
+}
+
 // startBackground starts a command the reader would leave running in
 // another terminal: its stdin stays open (a terminal nobody types in).
 func (r *courseRunner) startBackground(where, cmd string) {
-	c := r.command(cmd)
-	stdin, err := c.StdinPipe()
+	b := &backgroundCmd{where: where, cmd: cmd, c: r.command(cmd), out: &lockedBuffer{}, exited: make(chan struct{})}
+	stdin, err := b.c.StdinPipe()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	c.Stdout, c.Stderr = io.Discard, io.Discard
-	if err := c.Start(); err != nil {
+	b.stdin = stdin
+	b.c.Stdout, b.c.Stderr = b.out, b.out
+	if err := b.c.Start(); err != nil {
 		r.t.Fatalf("%s: start %q: %v", where, cmd, err)
 	}
+	go func() { b.err = b.c.Wait(); close(b.exited) }()
 	r.t.Logf("%s: started in the background: %s", where, cmd)
-	r.background = append(r.background, c)
-	r.stdins = append(r.stdins, stdin) // held open until the process is stopped
+	r.background = append(r.background, b)
+}
+
+// checkBackground fails the test for every background command that has
+// ended by itself: the course tells the reader to leave it running, so an
+// early exit means the page's story did not happen.
+func (r *courseRunner) checkBackground() {
+	for _, b := range r.background {
+		select {
+		case <-b.exited:
+			r.t.Errorf("%s: `%s`, which the course leaves running, exited by itself (%v); its output ends:\n%s", b.where, b.cmd, b.err, tail(b.out.String(), 25))
+		default:
+		}
+	}
 }
 
 // stopLab stops the background commands and the lab, as Ctrl-C would.
 func (r *courseRunner) stopLab() {
-	for _, c := range r.background {
-		killGroup(c, syscall.SIGKILL)
-		c.Wait()
+	r.checkBackground()
+	for _, b := range r.background {
+		killGroup(b.c, syscall.SIGKILL)
+		<-b.exited
+		b.stdin.Close()
 	}
-	for _, w := range r.stdins {
-		w.Close()
-	}
-	r.background, r.stdins = nil, nil
+	r.background = nil
 	if r.lab == nil {
 		return
 	}

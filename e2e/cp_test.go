@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +18,8 @@ import (
 
 	"mpim/chaos/netns"
 	"mpim/client"
+	"mpim/internal/ports"
+	"mpim/internal/testenv"
 	"mpim/lab"
 	pb "mpim/proto/mpimpb"
 )
@@ -135,9 +141,7 @@ func TestCPIsolateNode(t *testing.T) { cpIsolateNode(t, lab.NetProxy) }
 // drops, so TCP's own retransmissions and timeouts are what the members
 // see.
 func TestCPIsolateNodeNetns(t *testing.T) {
-	if s := netns.Probe(); !s.OK() {
-		t.Skipf("no netns backend on this host: %v", s.Err())
-	}
+	testenv.Need(t, testenv.NetNS, netns.Probe().Err())
 	cpIsolateNode(t, lab.NetNS)
 }
 
@@ -165,8 +169,11 @@ func cpIsolateNode(t *testing.T, backend string) {
 	// Cut off a node that does not lead shard 0's... whichever it is: n3.
 	c.apply("partition isolate:n3")
 	start := time.Now()
+	// Send at least 8 times, and on until one send is refused promptly
+	// after the election window (2s) or 20s pass: a count alone may end
+	// before the window does when refusals are fast.
 	var refusedFast bool
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 8 || (!refusedFast && time.Since(start) < 20*time.Second); i++ {
 		begin := time.Now()
 		code := send(carol, fmt.Sprint("minority-", i))
 		took := time.Since(begin)
@@ -220,8 +227,7 @@ func TestCPIsolateLeader(t *testing.T) {
 	for _, u := range []string{"alice", "bob"} {
 		c.register("g1", u)
 	}
-	eventually(t, 10*time.Second, "a leader for shard 0", func() bool { return c.leaderNow() != "" })
-	old := c.leaderNow()
+	old := c.colocatedLeader()
 	oldGW := "g" + strings.TrimPrefix(old, "n")
 	newSide := map[string]string{"n1": "g2", "n2": "g3", "n3": "g1"}[old]
 	onOld, onNew := c.login(oldGW, "alice", "d"), c.login(newSide, "bob", "d")
@@ -266,16 +272,30 @@ func TestCPIsolateLeader(t *testing.T) {
 	checkExactlyOnce(t, "after heal", c.history(onNew, "dm:alice:bob", "linearizable"), log)
 }
 
-// leaderNow is the node that leads shard 0, "" when none does.
-func (c *cluster) leaderNow() string {
-	for name, ns := range c.Shards(context.Background()) {
-		for _, s := range ns.Shards {
-			if s.Shard == 0 && s.State == "Leader" {
-				return name
+// colocatedLeader waits until one node leads every shard (the lab moves
+// leaderships after each election, asynchronously) and returns it.
+func (c *cluster) colocatedLeader() string {
+	c.t.Helper()
+	var lead string
+	eventually(c.t, 15*time.Second, "one node leads every shard", func() bool {
+		lead = ""
+		led := map[int]bool{}
+		shards := map[int]bool{}
+		for name, ns := range c.Shards(context.Background()) {
+			for _, s := range ns.Shards {
+				shards[s.Shard] = true
+				if s.State == "Leader" {
+					if lead != "" && lead != name {
+						return false
+					}
+					lead = name
+					led[s.Shard] = true
+				}
 			}
 		}
-	}
-	return ""
+		return lead != "" && len(led) == len(shards)
+	})
+	return lead
 }
 
 // TestCPReadIndex: a linearizable read through a replica whose applies are
@@ -286,7 +306,8 @@ func TestCPReadIndex(t *testing.T) {
 	ctx := ctxFor(t, 60*time.Second)
 	c.register("g1", "alice")
 	c.register("g1", "bob")
-	lead := c.leaderNow()
+	// The follower whose applies are held must not lead the DM's shard.
+	lead := c.colocatedLeader()
 	follower := map[string]string{"n1": "n2", "n2": "n3", "n3": "n1"}[lead]
 	gw := func(n string) string { return "g" + strings.TrimPrefix(n, "n") }
 	alice, bob := c.login(gw(lead), "alice", "d"), c.login(gw(follower), "bob", "d")
@@ -338,7 +359,7 @@ func TestCPBatching(t *testing.T) {
 	ctx := ctxFor(t, 60*time.Second)
 	alice := c.aliceToBob("g1", "d")
 	shard := c.dmShard("alice", "bob")
-	lead := c.leaderNow()
+	lead := c.colocatedLeader()
 	before, err := c.admin(lead).Status(ctx, &pb.Empty{})
 	if err != nil {
 		t.Fatal(err)
@@ -378,10 +399,11 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 	log := newSendLog()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var acked atomic.Int64 // acknowledged load sends
+	bob := c.login("g2", "bob", "d")
 	wg.Add(1)
 	go func() { // load through g2 while n1 dies and returns
 		defer wg.Done()
-		conn := c.login("g2", "bob", "d")
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -390,22 +412,40 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 			}
 			cmid := fmt.Sprint("load-", i)
 			for {
-				r, err := conn.Send(ctx, client.SendArgs{To: "alice", Text: cmid, Cmid: cmid})
-				if log.record(cmid, r, err) != "timeout" {
+				r, err := bob.Send(ctx, client.SendArgs{To: "alice", Text: cmid, Cmid: cmid})
+				code := log.record(cmid, r, err)
+				if code == "ok" {
+					acked.Add(1)
+				}
+				if code != "timeout" {
 					break // retried with the same cmid while unknown
 				}
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	atLeast := func(what string, n int64) {
+		t.Helper()
+		eventually(t, 20*time.Second, what, func() bool { return acked.Load() >= n })
+	}
+	atLeast("the load is acknowledged", 10)
 	if err := c.Kill("n1"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	atLeast("the load is acknowledged with n1 killed", acked.Load()+10)
 	if err := c.Restart(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Writes are acknowledged after the restart: through the load's
+	// gateway, and through g1, whose own node is the restarted n1. Each
+	// attempt has its own cmid: a refused one must stay absent.
+	atLeast("the load is acknowledged after n1's restart", acked.Load()+10)
+	attempt := 0
+	eventually(t, 20*time.Second, "g1's client has a write acknowledged after n1's restart", func() bool {
+		attempt++
+		cmid := fmt.Sprint("after-restart-", attempt)
+		r, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: cmid, Cmid: cmid})
+		return log.record(cmid, r, err) == "ok"
+	})
 	close(stop)
 	wg.Wait()
 	c.waitConverged(20*time.Second, "n1", "n2", "n3")
@@ -440,7 +480,12 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		peers = append(peers, n+"="+c.member(n).Raft)
 	}
-	raft4, grpc4, http4 := freeAddr(t), freeAddr(t), freeAddr(t)
+	free, err := ports.Free(3) // three distinct ports
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(free[i])) }
+	raft4, grpc4, http4 := addr(0), addr(1), addr(2)
 	n4 := exec.Command(mpimBin, "node", "--id", "n4", "--data", t.TempDir(), "--listen", grpc4, "--http", http4,
 		"--raft-listen", raft4, "--peers", strings.Join(append(peers, "n4="+raft4), ","), "--join", c.member("n1").GRPC,
 		"--secret", "test-secret-0123456789abcdef", "--shards", "4", "--bcrypt-cost", "4")
@@ -449,7 +494,7 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { n4.Process.Kill(); n4.Wait() }()
-	eventually(t, 20*time.Second, "n4 is a voter of every shard and holds the data", func() bool {
+	eventually(t, 20*time.Second, "n4 is a voter of every shard", func() bool {
 		st, err := c.admin("n1").Status(ctx, &pb.Empty{})
 		if err != nil {
 			return false
@@ -461,11 +506,20 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 		}
 		return true
 	})
+	var n4Rep, n1Rep lab.Replica
+	eventually(t, 20*time.Second, "n4's replica holds what n1's does, digest for digest", func() bool {
+		n4Rep = lab.ReadReplica(ctx, "http://"+http4+"/")
+		n1Rep = c.Replicas(ctx)["n1"]
+		return n4Rep.Error == "" && n1Rep.Error == "" && len(n1Rep.Convs) > 0 && maps.Equal(n4Rep.Convs, n1Rep.Convs)
+	})
 	out, err := exec.Command(mpimBin, "node", "remove", "n4", "--via", c.member("n2").GRPC).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mpim node remove n4: %v\n%s", err, out)
 	}
-	st, _ = c.admin("n1").Status(ctx, &pb.Empty{})
+	st, err = c.admin("n1").Status(ctx, &pb.Empty{})
+	if err != nil {
+		t.Fatalf("status of n1 after removing n4: %v", err)
+	}
 	for _, s := range st.Shards {
 		if strings.Contains(strings.Join(s.Voters, ","), "n4") {
 			t.Fatalf("shard %d still lists n4 after remove: %v", s.Shard, s.Voters)

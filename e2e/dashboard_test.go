@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"mpim/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +36,19 @@ func chromium() string {
 		}
 	}
 	return ""
+}
+
+// needChromium returns the Chromium binary, or stops the test: a skip on a
+// machine without one, a failure where MPIM_REQUIRE_BROWSER=1 (CI).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	bin := chromium()
+	var missing error
+	if bin == "" {
+		missing = errors.New("no chromium binary on PATH (chromium, chromium-browser, google-chrome): `apt-get install chromium` (.ci/run installs it)")
+	}
+	testenv.Need(t, testenv.Browser, missing)
+	return bin
 }
 
 // labUp runs `mpim lab up` with args and returns the dashboard URL; the
@@ -99,10 +114,7 @@ type page struct {
 // openDashboard starts Chromium (1280x720, the projector size) on url.
 func openDashboard(t *testing.T, url string) *page {
 	t.Helper()
-	bin := chromium()
-	if bin == "" {
-		t.Skip("no chromium binary on PATH (chromium, chromium-browser, google-chrome): the dashboard's browser tests need one; `apt-get install chromium` (.ci/run installs it)")
-	}
+	bin := needChromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.DisableGPU, chromedp.WindowSize(1280, 720),
 		chromedp.UserDataDir(t.TempDir()))
@@ -129,6 +141,21 @@ func openDashboard(t *testing.T, url string) *page {
 	p.do(chromedp.EmulateViewport(1280, 720), chromedp.Navigate(url))
 	p.waitJS(30*time.Second, "the dashboard to load", `document.body.dataset.ready === "1"`)
 	return p
+}
+
+// newTab opens url in another tab of p's browser.
+func (p *page) newTab(url string) *page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	p.t.Cleanup(cancel)
+	tab := &page{t: p.t, ctx: ctx, artifacts: p.artifacts}
+	// As for the browser: the first run creates the tab, which lives as
+	// long as the context of that run, so no timeout on it.
+	if err := chromedp.Do(ctx); err != nil {
+		p.t.Fatalf("open a tab: %v", err)
+	}
+	tab.do(chromedp.EmulateViewport(1280, 720), chromedp.Navigate(url))
+	return tab
 }
 
 func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -282,9 +309,7 @@ func (p *page) panelsReady(mode string) {
 // TestDashboard runs a lecture's core in the browser: CP, then the AP/CP
 // switch, then AP, with the same clicks.
 func TestDashboard(t *testing.T) {
-	if chromium() == "" {
-		t.Skip("no chromium binary on PATH (chromium, chromium-browser, google-chrome): the dashboard's browser tests need one; `apt-get install chromium` (.ci/run installs it)")
-	}
+	needChromium(t)
 	url := labUp(t, "--mode", "cp")
 	p := openDashboard(t, url)
 	p.panelsReady("cp")
@@ -388,4 +413,65 @@ func TestDashboard(t *testing.T) {
 	p.do(chromedp.KeyEvent("?"))
 	p.waitJS(5*time.Second, "the help overlay", `!document.getElementById("overlay").hidden`)
 	p.screenshot("help")
+}
+
+// TestStudentPage runs the student page's script in the browser, as a
+// class uses it: two students join #lab on different gateways from the
+// page's own form; one's message reaches the other; when the teacher cuts
+// the first student's gateway off with its node (CP), that student's send
+// is marked refused while the other's is accepted.
+func TestStudentPage(t *testing.T) {
+	needChromium(t)
+	url := labUp(t, "--mode", "cp")
+	teacher := openDashboard(t, url)
+	join := func(name, gateway string) *page {
+		t.Helper()
+		p := teacher.newTab(url + "student")
+		p.waitJS(30*time.Second, "the student page's gateway list", `document.querySelectorAll("#gateway option").length === 3`)
+		p.eval(fmt.Sprintf(`(() => { document.getElementById("name").value = %q; document.getElementById("password").value = "correct horse"; document.getElementById("gateway").value = %q; return true; })()`, name, gateway), new(bool))
+		p.do(chromedp.Click(chromedp.CSS(`#join button[type="submit"]`)))
+		p.waitJS(60*time.Second, name+"'s panel to join #lab", `document.querySelector('.chat[data-panel="student"]').dataset.ready === "1"`)
+		var badge string
+		p.eval(`document.getElementById("mode-badge").textContent`, &badge)
+		if badge != "CP" {
+			p.fail("the student page's mode badge says %q, want CP", badge)
+		}
+		return p
+	}
+	sam, kim := join("sam", "g1"), join("kim", "g3")
+	if s := sam.send("student", "hello class"); s != "accepted" {
+		sam.fail("sam's send: %s, want accepted", s)
+	}
+	kim.waitJS(30*time.Second, "kim's panel to show sam's message", `document.querySelector('.chat[data-panel="student"]').textContent.includes("hello class")`)
+	kim.screenshot("student-kim")
+
+	teacher.partitionByClicking() // n1 and g1 (sam's gateway) on side A
+	refused := false
+	for i := 0; i < 8 && !refused; i++ {
+		switch s := sam.send("student", fmt.Sprintf("sam-cut-%d", i)); s {
+		case "refused":
+			refused = true
+		case "accepted":
+			sam.fail("CP accepted sam's send on the side without a quorum (sam-cut-%d)", i)
+		default:
+			t.Logf("sam-cut-%d: %s (the election window)", i, s)
+		}
+	}
+	if !refused {
+		sam.fail("no send of sam's on the minority side was marked refused")
+	}
+	sam.screenshot("student-sam-refused")
+	accepted := false
+	for i := 0; i < 8 && !accepted; i++ {
+		s := kim.send("student", fmt.Sprintf("kim-majority-%d", i))
+		accepted = s == "accepted"
+		if !accepted {
+			t.Logf("kim-majority-%d: %s (the election window)", i, s)
+		}
+	}
+	if !accepted {
+		kim.fail("no send of kim's on the majority side was accepted")
+	}
+	teacher.heal()
+	sam.waitJS(30*time.Second, "sam's panel to show kim's message after heal", `document.querySelector('.chat[data-panel="student"]').textContent.includes("kim-majority-")`)
 }

@@ -165,9 +165,14 @@ func TestDelay(t *testing.T) {
 		t.Fatalf("delay g1 n1 ms=100 added %v to a user_info round trip (%v -> %v), want about 200ms", added, base, slow)
 	}
 	c.apply("heal")
-	if fast := median(); fast > base+80*time.Millisecond {
-		t.Fatalf("after heal user_info takes %v (was %v before the delay)", fast, base)
-	}
+	// The delay is gone: the round trip falls back well below the ~200ms
+	// the delay added (polled: a loaded machine may be slow for a moment).
+	var fast time.Duration
+	eventually(t, 10*time.Second, "heal removes the delay", func() bool {
+		fast = median()
+		return fast < base+100*time.Millisecond
+	})
+	t.Logf("user_info round trip: %v before, %v with the delay, %v after heal", base, slow, fast)
 }
 
 // TestFaultCLI applies a partition and heals it with `mpim fault` against

@@ -30,6 +30,13 @@ import (
 var mpimBin string
 
 func TestMain(m *testing.M) {
+	// The labs here choose Redis "auto", which falls back to an embedded
+	// miniredis without redis-server: the end-to-end tests would then pass
+	// on a fake. They need the real one (.ci/run installs it).
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: no redis-server on PATH: the end-to-end tests run against a real Redis (apt-get install redis-server)")
+		os.Exit(2)
+	}
 	mpimBin = os.Getenv("MPIM_BIN")
 	if mpimBin == "" {
 		dir, err := os.MkdirTemp("", "mpim-e2e-")

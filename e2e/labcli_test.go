@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -22,6 +23,9 @@ func TestLabUpCLI(t *testing.T) {
 	for _, redis := range []string{"auto", "embedded"} {
 		t.Run(redis, func(t *testing.T) {
 			cmd := exec.Command(mpimBin, "lab", "up", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--redis", redis)
+			// A private runtime directory: this lab must not overwrite the
+			// machine's lab state file (what `mpim fault` without --lab finds).
+			cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,6 +85,11 @@ func TestDashboardRoutes(t *testing.T) {
 		t.Fatalf("isolate-leader in /api/scenarios = %+v", scenarios)
 	}
 	// This lab has n1 n2 g1 g2: a scenario naming n3 or n4 does not fit.
+	for _, name := range []string{"split-2-3", "one-way"} {
+		if !slices.ContainsFunc(scenarios, func(s GuidedScenario) bool { return s.Name == name }) {
+			t.Errorf("/api/scenarios lacks %s", name)
+		}
+	}
 	for _, s := range scenarios {
 		if (s.Name == "split-2-3" || s.Name == "one-way") && (s.Fits || !strings.Contains(s.Note, "--nodes")) {
 			t.Errorf("%s on a 2-node lab: fits %v, note %q; want a note naming --nodes", s.Name, s.Fits, s.Note)
@@ -225,8 +231,24 @@ func TestStudentURLs(t *testing.T) {
 			t.Errorf("StudentURLs for %s = %v, want %v", tc.dashboard, got, tc.want)
 		}
 	}
+	// Listening on every interface: one student URL per address of this
+	// host that a student's machine could reach.
+	reachable := 0
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			reachable++
+		}
+	}
 	l := &Lab{dashboard: "http://127.0.0.1:7070/", listenAll: true}
-	for _, u := range l.StudentURLs() {
+	urls := l.StudentURLs()
+	if len(urls) != reachable {
+		t.Errorf("listening on every interface: student URLs %v; want one for each of the host's %d reachable addresses", urls, reachable)
+	}
+	for _, u := range urls {
 		if !strings.HasSuffix(u, ":7070/student") || strings.Contains(u, "127.0.0.1") {
 			t.Errorf("listening on every interface: student URL %s; want a non-loopback address", u)
 		}

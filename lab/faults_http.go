@@ -94,7 +94,7 @@ type Replica struct {
 // fault layer: the lab's own view, which consistency tests and checkers
 // compare across replicas.
 func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
-	return eachNode(l, func(m MemberState) Replica { return readReplica(ctx, m.HTTP) })
+	return eachNode(l, func(m MemberState) Replica { return ReadReplica(ctx, m.HTTP) })
 }
 
 // eachNode runs read for every node member concurrently.
@@ -134,7 +134,9 @@ func getNodeJSON(ctx context.Context, url string, timeout time.Duration, v any) 
 	return nil
 }
 
-func readReplica(ctx context.Context, base string) Replica {
+// ReadReplica reads the per-conversation digests of the node whose admin
+// HTTP base URL (http://HOST:PORT/) is base.
+func ReadReplica(ctx context.Context, base string) Replica {
 	var body struct {
 		Convs []struct {
 			Conv   string `json:"conv"`

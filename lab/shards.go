@@ -42,7 +42,10 @@ type APReplication struct {
 	Pending uint64 `json:"pending"`
 	// LagMS is, per peer, how far the last clock heard from it trails this
 	// node's clock; StableLagMS how far the stable clock trails it.
-	LagMS       map[string]int64 `json:"lag_ms"`
+	LagMS map[string]int64 `json:"lag_ms"`
+	// HeardMS is, per peer, how long ago its last heartbeat arrived (-1:
+	// never since the node started).
+	HeardMS     map[string]int64 `json:"heard_ms"`
 	StableLagMS int64            `json:"stable_lag_ms"`
 	// Tentative counts messages whose position can still change here.
 	Tentative int               `json:"tentative"`
@@ -52,6 +55,8 @@ type APReplication struct {
 	Received  uint64            `json:"received"`
 	Pulled    uint64            `json:"pulled"`
 	Applied   uint64            `json:"applied"`
+	// Resubscribes counts Redis subscriptions the node dropped as dead.
+	Resubscribes uint64 `json:"resubscribes"`
 }
 
 // Shards reads every running node's shard replicas directly from the node

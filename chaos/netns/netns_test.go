@@ -3,6 +3,7 @@ package netns
 import (
 	"fmt"
 	"io"
+	"mpim/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -51,9 +52,7 @@ func TestMain(m *testing.M) {
 
 func needSupport(t *testing.T) {
 	t.Helper()
-	if s := Probe(); !s.OK() {
-		t.Skipf("this host cannot run the netns backend: %v", s.Err())
-	}
+	testenv.Need(t, testenv.NetNS, Probe().Err())
 }
 
 // TestProbe: the probe answers without leaving a namespace behind, and a

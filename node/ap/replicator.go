@@ -55,6 +55,9 @@ type Config struct {
 	// logged; a write it refuses is answered with that domain error and
 	// never logged (see fsm.Precheck).
 	Check func(fsm.Command) error
+	// Now is the wall clock the hybrid logical clock and the late-entry
+	// rule read; nil is time.Now (tests inject a clock they step).
+	Now func() time.Time
 }
 
 // DefaultConfig returns the lab's settings.
@@ -106,6 +109,9 @@ type Replicator struct {
 	water   map[string]uint64           // per node: a clock value it will never go below
 	outbox  []Entry
 	stats   Stats
+	// heard is when each peer's heartbeat last arrived on the
+	// subscription, whatever this node lacks of it.
+	heard map[string]time.Time
 	// toPublish are local entries waiting for the publisher.
 	toPublish   []Entry
 	publishKick chan struct{}
@@ -119,6 +125,9 @@ type Replicator struct {
 // Stats are counters for the dashboard and tests.
 type Stats struct {
 	Published, PublishFailed, Received, Pulled, Applied, Outbox, Pending uint64
+	// Resubscribes counts Redis subscriptions dropped as dead (silent past
+	// a ping) and made again.
+	Resubscribes uint64
 }
 
 type submit struct {
@@ -146,9 +155,12 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	if logger == nil {
 		logger = slog.Default()
 	}
-	r := &Replicator{cfg: cfg, log: l, clock: NewClock(), rdb: rdb, apply: apply, peers: peers, logger: logger,
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &Replicator{cfg: cfg, log: l, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
 		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
-		water: map[string]uint64{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1),
+		water: map[string]uint64{}, heard: map[string]time.Time{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1),
 		aeKick: make(chan struct{}, 1)}
 	if err := r.recover(); err != nil {
 		l.close()
@@ -485,7 +497,7 @@ func (r *Replicator) receive(entries []Entry, pulled bool) {
 		return
 	}
 	late := pulled
-	oldest := time.Now().Add(-lateAfter).UnixMilli()
+	oldest := r.cfg.Now().Add(-lateAfter).UnixMilli()
 	for _, e := range ready {
 		late = late || Millis(e.HLC) < oldest
 	}

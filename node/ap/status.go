@@ -28,11 +28,19 @@ type Status struct {
 	Received      uint64 `json:"received"`
 	Pulled        uint64 `json:"pulled"`
 	Applied       uint64 `json:"applied"`
+	// Resubscribes counts Redis subscriptions dropped as dead and made
+	// again: what pub/sub delivered to a dead one is lost to this node.
+	Resubscribes uint64 `json:"resubscribes"`
 	// LagMS is, per peer, how far (in ms of hybrid logical clock) the last
 	// clock heard from that peer trails this node's clock: about the
 	// heartbeat interval while the peer is reachable, growing while it is
 	// cut off. Messages newer than the smallest of these are tentative.
 	LagMS map[string]int64 `json:"lag_ms"`
+	// HeardMS is, per peer, how long ago (ms of wall clock) its last
+	// heartbeat arrived on this node's Redis subscription, -1 if none has
+	// since the node started: while it stays small, what the peer
+	// publishes reaches this node, whatever LagMS says of the past.
+	HeardMS map[string]int64 `json:"heard_ms"`
 	// StableLagMS is how far the stable clock trails this node's clock.
 	StableLagMS int64 `json:"stable_lag_ms"`
 	// Tentative counts the messages in this node's log whose position can
@@ -50,13 +58,17 @@ func (r *Replicator) Status() Status {
 	r.mu.Lock()
 	s := r.stats
 	st := Status{Outbox: s.Outbox, Pending: s.Pending, Published: s.Published, PublishFailed: s.PublishFailed,
-		Received: s.Received, Pulled: s.Pulled, Applied: s.Applied, LagMS: map[string]int64{}, Vector: map[string]uint64{}}
+		Received: s.Received, Pulled: s.Pulled, Applied: s.Applied, Resubscribes: s.Resubscribes, LagMS: map[string]int64{}, HeardMS: map[string]int64{}, Vector: map[string]uint64{}}
 	for o, n := range r.vec {
 		st.Vector[o] = n
 	}
 	for _, n := range r.cfg.Nodes {
 		if n != r.cfg.ID {
 			st.LagMS[n] = max(0, Millis(now)-Millis(r.water[n]))
+			st.HeardMS[n] = -1
+			if at, ok := r.heard[n]; ok {
+				st.HeardMS[n] = r.cfg.Now().Sub(at).Milliseconds()
+			}
 		}
 	}
 	r.mu.Unlock()

@@ -50,6 +50,11 @@ func (r *Replicator) subscribe() {
 			// this node — pub/sub is at-most-once — which the outbox and
 			// anti-entropy repair, and the naive mode shows.
 			raw, err := ps.ReceiveTimeout(ctx, time.Second)
+			if ctx.Err() != nil {
+				// Stopping. A receive does not watch ctx while messages
+				// keep coming (other nodes' heartbeats), so look here.
+				break
+			}
 			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() && !pinged && ps.Ping(ctx) == nil {
@@ -78,6 +83,9 @@ func (r *Replicator) subscribe() {
 			case HeartbeatChannel:
 				var hb heartbeat
 				if json.Unmarshal([]byte(msg.Payload), &hb) == nil {
+					r.mu.Lock()
+					r.heard[hb.Node] = r.cfg.Now()
+					r.mu.Unlock()
 					r.observe(hb.Node, hb.HLC, hb.OSeq)
 					// A node heard again after missing heartbeats (a
 					// healed partition, a restart) that has written
@@ -96,6 +104,9 @@ func (r *Replicator) subscribe() {
 			}
 		}
 		ps.Close()
+		r.mu.Lock()
+		r.stats.Resubscribes++
+		r.mu.Unlock()
 		if !r.sleep(200 * time.Millisecond) {
 			return
 		}

@@ -54,7 +54,7 @@ type Shard struct {
 	spec     speculation // ack-before-commit only
 	// readyTerm is the term in which this leader's barrier completed: from
 	// then on its commit index covers every entry of earlier terms, the
-	// precondition of ReadIndex (Raft paper §6.4).
+	// precondition of ReadIndex (Ongaro's dissertation §6.4; Raft paper §8).
 	readyTerm atomic.Uint64
 	// hold, when set by a test hook, blocks the state machine's applies.
 	holdMu  sync.Mutex
@@ -404,8 +404,9 @@ func (s *Shard) watchLeadership() {
 
 // ReadIndex returns a commit index that a linearizable read must wait for:
 // the leader confirms with a quorum that it still leads, in a term in which
-// it has committed an entry, and records its commit index (Raft paper
-// §6.4; rqlite's and Consul's consistent reads). Only on the leader.
+// it has committed an entry, and records its commit index (Ongaro's
+// dissertation §6.4, Raft paper §8; rqlite's and Consul's consistent
+// reads). Only on the leader.
 func (s *Shard) ReadIndex(ctx context.Context) (uint64, error) {
 	if s.r.State() != raft.Leader {
 		return 0, ErrNotLeader

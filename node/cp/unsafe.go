@@ -13,7 +13,7 @@ import (
 // the entry committed: the batch is applied to a speculative overlay on the
 // leader's current state instead of waiting for a quorum. When the leader
 // is cut off, those entries never commit and the acknowledged messages are
-// lost — the anomaly Raft's commit rule prevents (Raft paper §5.3, §5.4.2),
+// lost — the anomaly Raft's commit rule prevents (Raft paper §5.3, §5.4.1),
 // shown on purpose.
 type speculation struct {
 	over    *overlay
