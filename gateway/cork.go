@@ -25,7 +25,7 @@ import (
 // never held across a socket write.
 type corkConn struct {
 	net.Conn
-	sock   sync.Mutex // held across each socket write
+	sock   sockLock // held across each socket write
 	mu     sync.Mutex
 	corked bool
 	buf    []byte // only while frames are collected
@@ -34,7 +34,26 @@ type corkConn struct {
 	deadline time.Time
 }
 
-func newCorkConn(c net.Conn) *corkConn { return &corkConn{Conn: c} }
+func newCorkConn(c net.Conn) *corkConn { return &corkConn{Conn: c, sock: make(sockLock, 1)} }
+
+// sockLock is a mutex made of a channel. A writer stuck on a client that
+// does not read holds it, and a close frame queued meanwhile waits for it.
+// It behaves as a sync.Mutex; it is a channel so that this wait is
+// "durably blocked" for testing/synctest (a sync.Mutex wait is not), which
+// lets the delivery tests move their fake clock past a slow client.
+type sockLock chan struct{}
+
+func (l sockLock) Lock()   { l <- struct{}{} }
+func (l sockLock) Unlock() { <-l }
+
+func (l sockLock) TryLock() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
 
 // corkFlushAt bounds what a cork collects before it writes anyway.
 const corkFlushAt = 32 << 10

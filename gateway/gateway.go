@@ -61,8 +61,7 @@ func Start(cfg Config) (*Gateway, error) {
 		log = slog.Default()
 	}
 	log = log.With("gateway", cfg.ID)
-	g := &Gateway{cfg: cfg, log: log, metrics: newMetrics(cfg.ID),
-		sessions: map[*session]struct{}{}, byUID: map[uint64]map[*session]struct{}{}, watchers: map[string]map[*session]struct{}{}}
+	g := newGateway(cfg, log)
 	var err error
 	if g.nodes, err = newNodePool(cfg.Nodes, cfg.HealthInterval, log); err != nil {
 		return nil, err
@@ -74,9 +73,6 @@ func Start(cfg Config) (*Gateway, error) {
 		}
 		g.metrics.nodeHealthy.WithLabelValues(addr).Set(v)
 	}
-	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin,
-		// Write buffers only while a frame is written: idle connections hold none.
-		WriteBufferPool: &sync.Pool{}}
 	if g.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		g.nodes.close()
 		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.ListenAddr, err)
@@ -108,6 +104,18 @@ func Start(cfg Config) (*Gateway, error) {
 		}
 	})
 	return g, nil
+}
+
+// newGateway returns a gateway's sessions state, without nodes, listener
+// or background loops (Start adds them; tests put a gateway in front of
+// fake nodes).
+func newGateway(cfg Config, log *slog.Logger) *Gateway {
+	g := &Gateway{cfg: cfg, log: log, metrics: newMetrics(cfg.ID),
+		sessions: map[*session]struct{}{}, byUID: map[uint64]map[*session]struct{}{}, watchers: map[string]map[*session]struct{}{}}
+	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin,
+		// Write buffers only while a frame is written: idle connections hold none.
+		WriteBufferPool: &sync.Pool{}}
+	return g
 }
 
 func (g *Gateway) goRun(fn func()) {
