@@ -37,6 +37,9 @@ type cluster struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	// colocating is the colocate loop, which reads the node's shards:
+	// stopBackground waits for it, so that it never sees them closing.
+	colocating sync.WaitGroup
 }
 
 // errUnknownPeer makes Raft fall back to the address in its configuration.
@@ -89,8 +92,8 @@ func startCluster(n *Node) (*cluster, error) {
 	}
 	c.serveInternal()
 	if cfg.Leaders == "colocate" {
-		c.wg.Add(1)
-		go func() { defer c.wg.Done(); c.colocate() }()
+		c.colocating.Add(1)
+		go func() { defer c.colocating.Done(); c.colocate() }()
 	}
 	if cfg.Join != "" {
 		c.wg.Add(1)
@@ -147,9 +150,10 @@ func (c *cluster) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 }
 
 // stopBackground ends the colocation and join loops (before the shards
-// close).
+// close), and waits for the colocation loop.
 func (c *cluster) stopBackground() {
 	c.stopOnce.Do(func() { close(c.stop) })
+	c.colocating.Wait()
 }
 
 func (c *cluster) close() {

@@ -164,6 +164,16 @@ func newSubListener(addr net.Addr, done <-chan struct{}) *subListener {
 }
 
 func (l *subListener) deliver(c net.Conn) bool {
+	// A closed listener first: its buffer may have room, and a select
+	// with both ready picks either, which would park the connection
+	// where no Accept will ever take it.
+	select {
+	case <-l.stop:
+		return false
+	case <-l.done:
+		return false
+	default:
+	}
 	select {
 	case l.conns <- c:
 		return true

@@ -258,6 +258,9 @@ func (s *Shard) Close() error {
 		s.Hold(false)
 		err = s.r.Shutdown().Error()
 		s.trans.Close()
+		// Close stops the listener only: release the pooled connections
+		// to peers too, so that their handlers of them end.
+		s.trans.CloseStreams()
 		s.wg.Wait()
 		s.closeStores()
 	})
