@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"mpim/chaos"
+	"mpim/chaos/runner"
 	"mpim/chaos/check"
 	"mpim/client"
 )
@@ -129,12 +129,12 @@ func runWorkload(t *testing.T, c *cluster) (ops []check.Op, cut, heal time.Time)
 					op.Kind, op.Cmid = check.KindSend, fmt.Sprintf("%s-%d", u, n)
 					r, err := conn.Send(ctx, client.SendArgs{Group: room, Text: op.Cmid, Cmid: op.Cmid})
 					op.Return = time.Now()
-					op.Status, op.Seq = chaos.Outcome(err), r.Seq
+					op.Status, op.Seq = runner.Outcome(err), r.Seq
 				} else {
 					op.Kind = check.KindRead
 					h, err := conn.History(ctx, client.HistoryArgs{Conv: op.Conv, Limit: 1000})
 					op.Return = time.Now()
-					op.Status = chaos.Outcome(err)
+					op.Status = runner.Outcome(err)
 					if err != nil && op.Status == check.StatusInfo {
 						op.Status = check.StatusFail // a read has no effect
 					}
@@ -169,7 +169,7 @@ func runWorkload(t *testing.T, c *cluster) (ops []check.Op, cut, heal time.Time)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			r, err := burst.Send(ctx, client.SendArgs{Group: rooms[b%len(rooms)], Text: cmid, Cmid: cmid})
 			cancel()
-			op.Return, op.Status, op.Seq = time.Now(), chaos.Outcome(err), r.Seq
+			op.Return, op.Status, op.Seq = time.Now(), runner.Outcome(err), r.Seq
 			record(op)
 		}()
 	}
@@ -190,7 +190,7 @@ func runWorkload(t *testing.T, c *cluster) (ops []check.Op, cut, heal time.Time)
 			eventually(t, 15*time.Second, fmt.Sprintf("a final read of %s through g%d", r, g), func() bool {
 				op := check.Op{Process: proc, Kind: check.KindRead, Conv: "g:" + r, Call: time.Now()}
 				h, err := conn.History(ctxFor(t, 10*time.Second), client.HistoryArgs{Conv: op.Conv, Limit: 1000})
-				op.Return, op.Status = time.Now(), chaos.Outcome(err)
+				op.Return, op.Status = time.Now(), runner.Outcome(err)
 				if err != nil {
 					t.Logf("final read of %s through g%d: %v (retrying)", r, g, err)
 					return false

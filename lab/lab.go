@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mpim/chaos/netfault"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
 	"mpim/internal/ports"
@@ -389,19 +390,19 @@ var nsPorts = [...]int{roleRedis: 16379, roleRaft: 7100, roleGRPC: 7101, roleHTT
 // namespace per member (probed first; the error says what is missing).
 func (l *Lab) planNetwork() error {
 	if l.cfg.NoFaultLayer {
-		l.network = &network{net: noBackend{}}
+		l.network = &network{Network: netfault.New(netfault.None())}
 		return nil
 	}
 	if l.cfg.Net != NetNS {
 		p := proxy.NewNet(l.log)
-		l.network = &network{net: proxyBackend{p}, proxies: p}
+		l.network = &network{Network: netfault.New(netfault.Proxy(p)), proxies: p}
 		return nil
 	}
 	ns, err := netns.New()
 	if err != nil {
 		return fmt.Errorf("lab: --net netns: %w", err)
 	}
-	l.network = &network{net: nsBackend{ns}, ns: ns}
+	l.network = &network{Network: netfault.New(netfault.Netns(ns)), ns: ns}
 	names := []string{"redis"}
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		names = append(names, "n"+strconv.Itoa(i))
@@ -479,7 +480,7 @@ func (l *Lab) Close() error {
 		close(l.stopHTTP)
 		// Members shut down gracefully over a healed network.
 		if l.network != nil {
-			_ = l.network.net.Heal()
+			_ = l.network.Heal()
 		}
 		for _, kind := range []Kind{KindGateway, KindNode, KindRedis} {
 			var wg sync.WaitGroup
@@ -496,7 +497,7 @@ func (l *Lab) Close() error {
 			wg.Wait()
 		}
 		if l.network != nil {
-			if err := l.network.net.Close(); err != nil {
+			if err := l.network.Close(); err != nil {
 				l.log.Warn("fault layer close", "err", err)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"mpim/chaos"
+	"mpim/chaos/runner"
 	"mpim/chaos/scenario"
 	"mpim/lab"
 )
@@ -60,15 +60,15 @@ func chaosCmd() *cobra.Command {
 			}
 			self, _ := os.Executable()
 			failed := false
-			var reports []*chaos.Report
+			var reports []*runner.Report
 			for _, v := range runs {
-				cfg := chaos.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self, Net: netBackend,
+				cfg := runner.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self, Net: netBackend,
 					Out: out, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
 				if len(runs) > 1 {
 					cfg.Out = filepath.Join(out, cfg.ModeKey())
 				}
 				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick, netBackend)
-				rep, err := chaos.Run(cmd.Context(), cfg)
+				rep, err := runner.Run(cmd.Context(), cfg)
 				if err != nil {
 					return usageError{err}
 				}
@@ -79,7 +79,7 @@ func chaosCmd() *cobra.Command {
 				reports = append(reports, rep)
 			}
 			if len(reports) > 1 {
-				if err := chaos.WriteComparison(out, reports); err != nil {
+				if err := runner.WriteComparison(out, reports); err != nil {
 					return usageError{err}
 				}
 				fmt.Printf("%s: side by side — %s\n", sc.Name, filepath.Join(out, "comparison.md"))

@@ -1,9 +1,12 @@
-// Package chaos is the chaos harness: it starts a lab for a scenario,
+// Package runner is the chaos harness's experiment runner (`mpim chaos
+// run`): it sits above the lab, which it starts for a scenario, and
+// beside the fault layer and checkers below it (chaos/fault,
+// chaos/netfault, chaos/check, chaos/scenario). It starts a lab for a scenario,
 // drives a workload of real WebSocket clients through it while the
 // scenario's faults are applied, records a Jepsen-style history, heals,
 // reads every replica and client, checks the history (package check) and
 // writes a report that scripts and teachers read.
-package chaos
+package runner
 
 import (
 	"context"

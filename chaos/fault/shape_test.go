@@ -1,4 +1,4 @@
-package lab
+package fault
 
 import (
 	"fmt"
@@ -7,39 +7,34 @@ import (
 	"testing"
 )
 
-// shapeLab is a lab with n nodes and n gateways and no processes: enough
-// for the shape arithmetic.
-func shapeLab(n int) *Lab {
-	l := &Lab{cfg: Config{Nodes: n}, byName: map[string]*member{}}
-	add := func(name string, kind Kind) {
-		m := &member{info: MemberState{Name: name, Kind: kind}}
-		l.members = append(l.members, m)
-		l.byName[name] = m
-	}
-	add("redis", KindRedis)
+// shapeTopology is n nodes and n gateways, gI talking first to nI, and
+// redis, in the lab's member order.
+func shapeTopology(n int) Topology {
+	t := Topology{FirstNode: map[string]string{}}
 	for i := 1; i <= n; i++ {
-		add(fmt.Sprintf("n%d", i), KindNode)
+		t.Nodes = append(t.Nodes, fmt.Sprintf("n%d", i))
 	}
+	t.Members = append(t.Members, t.Nodes...)
 	for i := 1; i <= n; i++ {
-		add(fmt.Sprintf("g%d", i), KindGateway)
+		g := fmt.Sprintf("g%d", i)
+		t.Members = append(t.Members, g)
+		t.FirstNode[g] = fmt.Sprintf("n%d", i)
 	}
-	return l
+	t.Members = append(t.Members, "redis")
+	return t
 }
 
 // reach lists, for each node, the nodes it can still talk to.
-func reach(l *Lab, cuts [][2]string) map[string][]string {
+func reach(t Topology, cuts [][2]string) map[string][]string {
 	cut := map[[2]string]bool{}
 	for _, c := range cuts {
 		cut[c], cut[[2]string{c[1], c[0]}] = true, true
 	}
 	out := map[string][]string{}
-	for _, a := range l.members {
-		if a.info.Kind != KindNode {
-			continue
-		}
-		for _, b := range l.members {
-			if b.info.Kind == KindNode && !cut[[2]string{a.info.Name, b.info.Name}] {
-				out[a.info.Name] = append(out[a.info.Name], b.info.Name)
+	for _, a := range t.Nodes {
+		for _, b := range t.Nodes {
+			if !cut[[2]string{a, b}] {
+				out[a] = append(out[a], b)
 			}
 		}
 	}
@@ -50,8 +45,8 @@ func reach(l *Lab, cuts [][2]string) map[string][]string {
 // nodes reach the same set, and below 5 nodes the shape is refused.
 func TestMajoritiesRing(t *testing.T) {
 	for n := 5; n <= 9; n++ {
-		l := shapeLab(n)
-		groups, cuts, err := l.shape("majorities-ring")
+		l := shapeTopology(n)
+		groups, cuts, err := l.Shape("majorities-ring")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +69,7 @@ func TestMajoritiesRing(t *testing.T) {
 		}
 	}
 	for _, n := range []int{3, 4} {
-		if _, _, err := shapeLab(n).shape("majorities-ring"); err == nil || !strings.Contains(err.Error(), "at least 5 nodes") {
+		if _, _, err := shapeTopology(n).Shape("majorities-ring"); err == nil || !strings.Contains(err.Error(), "at least 5 nodes") {
 			t.Errorf("%d nodes: err %v, want a clear refusal naming 5 nodes", n, err)
 		}
 	}
@@ -83,8 +78,8 @@ func TestMajoritiesRing(t *testing.T) {
 // TestBridge: the halves do not reach each other, the bridge node reaches
 // everyone, gateways follow their node and redis the first half.
 func TestBridge(t *testing.T) {
-	l := shapeLab(5)
-	_, cuts, err := l.shape("bridge")
+	l := shapeTopology(5)
+	_, cuts, err := l.Shape("bridge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +102,31 @@ func TestBridge(t *testing.T) {
 			t.Errorf("%s-%s cut = %v, want %v", c.a, c.b, !c.cut, c.cut)
 		}
 	}
-	if _, _, err := shapeLab(2).shape("bridge"); err == nil {
+	if _, _, err := shapeTopology(2).Shape("bridge"); err == nil {
 		t.Error("bridge with 2 nodes was accepted")
+	}
+}
+
+// TestShapeSides: halves puts the smaller half first; isolate of a node
+// keeps its gateway with it and redis with the majority; isolate of a
+// gateway or redis cuts just that member off; an unknown member or shape
+// is refused.
+func TestShapeSides(t *testing.T) {
+	topo := shapeTopology(3)
+	for _, tc := range []struct{ shape, want string }{
+		{"halves", "[[n1 g1] [n2 n3 g2 g3 redis]]"},
+		{"isolate:n2", "[[n2 g2] [n1 n3 g1 g3 redis]]"},
+		{"isolate:g3", "[[g3] [n1 n2 n3 g1 g2 redis]]"},
+		{"isolate:redis", "[[redis] [n1 n2 n3 g1 g2 g3]]"},
+	} {
+		groups, cuts, err := topo.Shape(tc.shape)
+		if err != nil || fmt.Sprint(groups) != tc.want || cuts != nil {
+			t.Errorf("%s: %v %v %v, want %s", tc.shape, groups, cuts, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"isolate:n9", "triangle"} {
+		if _, _, err := topo.Shape(bad); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 }
