@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/lab"
 	"mpim/node"
 )
@@ -189,7 +189,7 @@ func Failover(ctx context.Context, cfg Config, runs int) (*Result, error) {
 	for k := 0; err == nil && b == "" && k < 64; k++ {
 		cand := fmt.Sprintf("f%s-b%d", run, k)
 		var uid uint64
-		if uid, err = register(cand); err == nil && node.ShardOf(fsm.DMConv(uidA, uid), cfg.Shards) == 0 {
+		if uid, err = register(cand); err == nil && node.ShardOf(convid.DMKey(uidA, uid), cfg.Shards) == 0 {
 			b = cand
 		}
 	}

@@ -5,22 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
 	"mpim/gateway/wire"
+	"mpim/internal/convid"
 )
 
 // Error codes of the protocol, as carried in Error.Code.
 const (
-	CodeBadRequest   = "bad_request"
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	CodeNotFound     = "not_found"
-	CodeConflict     = "conflict"
-	CodeTooLarge     = "too_large"
-	CodeRateLimited  = "rate_limited"
-	CodeUnavailable  = "unavailable"
-	CodeTimeout      = "timeout"
-	CodeInternal     = "internal"
+	CodeBadRequest   = string(wire.BadRequest)
+	CodeUnauthorized = string(wire.Unauthorized)
+	CodeForbidden    = string(wire.Forbidden)
+	CodeNotFound     = string(wire.NotFound)
+	CodeConflict     = string(wire.Conflict)
+	CodeTooLarge     = string(wire.TooLarge)
+	CodeRateLimited  = string(wire.RateLimited)
+	CodeUnavailable  = string(wire.Unavailable)
+	CodeTimeout      = string(wire.Timeout)
+	CodeInternal     = string(wire.Internal)
 )
 
 // Error is an error reply ({"ok": false, "error": {...}}) from the gateway.
@@ -85,19 +85,9 @@ func (r Reply) Bool(k string) bool {
 	return b
 }
 
-// Message is a chat message as the protocol carries it. Tentative is nil in
-// CP, where positions never change.
-type Message struct {
-	Conv      string `json:"conv"`
-	Seq       uint64 `json:"seq"`
-	ID        string `json:"id"`
-	From      string `json:"from"`
-	Text      string `json:"text"`
-	Cmid      string `json:"cmid"`
-	Ts        int64  `json:"ts"`
-	Origin    string `json:"origin"`
-	Tentative *bool  `json:"tentative,omitempty"`
-}
+// Message is a chat message as the protocol carries it (the gateway's
+// codec's type). Tentative is nil in CP, where positions never change.
+type Message = wire.Message
 
 // Push is a frame the gateway sent on its own ({"push": kind, ...}). Raw is
 // the whole frame.
@@ -108,13 +98,13 @@ type Push struct {
 
 // Push kinds of the protocol.
 const (
-	PushMessage   = "message"
-	PushDelivered = "delivered"
-	PushRead      = "read"
-	PushTyping    = "typing"
-	PushPresence  = "presence"
-	PushResync    = "resync"
-	PushKicked    = "kicked"
+	PushMessage   = wire.PushMessage
+	PushDelivered = wire.PushDelivered
+	PushRead      = wire.PushRead
+	PushTyping    = wire.PushTyping
+	PushPresence  = wire.PushPresence
+	PushResync    = wire.PushResync
+	PushKicked    = wire.PushKicked
 )
 
 // Message decodes the message of a `message` push.
@@ -161,10 +151,10 @@ func (p Push) Fields() (PushFields, error) {
 
 // DMConv returns the conversation id of the direct conversation of a and b
 // (the protocol's naming, wire.DMConv).
-func DMConv(a, b string) string { return wire.DMConv(a, b) }
+func DMConv(a, b string) string { return convid.DM(a, b) }
 
 // GroupConv returns the conversation id of group g (wire.GroupConv).
-func GroupConv(g string) string { return wire.GroupConv(g) }
+func GroupConv(g string) string { return convid.OfGroup(g) }
 
 // NewCmid returns a fresh random client message id (26 characters). Reuse
 // it on every retry of the same send: the gateway deduplicates by it.

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"mpim/client"
-	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/internal/ports"
 	"mpim/internal/testcluster"
 	"mpim/lab"
@@ -219,7 +219,7 @@ func (c *cluster) dmShard(a, b string) uint32 {
 	if err != nil {
 		c.t.Fatalf("user_info %s: %v", b, err)
 	}
-	return uint32(node.ShardOf(fsm.DMConv(me.UID, peer.UID), 4))
+	return uint32(node.ShardOf(convid.DMKey(me.UID, peer.UID), 4))
 }
 
 // aliceToBob registers alice and bob, logs alice's device in on gateway

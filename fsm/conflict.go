@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"mpim/internal/convid"
 	"strconv"
 )
 
@@ -78,7 +79,7 @@ func (m *Machine) resolveRegister(tx Tx, r *Register, existing User) (Result, er
 
 // mergeGroup settles a creation of a group that exists.
 func (m *Machine) mergeGroup(tx Tx, r *GroupCreate, existing Group) (Result, error) {
-	conv := GroupConv(r.Group)
+	conv := convid.OfGroup(r.Group)
 	if r.Created < existing.Created || (r.Created == existing.Created && r.Creator < existing.Creator) {
 		if err := putJSON(tx, bGroups, []byte(r.Group), Group{Name: r.Group, Creator: r.Creator, Created: r.Created}); err != nil {
 			return Result{}, err

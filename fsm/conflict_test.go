@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"mpim/internal/convid"
 	"testing"
 )
 
@@ -86,7 +87,7 @@ func TestStampedMembershipLWW(t *testing.T) {
 				t.Fatalf("order %v: %s: %v", p, describe(ops[i]), r.Err)
 			}
 		}
-		members := Members(h.kv, GroupConv("team"))
+		members := Members(h.kv, convid.OfGroup("team"))
 		if fmt.Sprint(members) != "[1 3 4]" {
 			t.Fatalf("order %v: members %v, want [1 3 4] (2 left last, 3's join is later than its leave)", p, members)
 		}
@@ -139,7 +140,7 @@ func TestPrecheck(t *testing.T) {
 		{send("g:team", 1), nil},
 		{send("g:team", 3), ErrNotMember},
 		{send("g:nope", 1), ErrNoSuchGroup},
-		{send(DMConv(1, 2), 1), nil},
+		{send(convid.DMKey(1, 2), 1), nil},
 		{joinGroup("nope", 3), ErrNoSuchGroup},
 		{leaveGroup("team", 3), ErrNotMember},
 		{joinGroup("team", 3), nil},

@@ -15,7 +15,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"mpim/internal/convid"
 )
 
 // DefaultDedupWindow is how many of a conversation's most recent messages
@@ -267,7 +267,7 @@ func (m *Machine) groupCreate(tx Tx, r *GroupCreate) (Result, error) {
 		}
 		return Result{Err: ErrGroupExists}, nil
 	}
-	conv := GroupConv(r.Group)
+	conv := convid.OfGroup(r.Group)
 	g := Group{Name: r.Group, Creator: r.Creator, Created: r.Created}
 	if err := putJSON(tx, bGroups, []byte(r.Group), g); err != nil {
 		return Result{}, err
@@ -287,7 +287,7 @@ func (m *Machine) groupJoin(tx Tx, r *GroupMember) (Result, error) {
 	if tx.Get(bGroups, []byte(r.Group)) == nil {
 		return Result{Err: ErrNoSuchGroup}, nil
 	}
-	conv := GroupConv(r.Group)
+	conv := convid.OfGroup(r.Group)
 	if apply, err := stampMember(tx, conv, r); !apply || err != nil {
 		return Result{Conv: conv, Members: Members(tx, conv)}, err
 	}
@@ -320,7 +320,7 @@ func (m *Machine) groupLeave(tx Tx, r *GroupMember) (Result, error) {
 	if tx.Get(bGroups, []byte(r.Group)) == nil {
 		return Result{Err: ErrNoSuchGroup}, nil
 	}
-	conv := GroupConv(r.Group)
+	conv := convid.OfGroup(r.Group)
 	if len(r.Stamp) == 0 && !IsMember(tx, conv, r.UID) {
 		return Result{Err: ErrNotMember}, nil
 	}
@@ -350,9 +350,9 @@ func Precheck(tx Tx, c Command) error {
 		s := c.Send
 		exists := tx.Get(bConvs, []byte(s.Conv)) != nil
 		switch {
-		case strings.HasPrefix(s.Conv, "g:") && !exists:
+		case convid.IsGroup(s.Conv) && !exists:
 			return ErrNoSuchGroup
-		case IsDM(s.Conv) && !exists:
+		case convid.IsDMKey(s.Conv) && !exists:
 			return nil
 		case !IsMember(tx, s.Conv, s.FromUID):
 			return ErrNotMember
@@ -365,7 +365,7 @@ func Precheck(tx Tx, c Command) error {
 		if tx.Get(bGroups, []byte(c.GroupLeave.Group)) == nil {
 			return ErrNoSuchGroup
 		}
-		if !IsMember(tx, GroupConv(c.GroupLeave.Group), c.GroupLeave.UID) {
+		if !IsMember(tx, convid.OfGroup(c.GroupLeave.Group), c.GroupLeave.UID) {
 			return ErrNotMember
 		}
 	}
@@ -379,16 +379,16 @@ func (m *Machine) send(tx Tx, b *batch, s *Send) (Result, error) {
 	var conv Conv
 	exists := getJSON(tx, bConvs, []byte(s.Conv), &conv)
 	switch {
-	case strings.HasPrefix(s.Conv, "g:"):
+	case convid.IsGroup(s.Conv):
 		if !exists {
 			return Result{Err: ErrNoSuchGroup}, nil
 		}
 		if !IsMember(tx, s.Conv, s.FromUID) {
 			return Result{Err: ErrNotMember}, nil
 		}
-	case IsDM(s.Conv):
+	case convid.IsDMKey(s.Conv):
 		if !exists {
-			if s.To == 0 || s.Conv != DMConv(s.FromUID, s.To) {
+			if s.To == 0 || s.Conv != convid.DMKey(s.FromUID, s.To) {
 				return Result{Err: ErrInvalid}, nil
 			}
 			for _, uid := range []uint64{s.FromUID, s.To} {

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"math/rand/v2"
+	"mpim/internal/convid"
 	"slices"
 	"testing"
 )
@@ -88,7 +89,7 @@ func (g *logGen) group() string { return fmt.Sprintf("grp%d", g.r.IntN(5)) }
 
 func (g *logGen) conv() string {
 	if len(g.convs) == 0 || g.r.IntN(8) == 0 {
-		return GroupConv(g.group())
+		return convid.OfGroup(g.group())
 	}
 	// Map iteration order is random: pick from a sorted view.
 	var all []string
@@ -134,7 +135,7 @@ func (g *logGen) command() Command {
 		if g.r.IntN(4) == 0 {
 			from, fromUID := g.user()
 			_, toUID := g.user()
-			s.Conv, s.From, s.FromUID, s.To = DMConv(fromUID, toUID), from, fromUID, toUID
+			s.Conv, s.From, s.FromUID, s.To = convid.DMKey(fromUID, toUID), from, fromUID, toUID
 		} else {
 			s.Conv = g.conv()
 			s.From, s.FromUID = g.memberOf(s.Conv)

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"mpim/internal/convid"
 	"slices"
 	"testing"
 )
@@ -139,7 +140,7 @@ func TestGroupCreateState(t *testing.T) {
 func TestUserConvsAcrossConversations(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.users("alice", "bob", "carol")
-	dm := DMConv(1, 2)
+	dm := convid.DMKey(1, 2)
 	h.ok(mkGroup("b", 1))
 	h.ok(mkGroup("a", 1, 2))
 	h.ok(sendTo(dm, 1, 2, "c1"))
@@ -162,34 +163,5 @@ func TestUserConvsAcrossConversations(t *testing.T) {
 	}
 	if got, want := Convs(h.kv), []string{dm, "g:a", "g:b"}; !slices.Equal(got, want) {
 		t.Errorf("Convs %v, want %v", got, want)
-	}
-}
-
-func TestDMConv(t *testing.T) {
-	cases := []struct {
-		a, b uint64
-		want string
-	}{
-		{1, 2, "d:1:2"},
-		{2, 1, "d:1:2"},
-		{10, 9, "d:9:10"},
-	}
-	for _, tc := range cases {
-		got := DMConv(tc.a, tc.b)
-		if got != tc.want {
-			t.Errorf("DMConv(%d, %d) = %q, want %q (independent of order)", tc.a, tc.b, got, tc.want)
-		}
-		a, b, ok := DMUIDs(got)
-		if !ok || a != min(tc.a, tc.b) || b != max(tc.a, tc.b) {
-			t.Errorf("DMUIDs(%q) = %d, %d, %v", got, a, b, ok)
-		}
-	}
-	for _, bad := range []string{"dm:alice:bob", "d:2:1", "d:1:1", "d:0:3", "d:01:2", "d:1", "d:1:x", "g:1:2", ""} {
-		if a, b, ok := DMUIDs(bad); ok {
-			t.Errorf("DMUIDs(%q) = %d, %d, ok; want not a DM key", bad, a, b)
-		}
-	}
-	if got := GroupConv("team"); got != "g:team" {
-		t.Errorf("GroupConv(team) = %q, want g:team", got)
 	}
 }

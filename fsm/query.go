@@ -6,46 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
-	"strconv"
-	"strings"
 )
-
-// GroupConv is the conversation id of a group.
-func GroupConv(group string) string { return "g:" + group }
-
-// DMConv is the key of two users' direct conversation: "d:<uid>:<uid>",
-// smaller uid first. It names the pair by uid, never by name, so that a
-// name that changes hands (an AP registration conflict) moves no message
-// from one account to another: the wire id "dm:<name>:<name>" is derived
-// from the current names when a message is shown (node.wireConv).
-func DMConv(a, b uint64) string {
-	if b < a {
-		a, b = b, a
-	}
-	return "d:" + strconv.FormatUint(a, 10) + ":" + strconv.FormatUint(b, 10)
-}
-
-// DMUIDs returns the two uids of a direct conversation key, smaller first;
-// ok is false if conv is not one.
-func DMUIDs(conv string) (a, b uint64, ok bool) {
-	rest, found := strings.CutPrefix(conv, "d:")
-	if !found {
-		return 0, 0, false
-	}
-	as, bs, found := strings.Cut(rest, ":")
-	if !found {
-		return 0, 0, false
-	}
-	a, errA := strconv.ParseUint(as, 10, 64)
-	b, errB := strconv.ParseUint(bs, 10, 64)
-	if errA != nil || errB != nil || a == 0 || a >= b || DMConv(a, b) != conv {
-		return 0, 0, false
-	}
-	return a, b, true
-}
-
-// IsDM reports whether conv is a direct conversation key.
-func IsDM(conv string) bool { return strings.HasPrefix(conv, "d:") }
 
 // UserByName returns the user called name.
 func UserByName(tx Tx, name string) (User, bool) {

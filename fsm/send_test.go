@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"mpim/internal/convid"
 	"reflect"
 	"slices"
 	"testing"
@@ -32,7 +33,7 @@ func checkDense(t *testing.T, tx Tx, conv string, n uint64) {
 func TestSendDM(t *testing.T) {
 	h := newHarness(t, DefaultConfig())
 	h.users("alice", "bob", "carol")
-	dm := DMConv(1, 2)
+	dm := convid.DMKey(1, 2)
 	if ConvExists(h.kv, dm) {
 		t.Fatalf("conversation %s exists before its first message", dm)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
-	"mpim/node"
+	"mpim/internal/channels"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -61,7 +61,7 @@ func (s *subscriber) run(ctx context.Context) {
 }
 
 func (s *subscriber) subscribeOnce(ctx context.Context) {
-	ps := s.g.rdb.Subscribe(ctx, node.GatewayChannelPrefix+s.g.cfg.ID, node.PresenceChannel)
+	ps := s.g.rdb.Subscribe(ctx, channels.Gateway(s.g.cfg.ID), channels.Presence)
 	defer ps.Close()
 	timeout := s.g.cfg.RedisTimeout
 	pinged := false

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
 	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
@@ -206,11 +207,11 @@ func (n *Node) shardOfCommand(c fsm.Command) int {
 	case c.Read != nil:
 		return ShardOf(c.Read.Conv, len(n.locals))
 	case c.GroupCreate != nil:
-		return ShardOf(fsm.GroupConv(c.GroupCreate.Group), len(n.locals))
+		return ShardOf(convid.OfGroup(c.GroupCreate.Group), len(n.locals))
 	case c.GroupJoin != nil:
-		return ShardOf(fsm.GroupConv(c.GroupJoin.Group), len(n.locals))
+		return ShardOf(convid.OfGroup(c.GroupJoin.Group), len(n.locals))
 	case c.GroupLeave != nil:
-		return ShardOf(fsm.GroupConv(c.GroupLeave.Group), len(n.locals))
+		return ShardOf(convid.OfGroup(c.GroupLeave.Group), len(n.locals))
 	}
 	return 0
 }

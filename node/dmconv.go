@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"mpim/fsm"
-	"mpim/gateway/wire"
+	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -28,11 +28,12 @@ import (
 // A direct conversation must be the caller's own, with a user that
 // exists.
 func (n *Node) convKey(ctx context.Context, c *pb.Caller, conv string) (string, error) {
-	kind, a, b, ok := wire.ParseConv(conv)
+	w, ok := convid.ParseWire(conv)
+	a, b := w.A, w.B
 	switch {
 	case !ok:
 		return "", rpcerr.Error(rpcerr.BadRequest, "bad conversation id %q (dm:<name>:<name> in byte order, or g:<group>)", conv)
-	case kind == "g":
+	case w.Kind == convid.Group:
 		return conv, nil
 	case c.User != a && c.User != b:
 		return "", rpcerr.Error(rpcerr.Forbidden, "%s is another pair's conversation", conv)
@@ -45,18 +46,18 @@ func (n *Node) convKey(ctx context.Context, c *pb.Caller, conv string) (string, 
 	if !found {
 		return "", rpcerr.Error(rpcerr.NotFound, "no user %q", peer)
 	}
-	return fsm.DMConv(c.Uid, u.UID), nil
+	return convid.DMKey(c.Uid, u.UID), nil
 }
 
 // wireConv is the wire id of a conversation key: a direct conversation is
 // named by its users' current names (a uid this replica cannot name yet
 // shows as "#<uid>").
 func (n *Node) wireConv(key string) string {
-	a, b, ok := fsm.DMUIDs(key)
+	a, b, ok := convid.DMUIDs(key)
 	if !ok {
 		return key
 	}
-	return wire.DMConv(n.names.name(n, a), n.names.name(n, b))
+	return convid.DM(n.names.name(n, a), n.names.name(n, b))
 }
 
 // nameCache remembers uid → name. Names change only by AP registration

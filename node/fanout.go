@@ -11,15 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"mpim/internal/channels"
 	pb "mpim/proto/mpimpb"
-)
-
-// Redis channel names shared with gateways.
-const (
-	// GatewayChannelPrefix + gateway id is the channel a gateway listens on.
-	GatewayChannelPrefix = "mpim:gw:"
-	// PresenceChannel carries presence changes to every gateway.
-	PresenceChannel = "mpim:presence"
 )
 
 // streamBuffer bounds each gateway's fallback stream queue. A full queue
@@ -340,7 +333,7 @@ func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
 	published := false
 	if f.rdb != nil && !f.degraded.Load() {
 		if b, err := proto.Marshal(push); err == nil {
-			published = f.rdb.Publish(ctx, PresenceChannel, b).Err() == nil
+			published = f.rdb.Publish(ctx, channels.Presence, b).Err() == nil
 			if !published {
 				f.setDegraded(true)
 			}
@@ -387,7 +380,7 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 				ok[i] = false
 				break
 			}
-			pubs = append(pubs, publish{job: i, gateway: gw, to: to, cmd: pipe.Publish(ctx, GatewayChannelPrefix+gw, b)})
+			pubs = append(pubs, publish{job: i, gateway: gw, to: to, cmd: pipe.Publish(ctx, channels.Gateway(gw), b)})
 		}
 	}
 	if len(pubs) == 0 {
@@ -444,7 +437,7 @@ func (f *fanout) publish(ctx context.Context, gateway string, push *pb.Push, uid
 	if err != nil {
 		return 0, err
 	}
-	n, err := f.rdb.Publish(ctx, GatewayChannelPrefix+gateway, b).Result()
+	n, err := f.rdb.Publish(ctx, channels.Gateway(gateway), b).Result()
 	if err != nil {
 		f.setDegraded(true)
 		return 0, err

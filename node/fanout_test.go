@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"mpim/internal/channels"
 	"mpim/internal/redisproc"
 	pb "mpim/proto/mpimpb"
 )
@@ -53,7 +54,7 @@ func TestFanoutRetry(t *testing.T) {
 	if got := pendingFor(f); len(got) != 1 || got[0] != "g9" {
 		t.Fatalf("after an unheard publish the retry queue holds %v, want one push for g9", got)
 	}
-	sub := rdb.Subscribe(ctx, GatewayChannelPrefix+"g9")
+	sub := rdb.Subscribe(ctx, channels.Gateway("g9"))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestFanoutRetry(t *testing.T) {
 	// The restarted Redis lost the route; the node's recovery writes the
 	// routes it holds back before routing the kept pushes again.
 	f.onRecover = rt.restore
-	sub2 := rdb.Subscribe(ctx, GatewayChannelPrefix+"g9")
+	sub2 := rdb.Subscribe(ctx, channels.Gateway("g9"))
 	defer sub2.Close()
 	for _, err := sub2.Receive(ctx); err != nil; _, err = sub2.Receive(ctx) {
 		time.Sleep(50 * time.Millisecond)
@@ -133,7 +134,7 @@ func TestFanoutLater(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sub := rdb.Subscribe(ctx, GatewayChannelPrefix+"g1", GatewayChannelPrefix+"g2")
+	sub := rdb.Subscribe(ctx, channels.Gateway("g1"), channels.Gateway("g2"))
 	defer sub.Close()
 	for n := 0; n < 2; n++ {
 		if _, err := sub.Receive(ctx); err != nil {
@@ -154,7 +155,7 @@ func TestFanoutLater(t *testing.T) {
 			if err := proto.Unmarshal([]byte(m.Payload), &p); err != nil {
 				t.Fatal(err)
 			}
-			gw := strings.TrimPrefix(m.Channel, GatewayChannelPrefix)
+			gw := strings.TrimPrefix(m.Channel, channels.Gateway(""))
 			want := map[string]string{"g1": "[7 8]", "g2": "[9]"}[gw]
 			if got := fmt.Sprint(p.ToUids); got != want || p.Origin != "n1" {
 				t.Fatalf("push on %s addressed to %s from %q, want %s from n1", gw, got, p.Origin, want)

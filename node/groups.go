@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -30,7 +31,7 @@ func (s *groupService) Create(ctx context.Context, req *pb.GroupRequest) (*pb.Gr
 		}
 		members = append(members, u.UID)
 	}
-	conv := fsm.GroupConv(req.Group)
+	conv := convid.OfGroup(req.Group)
 	if s.n.ap != nil {
 		// A group this replica knows is refused before it is logged (the
 		// merge rule is for creations on two sides of a partition).
@@ -56,7 +57,7 @@ func (s *groupService) membership(ctx context.Context, req *pb.GroupRequest, joi
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	conv := fsm.GroupConv(req.Group)
+	conv := convid.OfGroup(req.Group)
 	m := &fsm.GroupMember{Group: req.Group, UID: c.Uid}
 	cmd := fsm.Command{GroupLeave: m}
 	if join {
@@ -86,7 +87,7 @@ func (s *groupService) Members(ctx context.Context, req *pb.GroupRequest) (*pb.G
 	if err := caller(c); err != nil {
 		return nil, err
 	}
-	conv := fsm.GroupConv(req.Group)
+	conv := convid.OfGroup(req.Group)
 	_, uids, err := s.n.authorize(ctx, c, conv)
 	if err != nil {
 		return nil, err

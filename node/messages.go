@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
 	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
@@ -89,9 +90,9 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 		if !ok {
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.To)
 		}
-		cmd.Conv, cmd.To, what = fsm.DMConv(c.Uid, to.UID), to.UID, req.To
+		cmd.Conv, cmd.To, what = convid.DMKey(c.Uid, to.UID), to.UID, req.To
 	case req.Group != "":
-		cmd.Conv, what = fsm.GroupConv(req.Group), req.Group
+		cmd.Conv, what = convid.OfGroup(req.Group), req.Group
 	default:
 		return nil, rpcerr.Error(rpcerr.BadRequest, "send needs to or group")
 	}
@@ -143,13 +144,13 @@ func (n *Node) authorizeLocal(c *pb.Caller, conv, wire string) ([]uint64, error)
 		return nil
 	})
 	switch {
-	case fsm.IsDM(conv):
+	case convid.IsDMKey(conv):
 		if exists && !member {
 			return nil, rpcerr.Error(rpcerr.Forbidden, "%s is another pair's conversation", wire)
 		}
-	case strings.HasPrefix(conv, "g:"):
+	case convid.IsGroup(conv):
 		if !exists {
-			return nil, rpcerr.Error(rpcerr.NotFound, "no group %q", strings.TrimPrefix(conv, "g:"))
+			return nil, rpcerr.Error(rpcerr.NotFound, "no group %q", strings.TrimPrefix(conv, convid.OfGroup("")))
 		}
 		if !member {
 			return nil, rpcerr.Error(rpcerr.Forbidden, "you are not a member of %s; join the group first", conv)
@@ -384,7 +385,7 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	if a, b, ok := fsm.DMUIDs(conv); ok && len(members) == 0 {
+	if a, b, ok := convid.DMUIDs(conv); ok && len(members) == 0 {
 		// A DM with no message yet: its members are its two users.
 		members = []uint64{a, b}
 	}

@@ -27,6 +27,7 @@ import (
 	"mpim/chaos/fault"
 	"mpim/chaos/scenario"
 	"mpim/client"
+	"mpim/internal/convid"
 	"mpim/lab"
 )
 
@@ -180,7 +181,7 @@ func (r *runner) setup(ctx context.Context) error {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
 		for _, u := range r.users {
-			r.convs[u] = append(r.convs[u], "g:"+name)
+			r.convs[u] = append(r.convs[u], convid.OfGroup(name))
 		}
 	}
 	return nil

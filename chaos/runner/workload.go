@@ -9,6 +9,7 @@ import (
 
 	"mpim/chaos/check"
 	"mpim/client"
+	"mpim/internal/convid"
 )
 
 // recorder collects the history and what clients were shown.
@@ -150,7 +151,7 @@ func (w *worker) run(ctx context.Context, stop <-chan struct{}) {
 			if peer, ok := w.peers[conv]; ok {
 				args.To = peer
 			} else {
-				args.Group = conv[len("g:"):]
+				args.Group, _ = convid.GroupOf(conv)
 			}
 			r, err := w.conn.Send(octx, args)
 			op.Return, op.Status = time.Now(), Outcome(err)

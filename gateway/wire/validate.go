@@ -1,6 +1,9 @@
 package wire
 
-import "unicode/utf8"
+import (
+	"mpim/internal/convid"
+	"unicode/utf8"
+)
 
 // Validate checks the fields of an already-parsed request for its op: names,
 // conversation ids, lengths and the choices between fields. Decode calls it
@@ -126,7 +129,7 @@ func name(field, s string) *Error {
 	if s == "" {
 		return Errorf(BadRequest, "%s is empty: name a user or group (1..32 of a-z 0-9 _ . -)", field)
 	}
-	if !ValidName(s) {
+	if !convid.ValidName(s) {
 		return Errorf(BadRequest, "%s %s is not a valid name: use 1..32 of a-z 0-9 _ . -", field, clip(s))
 	}
 	return nil
@@ -141,7 +144,7 @@ func nameList(field string, names []string, min, max int) *Error {
 		return Errorf(BadRequest, "%s is empty: name at least %d user", field, min)
 	}
 	for i, s := range names {
-		if !ValidName(s) {
+		if !convid.ValidName(s) {
 			return Errorf(BadRequest, "%s[%d] %s is not a valid name: use 1..32 of a-z 0-9 _ . -", field, i, clip(s))
 		}
 	}

@@ -26,6 +26,8 @@
 //   - Fields that belong to other ops are ignored like unknown fields.
 package wire
 
+import "mpim/internal/convid"
+
 // Limits of the protocol, in bytes of UTF-8 unless said otherwise.
 const (
 	// MaxFrame is the largest frame accepted; the gateway closes a connection
@@ -66,7 +68,7 @@ const (
 	// MaxMembers is the most initial members in one group_create request.
 	MaxMembers = 256
 	// MaxName is the longest user or group name.
-	MaxName = 32
+	MaxName = convid.MaxName
 )
 
 // Ops of protocol version 1, as sent in the envelope's op field.

@@ -18,14 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"mpim/fsm"
-)
-
-// Redis channels of the AP mode.
-const (
-	// LogChannel carries every entry, JSON-encoded, to every node.
-	LogChannel = "mpim:ap:log"
-	// HeartbeatChannel carries each node's clock and log position.
-	HeartbeatChannel = "mpim:ap:hb"
+	"mpim/internal/channels"
 )
 
 // ErrNotApplied: the write could not be logged; it is not applied.
@@ -411,7 +404,7 @@ func (r *Replicator) publish(entries []Entry) {
 	pipe := r.rdb.Pipeline()
 	for _, e := range entries {
 		b, _ := json.Marshal(e)
-		pipe.Publish(ctx, LogChannel, b)
+		pipe.Publish(ctx, channels.APLog, b)
 	}
 	_, err := pipe.Exec(ctx)
 	r.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"mpim/internal/channels"
 	"net"
 	"time"
 
@@ -41,7 +42,7 @@ func (r *Replicator) subscribe() {
 	defer close(received)
 	lastHeard := map[string]time.Time{}
 	for {
-		ps := r.rdb.Subscribe(ctx, LogChannel, HeartbeatChannel)
+		ps := r.rdb.Subscribe(ctx, channels.APLog, channels.APHeartbeat)
 		pinged := false
 		for {
 			// A subscription that stays silent past a ping is dead (a cut
@@ -69,7 +70,7 @@ func (r *Replicator) subscribe() {
 				continue
 			}
 			switch msg.Channel {
-			case LogChannel:
+			case channels.APLog:
 				var e Entry
 				if json.Unmarshal([]byte(msg.Payload), &e) == nil {
 					r.mu.Lock()
@@ -80,7 +81,7 @@ func (r *Replicator) subscribe() {
 					case <-ctx.Done():
 					}
 				}
-			case HeartbeatChannel:
+			case channels.APHeartbeat:
 				var hb heartbeat
 				if json.Unmarshal([]byte(msg.Payload), &hb) == nil {
 					r.mu.Lock()
@@ -154,7 +155,7 @@ func (r *Replicator) heartbeat() {
 		hb.HLC = r.clock.Now()
 		b, _ := json.Marshal(hb)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		r.rdb.Publish(ctx, HeartbeatChannel, b)
+		r.rdb.Publish(ctx, channels.APHeartbeat, b)
 		cancel()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 )
 
 // addrBook resolves server ids to the benchmark's mux addresses.
@@ -101,7 +102,7 @@ func BenchmarkProposeSend(b *testing.B) {
 				for pb.Next() {
 					k := n.Add(1)
 					a, c := k%64, 64+k%64
-					cmd := fsm.Command{Send: &fsm.Send{Conv: fsm.DMConv(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
+					cmd := fsm.Command{Send: &fsm.Send{Conv: convid.DMKey(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
 						From: fmt.Sprintf("u%d", a), To: uint64(c + 1), Text: "on my way, see you at 6",
 						Cmid: fmt.Sprint("c", k), ID: fmt.Sprint("n1-", k), Ts: k, Origin: "n1"}}
 					if r, err := leader.Propose(ctx, cmd); err != nil || r.Err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 )
 
 // openSingle opens a one-voter shard in dir on a fresh mux.
@@ -61,7 +62,7 @@ func TestRestartReplaysLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conv := fsm.DMConv(1, 2)
+	conv := convid.DMKey(1, 2)
 	const sends = 60
 	for i := range sends {
 		r, err := s.Propose(ctx, fsm.Command{Send: &fsm.Send{Conv: conv, FromUID: 1, From: "alice", To: 2, Text: "hi",

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/node/store"
 )
 
@@ -171,7 +172,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // give: consecutive sends get consecutive seqs, a retry its first seq.
 // The safe shard, in the same situation, gives no answer.
 func TestAckBeforeCommit(t *testing.T) {
-	conv := fsm.DMConv(1, 2)
+	conv := convid.DMKey(1, 2)
 	send := func(cmid string) fsm.Command {
 		return fsm.Command{Send: &fsm.Send{Conv: conv, FromUID: 1, From: "alice", To: 2, Text: cmid, Cmid: cmid, ID: "m-" + cmid}}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 )
 
 // BenchmarkApplyBatch measures what a replica does per log entry: one
@@ -49,7 +50,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 					for i := range cmds {
 						n++
 						a, c := n%64, 64+n%64
-						cmds[i] = fsm.Command{Send: &fsm.Send{Conv: fsm.DMConv(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
+						cmds[i] = fsm.Command{Send: &fsm.Send{Conv: convid.DMKey(uint64(a+1), uint64(c+1)), FromUID: uint64(a + 1),
 							From: fmt.Sprintf("u%d", a), To: uint64(c + 1), Text: "on my way, see you at 6", Cmid: fmt.Sprint("c", n),
 							ID: fmt.Sprint("n1-", n), Ts: int64(n), Origin: "n1"}}
 					}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 )
 
 // TestMemMatchesReference drives Mem and the fsm's reference MemKV with the
@@ -156,11 +157,11 @@ func TestMemMatchesBolt(t *testing.T) {
 		var b []fsm.Command
 		for j := range i%5 + 1 {
 			n := i*5 + j
-			b = append(b, fsm.Command{Send: &fsm.Send{Conv: fsm.DMConv(1, 2), FromUID: 1 + uint64(n%2), From: "x", To: 2 - uint64(n%2),
+			b = append(b, fsm.Command{Send: &fsm.Send{Conv: convid.DMKey(1, 2), FromUID: 1 + uint64(n%2), From: "x", To: 2 - uint64(n%2),
 				Text: "hi", Cmid: fmt.Sprint(n % 7), ID: fmt.Sprint("m", n), Ts: int64(n), Origin: fmt.Sprint("n", n%3+1), OSeq: uint64(100 - n)}})
 		}
 		if i%7 == 0 {
-			b = append(b, fsm.Command{Ack: &fsm.Cursor{UID: 2, Device: "d", Conv: fsm.DMConv(1, 2), Seq: uint64(i)}})
+			b = append(b, fsm.Command{Ack: &fsm.Cursor{UID: 2, Device: "d", Conv: convid.DMKey(1, 2), Seq: uint64(i)}})
 		}
 		batches = append(batches, b)
 	}
