@@ -225,11 +225,7 @@ type apReplica struct {
 }
 
 func (r *apReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
-	res, err := r.n.ap.Submit(ctx, cmd)
-	if err != nil {
-		return res, fmt.Errorf("%w: %v", ErrNotApplied, err)
-	}
-	return res, nil
+	return r.n.ap.Submit(ctx, cmd) // errors wrap outcome.ErrNotApplied
 }
 
 func (r *apReplica) view(fn func(fsm.Tx) error) error { return r.s.view(fn) }

@@ -19,6 +19,7 @@ import (
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
 	"mpim/node/cp"
+	"mpim/node/outcome"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -337,16 +338,16 @@ func (r *cpReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, e
 	maybe := false
 	for {
 		lead, res, err := r.proposeOnce(ctx, cmd)
-		if errors.Is(err, ErrUnknown) {
+		if errors.Is(err, outcome.ErrUnknown) {
 			maybe = true
-		} else if maybe && errors.Is(err, ErrNotApplied) {
+		} else if maybe && errors.Is(err, outcome.ErrNotApplied) {
 			err = fmt.Errorf("%w: an earlier attempt may have reached the old leader: %v", ErrUnknown, err)
 		}
 		switch {
 		case err == nil:
 			return res, nil
-		case errors.Is(err, ErrNotApplied) && time.Now().Before(deadline) && ctx.Err() == nil:
-		case errors.Is(err, ErrUnknown) && idempotent(cmd) && ctx.Err() == nil && r.s.Leader() != lead:
+		case errors.Is(err, outcome.ErrNotApplied) && time.Now().Before(deadline) && ctx.Err() == nil:
+		case errors.Is(err, outcome.ErrUnknown) && idempotent(cmd) && ctx.Err() == nil && r.s.Leader() != lead:
 		default:
 			return res, err
 		}

@@ -5,13 +5,14 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/rpcerr"
+	"mpim/node/outcome"
 )
 
 // commitError turns a failed commit into the protocol's answer: refused
 // before the log means unavailable (guaranteed not applied), anything later
 // means timeout (unknown; a retry with the same cmid is safe).
 func commitError(err error) error {
-	if errors.Is(err, ErrNotApplied) {
+	if errors.Is(err, outcome.ErrNotApplied) {
 		return rpcerr.Error(rpcerr.Unavailable, "%v; the write was not applied, try again", err)
 	}
 	return rpcerr.Error(rpcerr.Timeout, "%v; the write may or may not have been applied, retry with the same cmid", err)

@@ -12,25 +12,28 @@ import (
 
 	"mpim/fsm"
 	"mpim/node/cp"
+	"mpim/node/outcome"
 	"mpim/node/store"
 	pb "mpim/proto/mpimpb"
 )
 
-// Errors of a shard's commit path, shared with the CP mode's replicas.
+// Errors of the CP commit path outside package cp (forwarding, leader
+// lookup, ReadIndex): the CP mode's names for the shared vocabulary of
+// package outcome, which is what the node's answers test against.
 var (
-	// ErrNotApplied: the command was refused before it reached the log; it
-	// is guaranteed not applied (the client sees unavailable).
+	// ErrNotApplied: refused before it reached the log; the client sees
+	// unavailable.
 	ErrNotApplied = cp.ErrNotApplied
-	// ErrUnknown: the command may or may not have been applied (the client
-	// sees timeout and may retry with the same cmid).
+	// ErrUnknown: may or may not have been applied; the client sees
+	// timeout and may retry with the same cmid.
 	ErrUnknown = cp.ErrUnknown
 )
 
 // replica is this node's copy of one shard, whatever the mode.
 type replica interface {
 	// propose commits cmd (forwarding it to the shard's leader when there
-	// is one) and returns its result; errors wrap ErrNotApplied or
-	// ErrUnknown.
+	// is one) and returns its result; errors wrap outcome.ErrNotApplied
+	// or outcome.ErrUnknown.
 	propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	// view reads the local copy.
 	view(fn func(fsm.Tx) error) error
@@ -79,7 +82,7 @@ func (s *localShard) applyBatch(cmds []fsm.Command) ([]fsm.Result, error) {
 	})
 	if err != nil {
 		s.log.Error("commit failed", "index", index, "err", err)
-		return nil, fmt.Errorf("%w: shard %d storage: %v", ErrNotApplied, s.id, err)
+		return nil, fmt.Errorf("%w: shard %d storage: %v", outcome.ErrNotApplied, s.id, err)
 	}
 	s.applied.Store(index)
 	return results, nil

@@ -19,10 +19,12 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/channels"
+	"mpim/node/outcome"
 )
 
-// ErrNotApplied: the write could not be logged; it is not applied.
-var ErrNotApplied = errors.New("ap: not applied")
+// ErrNotApplied: the write could not be logged; it is not applied (the
+// modes' shared vocabulary, package outcome).
+var ErrNotApplied = fmt.Errorf("ap: %w", outcome.ErrNotApplied)
 
 // Config configures a node's replicator.
 type Config struct {

@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"mpim/fsm"
+	"mpim/node/outcome"
 	"mpim/node/store"
 )
 
@@ -26,10 +27,10 @@ import (
 var (
 	// ErrNotApplied: refused before it was appended; guaranteed not
 	// applied (the client sees unavailable).
-	ErrNotApplied = errors.New("cp: not applied")
+	ErrNotApplied = fmt.Errorf("cp: %w", outcome.ErrNotApplied)
 	// ErrUnknown: it may have been appended, so it may yet be applied (the
 	// client sees timeout; a retry with the same cmid cannot duplicate).
-	ErrUnknown = errors.New("cp: outcome unknown")
+	ErrUnknown = fmt.Errorf("cp: %w", outcome.ErrUnknown)
 	// ErrNotLeader: this replica does not lead the shard (not applied).
 	ErrNotLeader = fmt.Errorf("%w: not the leader", ErrNotApplied)
 )
