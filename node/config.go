@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -168,6 +169,26 @@ func (c Config) Validate() error {
 		}
 		if c.LeaderWait <= 0 || c.ForwardTimeout <= 0 {
 			errs = append(errs, errors.New("node: --leader-wait and the forward timeout must be positive"))
+		}
+	}
+	if c.Mode == "ap" {
+		// Every node mints user ids from its number: two nodes with one
+		// number would mint the same uids.
+		owner := map[uint64]string{}
+		ids := []string{c.ID}
+		for id := range c.Peers {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range slices.Compact(ids) {
+			n, err := ap.NodeNumber(id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("node: %w", err))
+			} else if other, dup := owner[n]; dup {
+				errs = append(errs, fmt.Errorf("node: node ids %s and %s end in the same number %d: AP mode would mint the same user ids on both", other, id, n))
+			} else {
+				owner[n] = id
+			}
 		}
 	}
 	for _, u := range c.Unsafe {

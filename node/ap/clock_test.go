@@ -145,9 +145,20 @@ func TestUID(t *testing.T) {
 		{"n1", 1, 1<<40 | 1},
 		{"n2", 1, 2<<40 | 1},
 		{"n12", 7, 12<<40 | 7},
+		{"node7", 3, 7<<40 | 3},
 	} {
-		if got := UID(tc.origin, tc.oseq); got != tc.want {
-			t.Errorf("UID(%s, %d) = %#x, want %#x", tc.origin, tc.oseq, got, tc.want)
+		n, err := NodeNumber(tc.origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := UID(n, tc.oseq); got != tc.want {
+			t.Errorf("UID(NodeNumber(%s), %d) = %#x, want %#x", tc.origin, tc.oseq, got, tc.want)
+		}
+	}
+	// Ids that would mint another node's uids, or none at all, are refused.
+	for _, bad := range []string{"alpha", "beta", "n", "n0", "n01", "n70000", "", "n1x"} {
+		if n, err := NodeNumber(bad); err == nil {
+			t.Errorf("NodeNumber(%q) = %d; want it refused", bad, n)
 		}
 	}
 }

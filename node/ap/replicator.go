@@ -104,6 +104,8 @@ type Replicator struct {
 	water   map[string]uint64           // per node: a clock value it will never go below
 	outbox  []Entry
 	stats   Stats
+	// number is this node's number (NodeNumber), minted into user ids.
+	number uint64
 	// heard is when each peer's heartbeat last arrived on the
 	// subscription, whatever this node lacks of it.
 	heard map[string]time.Time
@@ -137,6 +139,10 @@ type submitResult struct {
 
 // Open starts the replicator. rdb may be nil (no Redis: anti-entropy only).
 func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicator, error) {
+	number, err := NodeNumber(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
 	l, err := openLog(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -153,7 +159,7 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Replicator{cfg: cfg, log: l, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
+	r := &Replicator{cfg: cfg, number: number, log: l, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
 		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
 		water: map[string]uint64{}, heard: map[string]time.Time{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1),
 		aeKick: make(chan struct{}, 1)}
@@ -340,7 +346,7 @@ func (r *Replicator) stamp(e *Entry) {
 		e.Cmd.Send = &s
 	case e.Cmd.Register != nil:
 		reg := *e.Cmd.Register
-		reg.UID = UID(e.Origin, e.OSeq)
+		reg.UID = UID(r.number, e.OSeq)
 		e.Cmd.Register = &reg
 	case e.Cmd.GroupCreate != nil:
 		// The same group created on two sides merges (fsm conflict rules).
@@ -388,11 +394,21 @@ func HLCOf(order []byte) uint64 {
 	return binary.BigEndian.Uint64(order[:8])
 }
 
-// UID makes a user id no other node can make: the node's number in the
-// high bits, its log position below.
-func UID(origin string, oseq uint64) uint64 {
-	n, _ := strconv.ParseUint(strings.TrimLeft(origin, "abcdefghijklmnopqrstuvwxyz"), 10, 16)
-	return n<<40 | oseq
+// UID makes a user id no other node can make: the node's number (see
+// NodeNumber) in the high bits, its log position below.
+func UID(number, oseq uint64) uint64 { return number<<40 | oseq }
+
+// NodeNumber is the number a node id ends in, which AP mode puts in the
+// uids the node mints, so ids must end in distinct numbers: "n3" is 3,
+// "node12" 12. It refuses an id without a final number, with a leading
+// zero ("n01" would mint n1's uids) or above 65535.
+func NodeNumber(id string) (uint64, error) {
+	digits := id[strings.LastIndexFunc(id, func(r rune) bool { return r < '0' || r > '9' })+1:]
+	n, err := strconv.ParseUint(digits, 10, 16)
+	if err != nil || n == 0 || digits[0] == '0' {
+		return 0, fmt.Errorf("ap: node id %q must end in a number from 1 to 65535 without a leading zero (n1, n2, ...): AP mode mints user ids from it", id)
+	}
+	return n, nil
 }
 
 // publish sends entries to the other nodes; with repair on, what could

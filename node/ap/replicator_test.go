@@ -127,7 +127,7 @@ func TestSubmitStamps(t *testing.T) {
 			return nil
 		}},
 		{fsm.Command{Register: &fsm.Register{Name: "amy"}}, func(c fsm.Command) error {
-			if c.Register.UID != UID("n1", 2) {
+			if c.Register.UID != UID(1, 2) {
 				return fmt.Errorf("register uid %#x, want UID(n1, 2)", c.Register.UID)
 			}
 			return nil
