@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"mpim/internal/batch"
 	"mpim/internal/channels"
 	pb "mpim/proto/mpimpb"
 )
@@ -168,19 +169,7 @@ func (f *fanout) run() {
 		if !ok {
 			return
 		}
-		jobs = append(jobs[:0], j)
-	fill:
-		for len(jobs) < pushBatch {
-			select {
-			case j, ok := <-f.queue:
-				if !ok {
-					break fill
-				}
-				jobs = append(jobs, j)
-			default:
-				break fill
-			}
-		}
+		jobs = batch.Drain(f.queue, append(jobs[:0], j), pushBatch)
 		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 		f.deliverAll(ctx, jobs)
 		cancel()

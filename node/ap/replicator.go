@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"mpim/fsm"
+	"mpim/internal/batch"
 	"mpim/internal/channels"
 	"mpim/node/outcome"
 )
@@ -232,23 +233,13 @@ func (r *Replicator) Submit(ctx context.Context, cmd fsm.Command) (fsm.Result, e
 // one log write and one apply.
 func (r *Replicator) writer() {
 	for {
-		var batch []*submit
+		var first *submit
 		select {
-		case s := <-r.submits:
-			batch = append(batch, s)
+		case first = <-r.submits:
 		case <-r.stop:
 			return
 		}
-	fill:
-		for len(batch) < r.cfg.MaxBatch {
-			select {
-			case s := <-r.submits:
-				batch = append(batch, s)
-			default:
-				break fill
-			}
-		}
-		r.commitLocal(batch)
+		r.commitLocal(batch.Drain(r.submits, []*submit{first}, r.cfg.MaxBatch))
 	}
 }
 
@@ -327,11 +318,7 @@ func (r *Replicator) publisher() {
 		out := r.toPublish
 		r.toPublish = nil
 		r.mu.Unlock()
-		for len(out) > 0 {
-			n := min(len(out), 1000)
-			r.publish(out[:n])
-			out = out[n:]
-		}
+		r.publishAll(out)
 	}
 }
 
@@ -442,6 +429,18 @@ func (r *Replicator) publish(entries []Entry) {
 	}
 }
 
+// publishChunk bounds the entries one Redis pipeline carries.
+const publishChunk = 1000
+
+// publishAll publishes entries in pipelines of publishChunk.
+func (r *Replicator) publishAll(entries []Entry) {
+	for len(entries) > 0 {
+		n := min(len(entries), publishChunk)
+		r.publish(entries[:n])
+		entries = entries[n:]
+	}
+}
+
 // drainOutbox re-publishes what could not be published.
 func (r *Replicator) drainOutbox() {
 	for r.sleep(200 * time.Millisecond) {
@@ -450,11 +449,7 @@ func (r *Replicator) drainOutbox() {
 		r.outbox = nil
 		r.stats.Outbox = 0
 		r.mu.Unlock()
-		for len(out) > 0 {
-			n := min(len(out), 1000)
-			r.publish(out[:n])
-			out = out[n:]
-		}
+		r.publishAll(out)
 	}
 }
 

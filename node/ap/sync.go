@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"mpim/internal/batch"
 	"mpim/internal/channels"
 	"net"
 	"time"
@@ -118,20 +119,7 @@ func (r *Replicator) subscribe() {
 // each time everything queued so far (up to MaxBatch) as one batch.
 func (r *Replicator) applyReceived(received <-chan Entry) {
 	for e := range received {
-		batch := []Entry{e}
-	more:
-		for len(batch) < r.cfg.MaxBatch {
-			select {
-			case e, ok := <-received:
-				if !ok {
-					break more
-				}
-				batch = append(batch, e)
-			default:
-				break more
-			}
-		}
-		r.receive(batch, false)
+		r.receive(batch.Drain(received, []Entry{e}, r.cfg.MaxBatch), false)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"mpim/fsm"
+	"mpim/internal/batch"
 	"mpim/node/outcome"
 	"mpim/node/store"
 )
@@ -308,16 +309,7 @@ func (s *Shard) batch() {
 			first.done <- result{err: fmt.Errorf("%w: shutting down", ErrNotApplied)}
 			return
 		}
-		batch := []*proposal{first}
-	fill:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch := batch.Drain(s.queue, []*proposal{first}, s.cfg.MaxBatch)
 		cmds := make([]fsm.Command, len(batch))
 		for i, p := range batch {
 			cmds[i] = p.cmd
