@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mpim/gateway/wire"
@@ -17,88 +14,63 @@ import (
 // everything after its cursors instead (a catch-up), so nothing is lost.
 const eventBuffer = 1024
 
-// maxPage is the page size of the gateway's own pulls.
-const maxPage = 500
+// maxPage is the page size of the gateway's own pulls; maxSyncPages bounds
+// the pages of one backlog or catch-up (what remains comes with the next
+// catch-up).
+const (
+	maxPage      = 500
+	maxSyncPages = 1000
+)
 
-// newConvWindow: a conversation unknown to a session whose first push has
-// a seq up to this is pulled from seq 1 (see deliver).
-const newConvWindow = 64
-
-// delivery is a session's push state: per conversation, the highest seq
-// this device has been pushed. The deliverer goroutine alone touches
-// cursor, which is what makes delivery exactly once and in order: a push at
-// or below the cursor is a duplicate (it came on both paths, or after a
-// pull), a push beyond cursor+1 reveals a gap that is pulled first (the
-// "seq + pull" model).
-type delivery struct {
-	events  *queue[event]
-	catchup chan struct{}
-	isReady atomic.Bool
-	cursor  map[string]uint64
+// deliverer is a session's push state, owned by the session's deliverer
+// goroutine (run) and touched by nothing else: that is what makes delivery
+// exactly once and in order. Other goroutines hand it pushes and catch-up
+// requests through the session's inbox (offer, offerResync,
+// requestCatchUp). What differs between the modes — how a push is known
+// to be new, what a gap means, how a catch-up resumes — is its order (CP:
+// per-conversation seqs; AP: message ids and an exact sync cursor).
+type deliverer struct {
+	s     *session
+	order order
 	// backlogCursor is the sync cursor of the login backlog in progress.
 	backlogCursor string
-	// AP mode: positions differ between replicas and move, so delivery
-	// deduplicates by message id and catches up with the exact sync
-	// cursor; shown is the highest seq pushed per conversation (a resync
-	// matters only to a client shown a position that moved).
-	apMode   bool
-	apCursor string
-	seen     idSet
-	shown    map[string]uint64
-	// held are CP pushes that came ahead of their conversation's next seq,
-	// waiting (until heldUntil) for the pushes before them; reorder fires
-	// at the earliest deadline. All three are made at the first hold (an
-	// idle session does not pay for them).
-	held      map[string][]event
-	heldUntil map[string]time.Time
-	reorder   *time.Timer
+	// shown is the highest seq pushed per conversation: a resync matters
+	// only to a client shown a position that moved.
+	shown map[string]uint64
 }
 
-// reorderC is the reorder timer's channel, nil (never ready) before the
-// first hold.
-func (d *delivery) reorderC() <-chan time.Time {
-	if d.reorder == nil {
-		return nil
-	}
-	return d.reorder.C
+// order is what differs between the modes in delivering pushes once and
+// in order.
+type order interface {
+	// live delivers a live push.
+	live(e event)
+	// deliver delivers m, paced or not (see push); silent records it as
+	// the device's own (the sender has it in its send reply) without
+	// pushing it.
+	deliver(m message, silent, paced bool)
+	// fresh reports whether the device has not been pushed m, recording
+	// that it now is.
+	fresh(m message) bool
+	// backlogPage takes a page of the login backlog, once pushed.
+	backlogPage(rep *pb.SyncReply)
+	// catchUp pushes everything the device has not been pushed.
+	catchUp()
+	// timer fires when held pushes are due (nil: never); expire delivers
+	// them.
+	timer() <-chan time.Time
+	expire()
 }
 
-// idSet remembers the last ids delivered (bounded: older ones may be
-// delivered again, and clients deduplicate by id anyway).
-type idSet struct {
-	ids  map[string]bool
-	ring []string
-	next int
+// event is a message push for the deliverer. silent marks the sender's
+// own session: it has the message in its send reply, so the cursor moves
+// past it without pushing it back.
+type event struct {
+	m      message
+	silent bool
+	// resync, when set, is a reorder of conv from this seq (m is nil).
+	conv   string
+	resync uint64
 }
-
-// seenIDs bounds the ids remembered per connection (16 KiB of ring), enough
-// to cover the overlap between pushes and a catch-up.
-const seenIDs = 1024
-
-func (s *idSet) add(id string) bool {
-	if s.ids == nil {
-		s.ids, s.ring = map[string]bool{}, make([]string, seenIDs)
-	}
-	if s.ids[id] {
-		return false
-	}
-	if old := s.ring[s.next]; old != "" {
-		delete(s.ids, old)
-	}
-	s.ring[s.next] = id
-	s.next = (s.next + 1) % seenIDs
-	s.ids[id] = true
-	return true
-}
-
-func (d *delivery) init() {
-	d.events = newQueue[event](eventBuffer)
-	d.catchup = make(chan struct{}, 1)
-	d.cursor = map[string]uint64{}
-	d.shown = map[string]uint64{}
-}
-
-func (s *session) ready() bool { return s.isReady.Load() }
 
 // message is a message as the deliverer handles it: a live push carries
 // its frame, encoded at most once for every session of the gateway it is
@@ -123,16 +95,7 @@ func messageFrame(m *pb.Message) []byte {
 	return wire.Push(wire.PushMessage, messageFields{Message: toWire(m)})
 }
 
-// event is a message push for the deliverer. silent marks the sender's
-// own session: it has the message in its send reply, so the cursor moves
-// past it without pushing it back.
-type event struct {
-	m      message
-	silent bool
-	// resync, when set, is a reorder of conv from this seq (m is nil).
-	conv   string
-	resync uint64
-}
+func (s *session) ready() bool { return s.isReady.Load() }
 
 // offerResync hands the deliverer a reorder: positions of conv from seq on
 // changed on the node.
@@ -156,17 +119,30 @@ func (s *session) requestCatchUp() {
 	}
 }
 
+// deliverLoop is the deliverer goroutine: from login on, it owns the
+// session's deliverer.
 func (s *session) deliverLoop() {
 	select {
 	case <-s.authed:
 	case <-s.closing:
 		return
 	}
+	d := &deliverer{s: s, shown: map[string]uint64{}}
+	if s.who().ap {
+		d.order = &apOrder{d: d}
+	} else {
+		d.order = &cpOrder{d: d, cursor: map[string]uint64{}}
+	}
+	d.run()
+}
+
+func (d *deliverer) run() {
+	s := d.s
 	// The login backlog first: pushes that arrive meanwhile wait in events,
 	// so that none moves the cursor past a message not yet pulled. Until
 	// it succeeds the session has no cursors, so it is retried rather than
 	// replaced by a catch-up (which would start from seq 0).
-	for !s.backlogOnFreshStack() {
+	for !d.backlogOnFreshStack() {
 		select {
 		case <-s.closing:
 			return
@@ -179,18 +155,18 @@ func (s *session) deliverLoop() {
 		case <-s.events.ready:
 			for e, ok := s.events.pop(); ok; e, ok = s.events.pop() {
 				if e.resync > 0 {
-					s.resync(e.conv, e.resync)
+					d.resync(e.conv, e.resync)
 					continue
 				}
-				s.deliverLive(e)
+				d.order.live(e)
 				if s.closed() {
 					return
 				}
 			}
-		case <-s.reorderC():
-			s.releaseHeld(false)
+		case <-d.order.timer():
+			d.order.expire()
 		case <-s.catchup:
-			s.catchUp()
+			d.order.catchUp()
 		case <-s.closing:
 			return
 		}
@@ -198,7 +174,8 @@ func (s *session) deliverLoop() {
 }
 
 // pull calls a node for the deliverer; it gives up when the session closes.
-func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
+func (d *deliverer) pull(fn func(context.Context, *nodeConn) error) bool {
+	s := d.s
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -215,256 +192,73 @@ func (s *session) pull(fn func(context.Context, *nodeConn) error) bool {
 	return werr == nil
 }
 
+// syncPages pulls sync pages until the node has no more (or maxSyncPages):
+// next makes each page's request, got takes its reply. It reports false
+// when a pull failed.
+func (d *deliverer) syncPages(next func() *pb.SyncRequest, got func(*pb.SyncReply)) bool {
+	for page := 0; page < maxSyncPages && !d.s.closed(); page++ {
+		req := next()
+		var rep *pb.SyncReply
+		ok := d.pull(func(ctx context.Context, n *nodeConn) error {
+			var err error
+			rep, err = n.messages.Sync(ctx, req)
+			return err
+		})
+		if !ok {
+			return false
+		}
+		got(rep)
+		if !rep.More {
+			break
+		}
+	}
+	return true
+}
+
+// retryCatchUpSoon asks for a catch-up in a second, after a pull failed.
+func (d *deliverer) retryCatchUpSoon() { time.AfterFunc(time.Second, d.s.requestCatchUp) }
+
 // backlogOnFreshStack runs backlog on its own goroutine (see onFreshStack).
-func (s *session) backlogOnFreshStack() (ok bool) {
-	onFreshStack(func() { ok = s.backlog() })
+func (d *deliverer) backlogOnFreshStack() (ok bool) {
+	onFreshStack(func() { ok = d.backlog() })
 	return ok
 }
 
 // backlog pushes every message after this device's delivery cursors and
 // reports whether it got through; pages already pushed are not pushed
 // again on a retry.
-func (s *session) backlog() bool {
-	for page := 0; page < 1000 && !s.closed(); page++ {
-		var rep *pb.SyncReply
-		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
-			var err error
-			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: s.backlogCursor,
-				FromDevice: s.backlogCursor == "", Limit: maxPage})
-			return err
-		})
-		if !ok {
-			return false
-		}
+func (d *deliverer) backlog() bool {
+	return d.syncPages(func() *pb.SyncRequest {
+		return &pb.SyncRequest{Caller: d.s.caller(), Cursor: d.backlogCursor, FromDevice: d.backlogCursor == "", Limit: maxPage}
+	}, func(rep *pb.SyncReply) {
 		for _, m := range rep.Messages {
-			s.push(message{Message: m}, true)
+			d.push(message{Message: m}, true)
 		}
-		s.apCursor = rep.Cursor
-		if !rep.More {
-			for _, c := range rep.Convs {
-				s.cursor[c.Conv] = max(s.cursor[c.Conv], c.MaxSeq)
-			}
-			return true
+		d.order.backlogPage(rep)
+		if rep.More {
+			d.backlogCursor = rep.Cursor
 		}
-		s.backlogCursor = rep.Cursor
-	}
-	return true
-}
-
-// catchUp pushes everything after the cursors (after a lost push).
-func (s *session) catchUp() {
-	if s.apMode {
-		s.catchUpAP()
-		return
-	}
-	for page := 0; page < 1000 && !s.closed(); page++ {
-		after := make(map[string]uint64, len(s.cursor))
-		for k, v := range s.cursor {
-			after[k] = v
-		}
-		var rep *pb.SyncReply
-		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
-			var err error
-			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), After: after, Limit: maxPage})
-			return err
-		})
-		if !ok {
-			time.AfterFunc(time.Second, s.requestCatchUp)
-			return
-		}
-		for _, m := range rep.Messages {
-			s.deliver(message{Message: m}, false, true)
-		}
-		if !rep.More {
-			return
-		}
-	}
-}
-
-// catchUpAP pulls everything after the session's exact AP cursor.
-func (s *session) catchUpAP() {
-	for page := 0; page < 1000 && !s.closed(); page++ {
-		var rep *pb.SyncReply
-		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
-			var err error
-			rep, err = n.messages.Sync(ctx, &pb.SyncRequest{Caller: s.caller(), Cursor: s.apCursor, Limit: maxPage})
-			return err
-		})
-		if !ok {
-			time.AfterFunc(time.Second, s.requestCatchUp)
-			return
-		}
-		for _, m := range rep.Messages {
-			s.push(message{Message: m}, true)
-		}
-		s.apCursor = rep.Cursor
-		if !rep.More {
-			return
-		}
-	}
-}
-
-// deliverLive delivers a live push. In CP, a push beyond its
-// conversation's next seq is held for up to ReorderWindow for the pushes
-// before it (usually on their way from another node) instead of pulling
-// the gap at once; each push that arrives lets out the held ones that now
-// follow in order.
-func (s *session) deliverLive(e event) {
-	m := e.m
-	if s.apMode || s.g.cfg.ReorderWindow <= 0 {
-		s.deliver(m, e.silent, false)
-		return
-	}
-	cur, known := s.cursor[m.Conv]
-	if held := s.held[m.Conv]; len(held) == 0 && (!known || m.Seq <= cur+1) {
-		s.deliver(m, e.silent, false) // in order, a duplicate, or a conversation new to the session
-		return
-	}
-	if s.held == nil {
-		s.held, s.heldUntil = map[string][]event{}, map[string]time.Time{}
-		s.reorder = time.NewTimer(time.Hour)
-	}
-	if len(s.held[m.Conv]) == 0 {
-		s.heldUntil[m.Conv] = time.Now().Add(s.g.cfg.ReorderWindow)
-		s.armReorder()
-	}
-	s.held[m.Conv] = append(s.held[m.Conv], e)
-	s.releaseConv(m.Conv, false)
-}
-
-// releaseConv delivers conv's held pushes that follow its cursor in order;
-// when force (the window passed), all of them, pulling the gaps.
-func (s *session) releaseConv(conv string, force bool) {
-	held := s.held[conv]
-	slices.SortStableFunc(held, func(a, b event) int { return cmp.Compare(a.m.Seq, b.m.Seq) })
-	n := 0
-	for _, e := range held {
-		if !force && e.m.Seq > s.cursor[conv]+1 {
-			break
-		}
-		s.deliver(e.m, e.silent, false)
-		n++
-	}
-	if held = held[n:]; len(held) > 0 {
-		s.held[conv] = held
-		return
-	}
-	delete(s.held, conv)
-	delete(s.heldUntil, conv)
-}
-
-// releaseHeld delivers the held pushes whose window has passed (all of
-// them when all), pulling what is still missing before them.
-func (s *session) releaseHeld(all bool) {
-	now := time.Now()
-	for conv, until := range s.heldUntil {
-		if all || !now.Before(until) {
-			s.releaseConv(conv, true)
-		}
-	}
-	s.armReorder()
-}
-
-// armReorder sets the timer to the earliest held deadline.
-func (s *session) armReorder() {
-	s.reorder.Stop()
-	var first time.Time
-	for _, until := range s.heldUntil {
-		if first.IsZero() || until.Before(first) {
-			first = until
-		}
-	}
-	if !first.IsZero() {
-		s.reorder.Reset(max(time.Until(first), 0))
-	}
-}
-
-// deliver pushes m (paced: see push) if it is the next of its
-// conversation, after pulling any gap before it (always paced); it drops
-// m if the device has it.
-func (s *session) deliver(m message, silent, paced bool) {
-	if s.apMode {
-		if silent {
-			s.seen.add(m.Id)
-		} else {
-			s.push(m, paced)
-		}
-		return
-	}
-	cur, known := s.cursor[m.Conv]
-	if !known && m.Seq > newConvWindow {
-		// A conversation joined after login with a long history: push from
-		// here on; its history is the client's to read. A young one
-		// (a new DM or group) is pulled from its start, so that pushes
-		// racing each other cannot skip its first messages.
-		cur = m.Seq - 1
-	}
-	if m.Seq <= cur {
-		s.g.metrics.duplicates.Inc()
-		return
-	}
-	for cur+1 < m.Seq && !s.closed() {
-		s.g.metrics.gapFills.Inc()
-		before := min(m.Seq, cur+1+1000)
-		var rep *pb.HistoryReply
-		ok := s.pull(func(ctx context.Context, n *nodeConn) error {
-			var err error
-			rep, err = n.messages.History(ctx, &pb.HistoryRequest{Caller: s.caller(), Conv: m.Conv,
-				After: cur, Before: before, Limit: uint32(before - cur - 1), Read: wire.ReadLocal})
-			return err
-		})
-		if !ok || len(rep.Messages) == 0 {
-			// Cannot fill the gap now: keep the cursor, so that the gap is
-			// pulled by the next catch-up rather than skipped.
-			time.AfterFunc(time.Second, s.requestCatchUp)
-			s.cursor[m.Conv] = cur
-			return
-		}
-		for _, g := range rep.Messages {
-			if g.Seq == cur+1 {
-				s.push(message{Message: g}, true)
-				cur = g.Seq
-			}
-		}
-		if cur+1 < before {
-			s.cursor[m.Conv] = cur
-			time.AfterFunc(time.Second, s.requestCatchUp)
-			return
-		}
-	}
-	if silent {
-		s.cursor[m.Conv] = max(s.cursor[m.Conv], m.Seq)
-		return
-	}
-	s.push(m, paced)
+	})
 }
 
 // resync tells the client to refetch conv from seq when it was shown a
 // position that changed. The cursor stays: later pushes continue after it,
 // and the client's refetch (deduplicated by id) shows the new order.
-func (s *session) resync(conv string, from uint64) {
-	if s.shown[conv] >= from {
-		s.send(wire.Push(wire.PushResync, resyncFields{Conv: conv, FromSeq: from}))
+func (d *deliverer) resync(conv string, from uint64) {
+	if d.shown[conv] >= from {
+		d.s.send(wire.Push(wire.PushResync, resyncFields{Conv: conv, FromSeq: from}))
 	}
 }
 
-// push sends m to the client and advances its conversation's cursor.
+// push sends m to the client unless the device has it, and records it.
 // A push of a long run (backlog, catch-up, gap fill) is paced by the
 // client's reading (sendPaced); a live push to a client whose queue is
 // full drops the client.
-func (s *session) push(m message, paced bool) {
-	if s.apMode {
-		if !s.seen.add(m.Id) {
-			s.g.metrics.duplicates.Inc()
-			return
-		}
-	} else {
-		if m.Seq <= s.cursor[m.Conv] {
-			return
-		}
-		s.cursor[m.Conv] = m.Seq
+func (d *deliverer) push(m message, paced bool) {
+	if !d.order.fresh(m) {
+		return
 	}
-	s.shown[m.Conv] = max(s.shown[m.Conv], m.Seq)
+	d.shown[m.Conv] = max(d.shown[m.Conv], m.Seq)
 	var frame []byte
 	if m.frame != nil {
 		frame = m.frame.get(m.Message)
@@ -472,8 +266,8 @@ func (s *session) push(m message, paced bool) {
 		frame = messageFrame(m.Message)
 	}
 	if paced {
-		s.sendPaced(frame)
+		d.s.sendPaced(frame)
 		return
 	}
-	s.send(frame)
+	d.s.send(frame)
 }

@@ -309,8 +309,7 @@ func (s *session) login(req *wire.Request) (any, *wire.Error) {
 	if werr != nil {
 		return nil, werr
 	}
-	s.apMode = rep.Mode == "ap"
-	if !s.authenticate(identity{uid: rep.Uid, user: rep.User, device: req.Device}) {
+	if !s.authenticate(identity{uid: rep.Uid, user: rep.User, device: req.Device, ap: rep.Mode == "ap"}) {
 		return nil, wire.Errorf(wire.BadRequest, "this connection is already logged in")
 	}
 	s.bind(context.Background())
@@ -332,8 +331,7 @@ func (s *session) resume(req *wire.Request) (any, *wire.Error) {
 		return nil, wire.Errorf(wire.Unauthorized, "%s", msg)
 	}
 	id, mode := s.g.nodes.preferred().identity()
-	s.apMode = mode == "ap"
-	if !s.authenticate(identity{uid: claims.UID, user: claims.User, device: req.Device}) {
+	if !s.authenticate(identity{uid: claims.UID, user: claims.User, device: req.Device, ap: mode == "ap"}) {
 		return nil, wire.Errorf(wire.BadRequest, "this connection is already logged in")
 	}
 	s.bind(context.Background())

@@ -23,6 +23,9 @@ type identity struct {
 	uid    uint64
 	user   string
 	device string
+	// ap: the cluster runs in AP mode (the deliverer orders by message id,
+	// not by seq).
+	ap bool
 }
 
 // session is one client connection. Two goroutines own it for its whole
@@ -54,14 +57,18 @@ type session struct {
 	ops       sync.WaitGroup
 	loops     sync.WaitGroup
 
-	delivery
+	// The deliverer's inbox, which any goroutine may hand pushes and
+	// catch-up requests; the deliverer's own state lives in its loop.
+	events  *queue[event]
+	catchup chan struct{}
+	isReady atomic.Bool
 }
 
 func newSession(g *Gateway, conn *websocket.Conn, cork *corkConn, id string) *session {
 	s := &session{g: g, conn: conn, cork: cork, id: id, authed: make(chan struct{}),
 		out: newQueue[[]byte](g.cfg.SendQueue), inflight: make(chan struct{}, g.cfg.MaxInflight),
-		closing: make(chan struct{}), bucket: newTokenBucket(g.cfg.RateLimit, g.cfg.RateBurst)}
-	s.delivery.init()
+		closing: make(chan struct{}), bucket: newTokenBucket(g.cfg.RateLimit, g.cfg.RateBurst),
+		events: newQueue[event](eventBuffer), catchup: make(chan struct{}, 1)}
 	return s
 }
 
