@@ -249,114 +249,17 @@ func (l *Lab) plan(httpAddr string) error {
 		ports = ports[1:]
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
-	logPath := func(name string) string { return filepath.Join(l.data, "logs", name+".log") }
-
-	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.cfg.Env}
-	switch l.redisKind {
-	case "external":
-		l.redisAddr = l.cfg.Redis
-		redis.state = StateExternal
-	case "redis-server":
-		l.redisAddr = addr("redis", roleRedis)
-		host, portStr, _ := net.SplitHostPort(l.redisAddr)
-		port, _ := strconv.Atoi(portStr)
-		dir := filepath.Join(l.data, "redis")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("lab: create %s: %w", dir, err)
-		}
-		cmd, err := redisproc.CommandOn(host, port, dir)
-		if err != nil {
-			return err
-		}
-		redis.path, redis.args = cmd.Path, cmd.Args[1:]
-		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
-	default:
-		l.redisAddr = addr("redis", roleRedis)
-		redis.path = l.cfg.Binary
-		redis.args = l.hook("redis", []string{"lab", "miniredis", "--listen", l.redisAddr})
-		redis.info.Log, redis.pingAddr = logPath("redis"), l.redisAddr
+	redis, err := l.planRedis(addr)
+	if err != nil {
+		return err
 	}
-	redis.info.Redis = "redis://" + l.redisAddr
-	if redis.state == "" {
-		redis.state = StateStarting
+	nodes, err := l.planNodes(addr)
+	if err != nil {
+		return err
 	}
-
-	// Node-to-node addresses come first: every node's --peers names the
-	// proxy of its link to each other node.
-	raftAddrs := make([]string, l.cfg.Nodes)
-	for i := range raftAddrs {
-		raftAddrs[i] = addr("n"+strconv.Itoa(i+1), roleRaft)
-	}
-	var nodes []*member
-	for i := 1; i <= l.cfg.Nodes; i++ {
-		name := "n" + strconv.Itoa(i)
-		grpc, httpAddr := addr(name, roleGRPC), addr(name, roleHTTP)
-		var peers []string
-		for j, addr := range raftAddrs {
-			peer := "n" + strconv.Itoa(j+1)
-			if peer != name {
-				var err error
-				if addr, err = l.link(name, peer, addr); err != nil {
-					return err
-				}
-			}
-			peers = append(peers, peer+"="+addr)
-		}
-		data := filepath.Join(l.data, name)
-		if err := os.MkdirAll(data, 0o755); err != nil {
-			return fmt.Errorf("lab: create %s: %w", data, err)
-		}
-		redisLink, err := l.link(name, "redis", l.redisAddr)
-		if err != nil {
-			return err
-		}
-		args := []string{"node", "--id", name, "--data", data, "--listen", grpc, "--http", httpAddr,
-			"--redis", redisLink, "--secret", l.cfg.Secret, "--shards", strconv.Itoa(l.cfg.Shards),
-			"--mode", l.mode, "--bcrypt-cost", strconv.Itoa(l.cfg.BcryptCost),
-			"--raft-listen", raftAddrs[i-1], "--peers", strings.Join(peers, ","), "--leaders", l.cfg.Leaders,
-			"--pprof"} // the lab's members listen on loopback (or its own namespaces)
-		if len(l.cfg.Unsafe) > 0 {
-			args = append(args, "--unsafe", strings.Join(l.cfg.Unsafe, ","))
-		}
-		if !l.cfg.APRepair {
-			args = append(args, "--ap-repair", "off")
-		}
-		nodes = append(nodes, &member{
-			info: MemberState{Name: name, Kind: KindNode, GRPC: grpc, Raft: raftAddrs[i-1], HTTP: "http://" + httpAddr + "/",
-				Data: data, Log: logPath(name)},
-			path: l.cfg.Binary, args: l.hook(name, args), env: l.cfg.Env,
-			readyPrefix: "node " + name + " ", healthURL: "http://" + httpAddr + "/healthz",
-			state: StateStarting,
-		})
-	}
-	var gateways []*member
-	for i := 1; i <= l.cfg.Gateways; i++ {
-		name := "g" + strconv.Itoa(i)
-		listen := addr(name, roleGateway)
-		// Gateway gI talks first to node nI, then to the others in order.
-		first := (i - 1) % len(nodes)
-		var addrs []string
-		for j := range nodes {
-			n := nodes[(first+j)%len(nodes)]
-			addr, err := l.link(name, n.info.Name, n.info.GRPC)
-			if err != nil {
-				return err
-			}
-			addrs = append(addrs, addr)
-		}
-		redisLink, err := l.link(name, "redis", l.redisAddr)
-		if err != nil {
-			return err
-		}
-		args := []string{"gateway", "--id", name, "--listen", listen, "--nodes", strings.Join(addrs, ","),
-			"--redis", redisLink, "--secret", l.cfg.Secret, "--origins", dashboardOrigins(httpAddr), "--pprof"}
-		gateways = append(gateways, &member{
-			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + listen + "/",
-				WS: "ws://" + listen + "/ws", Log: logPath(name)},
-			path: l.cfg.Binary, args: l.hook(name, args), env: l.cfg.Env,
-			readyPrefix: "gateway " + name + " ", healthURL: "http://" + listen + "/healthz",
-			state: StateStarting,
-		})
+	gateways, err := l.planGateways(addr, nodes, httpAddr)
+	if err != nil {
+		return err
 	}
 	if ns := l.network.ns; ns != nil {
 		for _, m := range append(append(nodes, gateways...), redis) {
@@ -372,6 +275,115 @@ func (l *Lab) plan(httpAddr string) error {
 		l.byName[m.info.Name] = m
 	}
 	return nil
+}
+
+// logPath is where the lab writes member name's output.
+func (l *Lab) logPath(name string) string { return filepath.Join(l.data, "logs", name+".log") }
+
+// planRedis plans the Redis member: redis-server, the embedded miniredis,
+// or an external Redis the lab does not manage.
+func (l *Lab) planRedis(addr func(string, int) string) (*member, error) {
+	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.cfg.Env, state: StateStarting}
+	switch l.redisKind {
+	case "external":
+		l.redisAddr = l.cfg.Redis
+		redis.state = StateExternal
+	case "redis-server":
+		l.redisAddr = addr("redis", roleRedis)
+		host, portStr, _ := net.SplitHostPort(l.redisAddr)
+		port, _ := strconv.Atoi(portStr)
+		dir := filepath.Join(l.data, "redis")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("lab: create %s: %w", dir, err)
+		}
+		cmd, err := redisproc.CommandOn(host, port, dir)
+		if err != nil {
+			return nil, err
+		}
+		redis.path, redis.args = cmd.Path, cmd.Args[1:]
+		redis.info.Log, redis.pingAddr = l.logPath("redis"), l.redisAddr
+	default:
+		l.redisAddr = addr("redis", roleRedis)
+		redis.path = l.cfg.Binary
+		redis.args = l.hook("redis", []string{"lab", "miniredis", "--listen", l.redisAddr})
+		redis.info.Log, redis.pingAddr = l.logPath("redis"), l.redisAddr
+	}
+	redis.info.Redis = "redis://" + l.redisAddr
+	return redis, nil
+}
+
+// planNodes plans n1..nN. Node-to-node addresses come first: every node's
+// --peers names the proxy of its link to each other node.
+func (l *Lab) planNodes(addr func(string, int) string) ([]*member, error) {
+	raftAddrs := make([]string, l.cfg.Nodes)
+	for i := range raftAddrs {
+		raftAddrs[i] = addr("n"+strconv.Itoa(i+1), roleRaft)
+	}
+	var nodes []*member
+	for i := 1; i <= l.cfg.Nodes; i++ {
+		name := "n" + strconv.Itoa(i)
+		spec := NodeSpec{ID: name, Data: filepath.Join(l.data, name), Listen: addr(name, roleGRPC), HTTP: addr(name, roleHTTP),
+			Secret: l.cfg.Secret, Mode: l.mode, Shards: l.cfg.Shards, BcryptCost: l.cfg.BcryptCost,
+			RaftListen: raftAddrs[i-1], Leaders: l.cfg.Leaders, Unsafe: l.cfg.Unsafe, APRepair: l.cfg.APRepair,
+			Pprof: true} // the lab's members listen on loopback (or its own namespaces)
+		for j, a := range raftAddrs {
+			peer := "n" + strconv.Itoa(j+1)
+			if peer != name {
+				var err error
+				if a, err = l.link(name, peer, a); err != nil {
+					return nil, err
+				}
+			}
+			spec.Peers = append(spec.Peers, peer+"="+a)
+		}
+		if err := os.MkdirAll(spec.Data, 0o755); err != nil {
+			return nil, fmt.Errorf("lab: create %s: %w", spec.Data, err)
+		}
+		var err error
+		if spec.Redis, err = l.link(name, "redis", l.redisAddr); err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, &member{
+			info: MemberState{Name: name, Kind: KindNode, GRPC: spec.Listen, Raft: spec.RaftListen, HTTP: "http://" + spec.HTTP + "/",
+				Data: spec.Data, Log: l.logPath(name)},
+			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.cfg.Env,
+			readyPrefix: "node " + name + " ", healthURL: "http://" + spec.HTTP + "/healthz",
+			state: StateStarting,
+		})
+	}
+	return nodes, nil
+}
+
+// planGateways plans g1..gM: gateway gI talks first to node nI, then to
+// the others in order.
+func (l *Lab) planGateways(addr func(string, int) string, nodes []*member, httpAddr string) ([]*member, error) {
+	var gateways []*member
+	for i := 1; i <= l.cfg.Gateways; i++ {
+		name := "g" + strconv.Itoa(i)
+		spec := GatewaySpec{ID: name, Listen: addr(name, roleGateway), Secret: l.cfg.Secret,
+			Origins: dashboardOrigins(httpAddr), Pprof: true}
+		first := (i - 1) % len(nodes)
+		for j := range nodes {
+			n := nodes[(first+j)%len(nodes)]
+			a, err := l.link(name, n.info.Name, n.info.GRPC)
+			if err != nil {
+				return nil, err
+			}
+			spec.Nodes = append(spec.Nodes, a)
+		}
+		var err error
+		if spec.Redis, err = l.link(name, "redis", l.redisAddr); err != nil {
+			return nil, err
+		}
+		gateways = append(gateways, &member{
+			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + spec.Listen + "/",
+				WS: "ws://" + spec.Listen + "/ws", Log: l.logPath(name)},
+			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.cfg.Env,
+			readyPrefix: "gateway " + name + " ", healthURL: "http://" + spec.Listen + "/healthz",
+			state: StateStarting,
+		})
+	}
+	return gateways, nil
 }
 
 // Listen roles, and the fixed port of each with netns (every member has
