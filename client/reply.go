@@ -150,10 +150,10 @@ func (p Push) Fields() (PushFields, error) {
 }
 
 // DMConv returns the conversation id of the direct conversation of a and b
-// (the protocol's naming, wire.DMConv).
+// (the protocol's naming, convid.DM).
 func DMConv(a, b string) string { return convid.DM(a, b) }
 
-// GroupConv returns the conversation id of group g (wire.GroupConv).
+// GroupConv returns the conversation id of group g (convid.OfGroup).
 func GroupConv(g string) string { return convid.OfGroup(g) }
 
 // NewCmid returns a fresh random client message id (26 characters). Reuse

@@ -435,9 +435,10 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 	if err := c.Restart(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	// Writes are acknowledged after the restart: through the load's
-	// gateway, and through g1, whose own node is the restarted n1. Each
-	// attempt has its own cmid: a refused one must stay absent.
+	// Writes are acknowledged after the restart, through the load's
+	// gateway and through g1 (whose preferred node is the restarted n1;
+	// it may still be failed over to another). Each attempt has its own
+	// cmid: a refused one must stay absent.
 	atLeast("the load is acknowledged after n1's restart", acked.Load()+10)
 	attempt := 0
 	eventually(t, 20*time.Second, "g1's client has a write acknowledged after n1's restart", func() bool {

@@ -21,7 +21,6 @@ import (
 
 	"mpim/client"
 	"mpim/internal/convid"
-	"mpim/internal/ports"
 	"mpim/internal/testcluster"
 	"mpim/lab"
 	"mpim/node"
@@ -205,7 +204,7 @@ func (c *cluster) login(gw, user, device string) *client.Conn {
 }
 
 // dmShard is the shard (of 4) holding the direct conversation of users a
-// and b: the state keys it by their uids (fsm.DMConv).
+// and b: the state keys it by their uids (convid.DMKey).
 func (c *cluster) dmShard(a, b string) uint32 {
 	c.t.Helper()
 	ctx := ctxFor(c.t, 10*time.Second)
@@ -341,14 +340,4 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	a, err := ports.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }

@@ -44,10 +44,6 @@ type deliverer struct {
 type order interface {
 	// live delivers a live push.
 	live(e event)
-	// deliver delivers m, paced or not (see push); silent records it as
-	// the device's own (the sender has it in its send reply) without
-	// pushing it.
-	deliver(m message, silent, paced bool)
 	// fresh reports whether the device has not been pushed m, recording
 	// that it now is.
 	fresh(m message) bool

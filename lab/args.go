@@ -34,10 +34,11 @@ func (s NodeSpec) Args() []string {
 	if len(s.Unsafe) > 0 {
 		args = append(args, "--unsafe", strings.Join(s.Unsafe, ","))
 	}
-	if !s.APRepair {
-		args = append(args, "--ap-repair", "off")
+	repair := "off"
+	if s.APRepair {
+		repair = "on"
 	}
-	return args
+	return append(args, "--ap-repair", repair)
 }
 
 // GatewaySpec is what a gateway member is started with; Args spells it as

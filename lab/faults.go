@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -38,6 +37,8 @@ type network struct {
 	// planned are the links the members were given (netns: their direct
 	// addresses; the proxy backend lists its own).
 	planned []proxy.LinkState
+	// applyMu orders network faults and their events.
+	applyMu sync.Mutex
 	mu      sync.Mutex
 	// downLeader remembers the node `pause leader` / `kill leader` hit, by
 	// the verb that undoes it.
@@ -104,6 +105,8 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 	case fault.Resume:
 		return f, l.Resume(f.Members[0])
 	case fault.Heal:
+		l.network.applyMu.Lock()
+		defer l.network.applyMu.Unlock()
 		err := l.network.Heal()
 		l.emit(Event{Kind: EventHeal, Detail: "heal"})
 		return f, err
@@ -120,14 +123,18 @@ func (l *Lab) Apply(ctx context.Context, f fault.Fault) (fault.Fault, error) {
 			f.Groups, f.Cuts = groups, cuts
 		}
 	}
-	if err := l.network.Apply(f, l.memberNames()); err != nil {
-		if !errors.Is(err, ErrUnsupported) {
-			l.emit(Event{Kind: EventFault, Detail: f.String() + " (partly failed: " + err.Error() + ")"})
-		}
-		return f, err
+	// Applied and announced under one lock, so that the events come in
+	// the order the faults took effect.
+	l.network.applyMu.Lock()
+	defer l.network.applyMu.Unlock()
+	listed, err := l.network.Apply(f, l.memberNames())
+	switch {
+	case err == nil:
+		l.emit(Event{Kind: EventFault, Detail: f.String()})
+	case listed:
+		l.emit(Event{Kind: EventFault, Detail: f.String() + " (partly failed: " + err.Error() + ")"})
 	}
-	l.emit(Event{Kind: EventFault, Detail: f.String()})
-	return f, nil
+	return f, err
 }
 
 // shapes is the topology partition shapes are drawn on.

@@ -15,7 +15,7 @@ import (
 //
 // Clients name a direct conversation by its two user names
 // ("dm:<a>:<b>", a < b). The state keys it by the two uids
-// (fsm.DMConv: "d:<uid>:<uid>"), and the shards are chosen by that key, so
+// (convid.DMKey: "d:<uid>:<uid>"), and the shards are chosen by that key, so
 // that a name changing hands — an AP registration conflict moves the
 // losing account to a new name — moves no message between accounts: the
 // loser's conversations keep their key and show up under its new name, the

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"sort"
-	"strings"
 	"time"
 
 	"mpim/fsm"
@@ -150,7 +149,7 @@ func (n *Node) authorizeLocal(c *pb.Caller, conv, wire string) ([]uint64, error)
 		}
 	case convid.IsGroup(conv):
 		if !exists {
-			return nil, rpcerr.Error(rpcerr.NotFound, "no group %q", strings.TrimPrefix(conv, convid.OfGroup("")))
+			return nil, rpcerr.Error(rpcerr.NotFound, "no group %q", group(conv))
 		}
 		if !member {
 			return nil, rpcerr.Error(rpcerr.Forbidden, "you are not a member of %s; join the group first", conv)
@@ -392,4 +391,10 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 	s.n.fanout.deliver(ctx, &pb.Push{Event: &pb.Push_Typing{Typing: &pb.Typing{Conv: req.Conv, User: c.User}}},
 		others(members, c.Uid))
 	return &pb.Empty{}, nil
+}
+
+// group is the group of a group conversation id.
+func group(conv string) string {
+	g, _ := convid.GroupOf(conv)
+	return g
 }

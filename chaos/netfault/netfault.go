@@ -22,7 +22,7 @@ import (
 )
 
 // ErrUnsupported: the fault is valid but this backend cannot apply it.
-var ErrUnsupported = errors.New("unsupported fault")
+var ErrUnsupported = errors.New("netfault: unsupported fault")
 
 // Backend applies directional faults: Hold(a, b) stops the traffic from a
 // to b, whichever side opened the connection.
@@ -110,13 +110,14 @@ func (n *Network) Backend() Backend { return n.backend }
 // member: every link touching it). A new partition replaces the previous
 // partition and any oneway; oneway, delay and loss add to what is in
 // force; heal removes every network fault. A fault that partly failed
-// stays listed as in force, and the error says what failed.
-func (n *Network) Apply(f fault.Fault, members []string) error {
+// stays listed as in force, and the error says what failed; listed says
+// whether the fault is listed (false when it was refused as a whole).
+func (n *Network) Apply(f fault.Fault, members []string) (listed bool, err error) {
 	if f.Verb == fault.Heal {
-		return n.Heal()
+		return false, n.Heal()
 	}
 	if _, none := n.backend.(noBackend); none {
-		return noBackend{}.refuse(string(f.Verb))
+		return false, noBackend{}.refuse(string(f.Verb))
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -159,10 +160,10 @@ func (n *Network) Apply(f fault.Fault, members []string) error {
 		}))
 	case fault.Delay:
 		d, j := time.Duration(f.MS)*time.Millisecond, time.Duration(f.Jitter)*time.Millisecond
-		for _, p := range Pairs(f.Members, members) {
+		for i, p := range Pairs(f.Members, members) {
 			err := b.SetDelay(p[0], p[1], d, j)
-			if errors.Is(err, ErrUnsupported) {
-				return err // the backend refuses delay as a whole
+			if i == 0 && errors.Is(err, ErrUnsupported) {
+				return false, err // the backend refuses delay as a whole
 			}
 			try(err)
 			try(b.SetDelay(p[1], p[0], d, j))
@@ -173,10 +174,10 @@ func (n *Network) Apply(f fault.Fault, members []string) error {
 			try(b.SetLoss(p[1], p[0], f.Percent))
 		}
 	default:
-		return fmt.Errorf("netfault: %s is not a network fault", f.Verb)
+		return false, fmt.Errorf("netfault: %s is not a network fault", f.Verb)
 	}
 	n.active = append(n.active, f)
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }
 
 // Heal removes every network fault. On a failed heal some rules remain,

@@ -17,8 +17,10 @@ type fakeBackend struct {
 	held    map[[2]string]bool
 	delay   map[[2]string]time.Duration
 	loss    map[[2]string]int
-	failOn  string // a "from>to" whose Hold fails
-	batches int
+	failOn   string // a "from>to" whose Hold fails
+	noDelay  string // a member whose links refuse delay (as netns without netem)
+	failHeal bool
+	batches  int
 }
 
 func newFake() *fakeBackend {
@@ -34,11 +36,17 @@ func (f *fakeBackend) Hold(a, b string) error {
 }
 func (f *fakeBackend) Release(a, b string) error { delete(f.held, [2]string{a, b}); return nil }
 func (f *fakeBackend) SetDelay(a, b string, d, _ time.Duration) error {
+	if f.noDelay != "" && (a == f.noDelay || b == f.noDelay) {
+		return fmt.Errorf("%w: no netem here", ErrUnsupported)
+	}
 	f.delay[[2]string{a, b}] = d
 	return nil
 }
 func (f *fakeBackend) SetLoss(a, b string, p int) error { f.loss[[2]string{a, b}] = p; return nil }
 func (f *fakeBackend) Heal() error {
+	if f.failHeal {
+		return errors.New("a rule could not be removed")
+	}
 	*f = *newFake()
 	return nil
 }
@@ -72,7 +80,12 @@ func apply(t *testing.T, n *Network, spelled string) error {
 	if f, err = f.Complete(members); err != nil {
 		t.Fatal(err)
 	}
-	return n.Apply(f, members)
+	listed, err := n.Apply(f, members)
+	now := n.Faults()
+	if f.Verb != fault.Heal && listed != (len(now) > 0 && now[len(now)-1] == f.String()) {
+		t.Errorf("%s: Apply says listed=%v, yet the faults in force are %v", spelled, listed, now)
+	}
+	return err
 }
 
 // TestNetwork: a partition holds both directions of every cut pair in one
@@ -91,6 +104,10 @@ func TestNetwork(t *testing.T) {
 	if err := apply(t, n, "delay n1 ms=40"); err != nil {
 		t.Fatal(err)
 	}
+	if err := apply(t, n, "loss g2 percent=10"); err != nil {
+		t.Fatal(err)
+	}
+	batches := b.batches
 	if len(b.delay) != 2*(len(members)-1) || b.delay[[2]string{"redis", "n1"}] != 40*time.Millisecond {
 		t.Fatalf("delay n1 set %v, want both directions of n1's %d links", b.delay, len(members)-1)
 	}
@@ -107,9 +124,20 @@ func TestNetwork(t *testing.T) {
 	if got := b.heldPairs(); !slices.Equal(got, want) {
 		t.Fatalf("partition holds %v, want %v (and the oneway's g1>n1 released)", got, want)
 	}
-	if got := strings.Join(n.Faults(), "; "); got != "delay n1 ms=40; partition n1 g1 / n2 g2 redis" {
-		t.Fatalf("faults in force: %q", got)
+	if b.batches != batches+1 {
+		t.Fatalf("the partition took %d batches, want one (the old cut never opens before the new one closes)", b.batches-batches)
 	}
+	if got := strings.Join(n.Faults(), "; "); got != "delay n1 ms=40; loss g2 percent=10; partition n1 g1 / n2 g2 redis" {
+		t.Fatalf("faults in force: %q (a partition keeps delays and losses)", got)
+	}
+	if b.loss[[2]string{"g2", "n1"}] != 10 {
+		t.Fatalf("the partition dropped g2's loss: %v", b.loss)
+	}
+	b.failHeal = true
+	if err := apply(t, n, "heal"); err == nil || len(n.Faults()) != 3 {
+		t.Fatalf("a failed heal: err %v, faults %v; want the error and the faults still listed", err, n.Faults())
+	}
+	b.failHeal = false
 	if err := apply(t, n, "heal"); err != nil || len(b.held) != 0 || len(n.Faults()) != 0 {
 		t.Fatalf("after heal: err %v, held %v, faults %v", err, b.heldPairs(), n.Faults())
 	}
@@ -128,6 +156,15 @@ func TestNetworkPartlyFailed(t *testing.T) {
 	}
 	if len(n.Faults()) != 1 {
 		t.Fatalf("a partly applied partition is not listed: %v", n.Faults())
+	}
+	b = newFake()
+	b.noDelay = "n2"
+	n = New(b)
+	if err := apply(t, n, "delay n2 ms=5"); !errors.Is(err, ErrUnsupported) || len(n.Faults()) != 0 {
+		t.Fatalf("delay the backend refuses: %v, faults %v; want ErrUnsupported and nothing listed", err, n.Faults())
+	}
+	if err := apply(t, n, "delay g1 ms=5"); !errors.Is(err, ErrUnsupported) || len(n.Faults()) != 1 {
+		t.Fatalf("delay refused on one of its links (g1-n2): %v, faults %v; want the error and the fault listed (the rest took effect)", err, n.Faults())
 	}
 	none := New(None())
 	for _, s := range []string{"partition n1 / n2", "delay n1 ms=5", "loss n1 percent=5", "oneway n1 / n2"} {

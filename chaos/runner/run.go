@@ -1,7 +1,7 @@
 // Package runner is the chaos harness's experiment runner (`mpim chaos
-// run`): it sits above the lab, which it starts for a scenario, and
-// beside the fault layer and checkers below it (chaos/fault,
-// chaos/netfault, chaos/check, chaos/scenario). It starts a lab for a scenario,
+// run`). It sits above the lab and uses the layers below it: the fault
+// vocabulary, the checkers and the scenario files (chaos/fault,
+// chaos/check, chaos/scenario). It starts a lab for a scenario,
 // drives a workload of real WebSocket clients through it while the
 // scenario's faults are applied, records a Jepsen-style history, heals,
 // reads every replica and client, checks the history (package check) and

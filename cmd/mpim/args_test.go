@@ -19,10 +19,18 @@ func TestLabArgsParse(t *testing.T) {
 		Peers: []string{"n1=127.0.0.1:5", "n2=127.0.0.1:4"}, Unsafe: []string{"ack-before-commit"}, APRepair: false, Pprof: true}
 	gw := lab.GatewaySpec{ID: "g1", Listen: "127.0.0.1:6", Redis: "127.0.0.1:3", Secret: "0123456789abcdef",
 		Nodes: []string{"127.0.0.1:1", "127.0.0.1:7"}, Origins: "http://127.0.0.1:8", Pprof: true}
+	// What each flag must carry: every field of the specs, by flag.
+	wantNode := map[string]string{"id": node.ID, "data": node.Data, "listen": node.Listen, "http": node.HTTP,
+		"redis": node.Redis, "secret": node.Secret, "mode": node.Mode, "leaders": node.Leaders, "shards": "3",
+		"bcrypt-cost": "5", "raft-listen": node.RaftListen, "peers": strings.Join(node.Peers, ","),
+		"unsafe": "ack-before-commit", "ap-repair": "off", "pprof": "true"}
+	wantGateway := map[string]string{"id": gw.ID, "listen": gw.Listen, "redis": gw.Redis, "secret": gw.Secret,
+		"nodes": strings.Join(gw.Nodes, ","), "origins": gw.Origins, "pprof": "true"}
 	for _, tc := range []struct {
 		cmd  *cobra.Command
 		args []string
-	}{{nodeCmd(), node.Args()}, {gatewayCmd(), gw.Args()}} {
+		want map[string]string
+	}{{nodeCmd(), node.Args(), wantNode}, {gatewayCmd(), gw.Args(), wantGateway}} {
 		if tc.args[0] != tc.cmd.Name() {
 			t.Fatalf("args %v start with %q, want the subcommand %q", tc.args, tc.args[0], tc.cmd.Name())
 		}
@@ -41,9 +49,13 @@ func TestLabArgsParse(t *testing.T) {
 				i++
 				want = flags[i]
 			}
-			if got := f.Value.String(); got != want {
-				t.Errorf("%s --%s parsed as %q, the lab meant %q", tc.cmd.Name(), name, got, want)
+			if got := f.Value.String(); got != want || tc.want[name] != want {
+				t.Errorf("%s --%s parsed as %q from %q; the spec's field is %q", tc.cmd.Name(), name, got, want, tc.want[name])
 			}
+			delete(tc.want, name)
+		}
+		if len(tc.want) > 0 {
+			t.Errorf("%s: the spec's fields %v reach no flag", tc.cmd.Name(), tc.want)
 		}
 	}
 }

@@ -41,7 +41,6 @@ func (r *Replicator) subscribe() {
 	received := make(chan Entry, receivedBuffer)
 	r.run(func() { r.applyReceived(received) })
 	defer close(received)
-	lastHeard := map[string]time.Time{}
 	for {
 		ps := r.rdb.Subscribe(ctx, channels.APLog, channels.APHeartbeat)
 		pinged := false
@@ -85,20 +84,17 @@ func (r *Replicator) subscribe() {
 			case channels.APHeartbeat:
 				var hb heartbeat
 				if json.Unmarshal([]byte(msg.Payload), &hb) == nil {
-					r.mu.Lock()
-					r.heard[hb.Node] = r.cfg.Now()
-					r.mu.Unlock()
-					r.observe(hb.Node, hb.HLC, hb.OSeq)
 					// A node heard again after missing heartbeats (a
 					// healed partition, a restart) that has written
 					// entries this one neither holds nor has queued:
 					// pull now rather than at the next round.
-					now := time.Now()
-					prev := lastHeard[hb.Node]
-					lastHeard[hb.Node] = now
+					now := r.cfg.Now()
 					r.mu.Lock()
+					prev := r.heard[hb.Node]
+					r.heard[hb.Node] = now
 					behind := hb.OSeq > r.vec[hb.Node]+uint64(len(received))+uint64(len(r.pending[hb.Node]))
 					r.mu.Unlock()
+					r.observe(hb.Node, hb.HLC, hb.OSeq)
 					if behind && (prev.IsZero() || now.Sub(prev) > 3*r.cfg.Heartbeat) {
 						r.kickAntiEntropy()
 					}
@@ -106,6 +102,9 @@ func (r *Replicator) subscribe() {
 			}
 		}
 		ps.Close()
+		if ctx.Err() != nil {
+			return // stopping, not a dead subscription
+		}
 		r.mu.Lock()
 		r.stats.Resubscribes++
 		r.mu.Unlock()

@@ -309,21 +309,21 @@ func (s *Shard) batch() {
 			first.done <- result{err: fmt.Errorf("%w: shutting down", ErrNotApplied)}
 			return
 		}
-		batch := batch.Drain(s.queue, []*proposal{first}, s.cfg.MaxBatch)
-		cmds := make([]fsm.Command, len(batch))
-		for i, p := range batch {
+		props := batch.Drain(s.queue, []*proposal{first}, s.cfg.MaxBatch)
+		cmds := make([]fsm.Command, len(props))
+		for i, p := range props {
 			cmds[i] = p.cmd
 		}
 		data, err := fsm.EncodeBatch(cmds)
 		if err != nil {
 			<-s.inflight
-			for _, p := range batch {
+			for _, p := range props {
 				p.done <- result{err: fmt.Errorf("%w: encode: %v", ErrNotApplied, err)}
 			}
 			continue
 		}
 		if s.cfg.AckBeforeCommit {
-			s.ackEarly(batch, cmds)
+			s.ackEarly(props, cmds)
 		}
 		f := s.r.Apply(data, s.cfg.ApplyTimeout)
 		s.wg.Add(1)
@@ -335,7 +335,7 @@ func (s *Shard) batch() {
 				s.spec.pending.Add(-1)
 				return
 			}
-			s.finish(f, batch)
+			s.finish(f, props)
 		}()
 	}
 }
