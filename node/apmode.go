@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -24,14 +23,7 @@ func (c *cluster) startAP() error {
 	}
 	var locals []*localShard
 	for i := 0; i < n.cfg.Shards; i++ {
-		s, err := openShard(n.cfg.DataDir, i, n.cfg, m, n.log)
-		if err != nil {
-			for _, l := range locals {
-				l.close()
-			}
-			return err
-		}
-		locals = append(locals, s)
+		locals = append(locals, newLocalShard(i, m, n.log))
 	}
 	nodes := []string{n.cfg.ID}
 	for id := range n.cfg.Peers {
@@ -41,7 +33,7 @@ func (c *cluster) startAP() error {
 	}
 	sort.Strings(nodes)
 	rc := n.cfg.AP
-	rc.ID, rc.Nodes, rc.Dir, rc.Logger = n.cfg.ID, nodes, n.cfg.DataDir, n.log
+	rc.ID, rc.Nodes, rc.Dir, rc.Logger, rc.NoSync = n.cfg.ID, nodes, n.cfg.DataDir, n.log, n.cfg.NoSync
 	rc.Check = func(cmd fsm.Command) error {
 		var err error
 		n.locals[n.shardOfCommand(cmd)].view(func(tx fsm.Tx) error { err = fsm.Precheck(tx, cmd); return nil })
@@ -50,9 +42,6 @@ func (c *cluster) startAP() error {
 	n.locals = locals
 	rep, err := ap.Open(rc, n.rdb, n.applyEntries, apPeers{c})
 	if err != nil {
-		for _, l := range locals {
-			l.close()
-		}
 		return err
 	}
 	n.ap = rep
@@ -66,8 +55,9 @@ func (c *cluster) startAP() error {
 }
 
 // applyEntries applies replicated entries to the shards, each shard's in
-// the order given, one transaction per shard, and fans out what changed.
-func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
+// the order given, one transaction per shard, and fans out what changed
+// (nothing for entries replayed from the log at a restart).
+func (n *Node) applyEntries(entries []ap.Entry, how ap.Arrival) []fsm.Result {
 	out := make([]fsm.Result, len(entries))
 	byShard := map[int][]int{}
 	for i, e := range entries {
@@ -93,8 +83,11 @@ func (n *Node) applyEntries(entries []ap.Entry, late bool) []fsm.Result {
 	// without its subscription, and that gateway's catch-up may have read
 	// this replica before the entry came), and a resync where a message
 	// sorted before ones already shown.
+	if how == ap.Replay {
+		return out // applied and pushed before the restart
+	}
 	path := pushBroken
-	if late {
+	if how == ap.Late {
 		path = pushStreams
 	}
 	var pushes []delayedPush
@@ -255,7 +248,7 @@ func (p apPeers) State(ctx context.Context, node string, mine ap.Vector) (ap.Vec
 	return ap.Vector{Node: rep.Node, Vector: rep.Vector, HLC: rep.Hlc}, nil
 }
 
-func (p apPeers) Pull(ctx context.Context, node, origin string, after uint64, limit int) ([]ap.Entry, error) {
+func (p apPeers) Pull(ctx context.Context, node, origin string, after uint64, limit int) ([][]byte, error) {
 	_, ic, err := p.c.client(p.c.peers[node])
 	if err != nil {
 		return nil, err
@@ -264,15 +257,7 @@ func (p apPeers) Pull(ctx context.Context, node, origin string, after uint64, li
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ap.Entry, 0, len(rep.Entries))
-	for _, b := range rep.Entries {
-		var e ap.Entry
-		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	return rep.Entries, nil
 }
 
 func (s *internalService) APState(ctx context.Context, req *pb.APVector) (*pb.APVector, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"path/filepath"
 	"sync"
 
 	"sync/atomic"
@@ -45,13 +44,13 @@ type replica interface {
 	close() error
 }
 
-// localShard is one shard's state in AP mode: a bbolt file the fsm
-// applies batches to. The replicator decides what to apply (its own
-// writes and every other node's); applyBatch commits a batch as one
-// transaction and one fsync.
+// localShard is one shard's state in AP mode, in memory (store.Mem): the
+// replicator's log is its durable copy, read back into it at a restart.
+// The replicator decides what to apply (its own writes and every other
+// node's); applyBatch applies a batch as one transaction.
 type localShard struct {
 	id  int
-	st  *store.Store
+	st  *store.Mem
 	m   *fsm.Machine
 	log *slog.Logger
 	// mu serializes commits, so that indexes are assigned in order.
@@ -59,14 +58,8 @@ type localShard struct {
 	applied atomic.Uint64
 }
 
-func openShard(dir string, id int, cfg Config, m *fsm.Machine, log *slog.Logger) (*localShard, error) {
-	st, err := store.Open(filepath.Join(dir, fmt.Sprintf("shard-%d.db", id)), store.Options{NoSync: cfg.NoSync})
-	if err != nil {
-		return nil, err
-	}
-	s := &localShard{id: id, st: st, m: m, log: log.With("shard", id)}
-	_ = st.View(func(tx fsm.Tx) error { s.applied.Store(fsm.Applied(tx)); return nil })
-	return s, nil
+func newLocalShard(id int, m *fsm.Machine, log *slog.Logger) *localShard {
+	return &localShard{id: id, st: store.NewMem(), m: m, log: log.With("shard", id)}
 }
 
 // applyBatch commits cmds as the next index in one transaction.
@@ -95,7 +88,7 @@ func (s *localShard) status() *pb.ShardStatus {
 	return &pb.ShardStatus{Shard: uint32(s.id), AppliedIndex: a, CommitIndex: a, LastIndex: a, State: "AP"}
 }
 
-func (s *localShard) close() error { return s.st.Close() }
+func (s *localShard) close() error { return nil }
 
 // ShardOf maps a conversation to its shard by a stable hash (FNV-1a), so
 // that every node and every restart agree. Users live in shard 0.

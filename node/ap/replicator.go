@@ -1,15 +1,11 @@
 package ap
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +15,6 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/batch"
-	"mpim/internal/channels"
 	"mpim/node/outcome"
 )
 
@@ -33,7 +28,7 @@ type Config struct {
 	// a message is stable once every one of them has moved past it.
 	ID    string
 	Nodes []string
-	// Dir holds the log (ap.db).
+	// Dir holds the log (ap.log).
 	Dir string
 	// Repair turns on the outbox and anti-entropy. Off is the seed's naive
 	// design: pub/sub is at-most-once, so what a node misses is lost.
@@ -42,11 +37,16 @@ type Config struct {
 	// Heartbeat how often it publishes its clock.
 	AntiEntropy time.Duration
 	Heartbeat   time.Duration
-	// PullLimit bounds the entries one pull returns.
+	// PullLimit bounds the entries one pull returns; a pull is also cut at
+	// PullBytes (past its first entry), well under gRPC's 4 MiB message.
 	PullLimit int
+	PullBytes int
 	// MaxBatch bounds the local writes logged together.
 	MaxBatch int
-	Logger   *slog.Logger
+	// NoSync skips the log's fsync (benchmarks only: a crash can lose
+	// acknowledged writes).
+	NoSync bool
+	Logger *slog.Logger
 	// Check, if set, is asked about every local write before it is
 	// logged; a write it refuses is answered with that domain error and
 	// never logged (see fsm.Precheck).
@@ -59,21 +59,34 @@ type Config struct {
 // DefaultConfig returns the lab's settings.
 func DefaultConfig() Config {
 	return Config{Repair: true, AntiEntropy: 250 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
-		PullLimit: 5000, MaxBatch: 512}
+		PullLimit: 5000, PullBytes: 1 << 20, MaxBatch: 512}
 }
 
+// Arrival says how entries reach the state, which decides their pushes.
+type Arrival int
+
+const (
+	// Live: a local write, or an entry received as it was published.
+	Live Arrival = iota
+	// Late: pulled by anti-entropy, or received long after it was made:
+	// its origin's pushes may have missed gateways, so it is pushed again.
+	Late
+	// Replay: read back from the log at a restart; it was applied and
+	// pushed before, so it pushes nothing.
+	Replay
+)
+
 // Applier applies entries, in the order given, to the node's state and
-// returns one result per entry. late marks entries that came by a pull
-// (anti-entropy) rather than live: their origin's pushes may have missed
-// gateways, so the applier pushes them again.
-type Applier func(entries []Entry, late bool) []fsm.Result
+// returns one result per entry.
+type Applier func(entries []Entry, how Arrival) []fsm.Result
 
 // Peers reaches the other nodes for anti-entropy.
 type Peers interface {
 	// State exchanges vectors with node.
 	State(ctx context.Context, node string, mine Vector) (Vector, error)
-	// Pull returns node's entries of origin after an oseq.
-	Pull(ctx context.Context, node, origin string, after uint64, limit int) ([]Entry, error)
+	// Pull returns node's encoded entries of origin after an oseq (see
+	// EncodeEntry), at most limit and a page of bytes.
+	Pull(ctx context.Context, node, origin string, after uint64, limit int) ([][]byte, error)
 }
 
 // Vector is a node's replication position: per origin the highest oseq it
@@ -84,9 +97,16 @@ type Vector struct {
 	HLC    uint64            `json:"hlc"`
 }
 
-// Replicator is one node's AP replication.
+// Replicator is one node's AP replication. One engine goroutine owns the
+// log and the state's writes: each round it takes every local write and
+// every received entry waiting (group commit), applies the received ones,
+// stamps the local ones, writes them all to the log in one write with one
+// fsync (when it holds a local write), applies the local ones and answers
+// them. Publishing reads the log behind it, so a slow or cut Redis delays
+// replication, never the writes, and costs no memory.
 type Replicator struct {
 	cfg    Config
+	number uint64 // this node's number (NodeNumber), minted into user ids
 	log    *log
 	clock  *Clock
 	rdb    *redis.Client
@@ -95,29 +115,36 @@ type Replicator struct {
 	logger *slog.Logger
 
 	submits chan *submit
+	remote  chan remoteBatch
+	// barrier asks the engine to commit what is queued and then close the
+	// channel it is given (the tests' way to wait for it).
+	barrier chan chan struct{}
+	// recvMu orders the hand-over of received entries: takeReady and the
+	// send to the engine happen under it, so the engine gets each
+	// origin's entries in oseq order.
+	recvMu sync.Mutex
 
-	// applyMu serializes applying (local batches and remote entries), so
-	// that the vector only moves forward with the state.
-	applyMu sync.Mutex
-	mu      sync.Mutex // guards the fields below
-	vec     map[string]uint64
-	pending map[string]map[uint64]Entry // waiting for their dependencies
-	water   map[string]uint64           // per node: a clock value it will never go below
-	outbox  []Entry
-	stats   Stats
-	// number is this node's number (NodeNumber), minted into user ids.
-	number uint64
+	mu sync.Mutex // guards the fields below
+	// vec is, per origin, the entries logged and applied; queued the
+	// entries handed to the engine (at least vec).
+	vec, queued map[string]uint64
+	pending     map[string]map[uint64]received // waiting for their dependencies
+	water       map[string]uint64              // per node: a clock value it will never go below
 	// heard is when each peer's heartbeat last arrived on the
 	// subscription, whatever this node lacks of it.
 	heard map[string]time.Time
-	// toPublish are local entries waiting for the publisher.
-	toPublish   []Entry
+	// published is how many of this node's own entries are published:
+	// with repair on, the outbox is the log after it.
+	published uint64
+	stats     Stats
+
 	publishKick chan struct{}
 	// aeKick starts an anti-entropy round before its interval is up.
 	aeKick chan struct{}
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop       chan struct{}
+	engineDone chan struct{}
+	wg         sync.WaitGroup
 }
 
 // Stats are counters for the dashboard and tests.
@@ -138,37 +165,44 @@ type submitResult struct {
 	err error
 }
 
-// Open starts the replicator. rdb may be nil (no Redis: anti-entropy only).
+// remoteBatch is received entries, ready in causal order, for the engine.
+type remoteBatch struct {
+	entries []Entry
+	raw     [][]byte // each entry's encoding, as received
+	how     Arrival
+}
+
+// replayBatch bounds the entries applied together at a restart.
+const replayBatch = 512
+
+// Open starts the replicator: it reads the log back into the state (the
+// state is in memory; the log is its durable copy), then replicates. rdb
+// may be nil (no Redis: anti-entropy only).
 func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicator, error) {
 	number, err := NodeNumber(cfg.ID)
 	if err != nil {
 		return nil, err
 	}
-	l, err := openLog(cfg.Dir)
-	if err != nil {
-		return nil, err
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	vec, err := l.vector()
-	if err != nil {
-		l.close()
-		return nil, err
+	if cfg.PullBytes <= 0 {
+		cfg.PullBytes = 1 << 20
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	r := &Replicator{cfg: cfg, number: number, log: l, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
-		submits: make(chan *submit, 4*cfg.MaxBatch), vec: vec, pending: map[string]map[uint64]Entry{},
-		water: map[string]uint64{}, heard: map[string]time.Time{}, stop: make(chan struct{}), publishKick: make(chan struct{}, 1),
-		aeKick: make(chan struct{}, 1)}
-	if err := r.recover(); err != nil {
-		l.close()
+	r := &Replicator{cfg: cfg, number: number, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
+		submits: make(chan *submit, 4*cfg.MaxBatch), remote: make(chan remoteBatch, 16), barrier: make(chan chan struct{}),
+		vec: map[string]uint64{}, queued: map[string]uint64{}, pending: map[string]map[uint64]received{},
+		water: map[string]uint64{}, heard: map[string]time.Time{}, stop: make(chan struct{}), engineDone: make(chan struct{}),
+		publishKick: make(chan struct{}, 1), aeKick: make(chan struct{}, 1)}
+	if err := r.replay(); err != nil {
 		return nil, err
 	}
-	r.run(r.writer)
+	r.published = r.vec[cfg.ID] // what a crash left unpublished, anti-entropy carries
+	go func() { defer close(r.engineDone); r.engine() }()
 	if rdb != nil {
 		r.run(r.publisher)
 		r.run(r.subscribe)
@@ -176,9 +210,39 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	}
 	if cfg.Repair {
 		r.run(r.antiEntropy)
-		r.run(r.drainOutbox)
 	}
 	return r, nil
+}
+
+// replay opens the log and applies what it holds, in its order (the
+// order this node applied it in, a causal one).
+func (r *Replicator) replay() error {
+	var buf []Entry
+	flush := func() {
+		if len(buf) > 0 {
+			r.apply(buf, Replay)
+			buf = buf[:0]
+		}
+	}
+	l, err := openLog(r.cfg.Dir, func(e Entry) error {
+		r.clock.Observe(e.HLC)
+		buf = append(buf, e)
+		if len(buf) == replayBatch {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	flush()
+	r.log = l
+	r.vec = l.vector()
+	r.queued = maps.Clone(r.vec)
+	if n := r.vec[r.cfg.ID]; n > 0 {
+		r.water[r.cfg.ID] = r.clock.Peek()
+	}
+	return nil
 }
 
 func (r *Replicator) run(fn func()) {
@@ -186,30 +250,12 @@ func (r *Replicator) run(fn func()) {
 	go func() { defer r.wg.Done(); fn() }()
 }
 
-// Close stops replication.
+// Close stops replication and closes the log.
 func (r *Replicator) Close() error {
 	close(r.stop)
 	r.wg.Wait()
-	// What the last local batch applied (see commitLocal).
-	r.mu.Lock()
-	self := r.vec[r.cfg.ID]
-	r.mu.Unlock()
-	err := r.log.put(nil, map[string]uint64{r.cfg.ID: self})
-	return errors.Join(err, r.log.close())
-}
-
-// recover re-applies this node's own entries that were logged but may not
-// have reached the state before a crash (applying is idempotent).
-func (r *Replicator) recover() error {
-	entries, err := r.log.after(r.cfg.ID, r.vec[r.cfg.ID], 1<<30)
-	if err != nil || len(entries) == 0 {
-		return err
-	}
-	r.apply(entries, false)
-	last := entries[len(entries)-1]
-	r.vec[r.cfg.ID] = last.OSeq
-	r.clock.Observe(last.HLC)
-	return r.log.put(nil, map[string]uint64{r.cfg.ID: last.OSeq})
+	<-r.engineDone
+	return r.log.close()
 }
 
 // Submit accepts a local write: it is stamped, logged (fsync), applied and
@@ -222,103 +268,131 @@ func (r *Replicator) Submit(ctx context.Context, cmd fsm.Command) (fsm.Result, e
 	case <-ctx.Done():
 		return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, ctx.Err())
 	case <-r.stop:
-		return fsm.Result{}, fmt.Errorf("%w: stopping", ErrNotApplied)
+		return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, errStopping)
 	}
-	// Once queued the write will be logged and applied; wait for it.
-	res := <-s.done
-	return res.res, res.err
+	// Once queued the write will be logged and applied, unless the engine
+	// stops first: it answers every write it took.
+	select {
+	case res := <-s.done:
+		return res.res, res.err
+	case <-r.engineDone:
+		select {
+		case res := <-s.done:
+			return res.res, res.err
+		default:
+			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotApplied, errStopping)
+		}
+	}
 }
 
-// writer group-commits local writes: every submit waiting becomes part of
-// one log write and one apply.
-func (r *Replicator) writer() {
+// engine is the one goroutine that writes the log and the state.
+func (r *Replicator) engine() {
 	for {
-		var first *submit
+		var locals []*submit
+		var remotes []remoteBatch
+		var done chan struct{}
 		select {
-		case first = <-r.submits:
+		case s := <-r.submits:
+			locals = append(locals, s)
+		case rb := <-r.remote:
+			remotes = append(remotes, rb)
+		case done = <-r.barrier:
 		case <-r.stop:
 			return
 		}
-		r.commitLocal(batch.Drain(r.submits, []*submit{first}, r.cfg.MaxBatch))
+		locals = batch.Drain(r.submits, locals, r.cfg.MaxBatch)
+		remotes = batch.Drain(r.remote, remotes, cap(r.remote))
+		r.commit(locals, remotes)
+		if done != nil {
+			close(done)
+		}
 	}
 }
 
-func (r *Replicator) commitLocal(batch []*submit) {
-	r.applyMu.Lock()
+// commit is one round of the engine: received entries first (the local
+// writes' checks and dependencies then see them), one log write for
+// everything, fsynced when it holds a local write, then the local writes
+// applied and answered.
+func (r *Replicator) commit(locals []*submit, remotes []remoteBatch) {
+	var entries []Entry
+	var encoded [][]byte
+	for i := 0; i < len(remotes); {
+		// Consecutive batches that arrived alike apply as one.
+		from, how := len(entries), remotes[i].how
+		for ; i < len(remotes) && remotes[i].how == how; i++ {
+			entries = append(entries, remotes[i].entries...)
+			encoded = append(encoded, remotes[i].raw...)
+		}
+		r.apply(entries[from:], how)
+	}
+	nRemote := len(entries)
 	if r.cfg.Check != nil {
 		// Refuse, before logging, what this replica would refuse: a logged
 		// entry reaches every replica, and one that knows more than the
 		// origin would apply what the origin refused.
-		kept := batch[:0]
-		for _, s := range batch {
+		kept := locals[:0]
+		for _, s := range locals {
 			if err := r.cfg.Check(s.cmd); err != nil {
 				s.done <- submitResult{res: fsm.Result{Err: err}}
 				continue
 			}
 			kept = append(kept, s)
 		}
-		if batch = kept; len(batch) == 0 {
-			r.applyMu.Unlock()
-			return
-		}
+		locals = kept
 	}
 	r.mu.Lock()
-	entries := make([]Entry, len(batch))
 	deps := maps.Clone(r.vec)
+	for _, e := range entries {
+		deps[e.Origin] = max(deps[e.Origin], e.OSeq)
+	}
 	next := r.vec[r.cfg.ID]
-	for i, s := range batch {
+	r.mu.Unlock()
+	for _, s := range locals {
 		next++
 		e := Entry{Origin: r.cfg.ID, OSeq: next, HLC: r.clock.Now(), Deps: deps, Cmd: s.cmd}
 		r.stamp(&e)
-		entries[i] = e
+		b, err := EncodeEntry(e)
+		if err != nil {
+			r.logger.Error("ap: encode a local write", "err", err) // a bug: every command encodes
+		}
+		entries, encoded = append(entries, e), append(encoded, b)
 	}
-	prev := r.vec[r.cfg.ID]
-	r.mu.Unlock()
-	// The stored vector of this node's own writes rides on the next log
-	// write: this batch's write records the previous batch's, which is
-	// applied. recover re-applies, idempotently, whatever the stored
-	// vector does not cover, so it may lag the state, never lead it — and
-	// a batch costs one log fsync fewer.
-	if err := r.log.put(entries, map[string]uint64{r.cfg.ID: prev}); err != nil {
-		r.applyMu.Unlock()
-		for _, s := range batch {
+	if len(entries) == 0 {
+		return
+	}
+	if err := r.log.appendEntries(entries, encoded, len(locals) > 0 && !r.cfg.NoSync); err != nil {
+		r.logger.Error("ap: log write failed", "err", err)
+		r.mu.Lock()
+		for _, e := range entries[:nRemote] {
+			// Not logged: let anti-entropy bring them again.
+			r.queued[e.Origin] = min(r.queued[e.Origin], e.OSeq-1)
+		}
+		r.mu.Unlock()
+		for _, s := range locals {
 			s.done <- submitResult{err: fmt.Errorf("%w: log: %v", ErrNotApplied, err)}
 		}
 		return
 	}
-	results := r.apply(entries, false)
+	var results []fsm.Result
+	if len(locals) > 0 {
+		results = r.apply(entries[nRemote:], Live)
+	}
 	r.mu.Lock()
-	r.vec[r.cfg.ID] = next
-	r.water[r.cfg.ID] = entries[len(entries)-1].HLC
+	for _, e := range entries {
+		r.vec[e.Origin] = max(r.vec[e.Origin], e.OSeq)
+		r.water[e.Origin] = max(r.water[e.Origin], e.HLC)
+	}
+	r.queued[r.cfg.ID] = r.vec[r.cfg.ID]
 	r.stats.Applied += uint64(len(entries))
 	r.mu.Unlock()
-	r.applyMu.Unlock()
-	for i, s := range batch {
+	for i, s := range locals {
 		s.done <- submitResult{res: results[i]}
 	}
-	r.mu.Lock()
-	r.toPublish = append(r.toPublish, entries...)
-	r.mu.Unlock()
-	select {
-	case r.publishKick <- struct{}{}:
-	default:
-	}
-}
-
-// publisher publishes local entries off the write path: a slow or cut
-// Redis delays replication, never the writes.
-func (r *Replicator) publisher() {
-	for {
+	if len(locals) > 0 {
 		select {
-		case <-r.stop:
-			return
-		case <-r.publishKick:
+		case r.publishKick <- struct{}{}:
+		default:
 		}
-		r.mu.Lock()
-		out := r.toPublish
-		r.toPublish = nil
-		r.mu.Unlock()
-		r.publishAll(out)
 	}
 }
 
@@ -396,160 +470,4 @@ func NodeNumber(id string) (uint64, error) {
 		return 0, fmt.Errorf("ap: node id %q must end in a number from 1 to 65535 without a leading zero (n1, n2, ...): AP mode mints user ids from it", id)
 	}
 	return n, nil
-}
-
-// publish sends entries to the other nodes; with repair on, what could
-// not be published waits in the outbox.
-func (r *Replicator) publish(entries []Entry) {
-	if r.rdb == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	pipe := r.rdb.Pipeline()
-	for _, e := range entries {
-		b, _ := json.Marshal(e)
-		pipe.Publish(ctx, channels.APLog, b)
-	}
-	_, err := pipe.Exec(ctx)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err == nil {
-		r.stats.Published += uint64(len(entries))
-		return
-	}
-	r.stats.PublishFailed += uint64(len(entries))
-	if r.cfg.Repair {
-		// In origin order: the publisher and the outbox drainer both put
-		// failed entries back, and receivers apply an origin's entries in
-		// order (a gap waits, pending, until it is filled).
-		r.outbox = append(r.outbox, entries...)
-		slices.SortFunc(r.outbox, func(a, b Entry) int { return cmp.Compare(a.OSeq, b.OSeq) })
-		r.stats.Outbox = uint64(len(r.outbox))
-	}
-}
-
-// publishChunk bounds the entries one Redis pipeline carries.
-const publishChunk = 1000
-
-// publishAll publishes entries in pipelines of publishChunk.
-func (r *Replicator) publishAll(entries []Entry) {
-	for len(entries) > 0 {
-		n := min(len(entries), publishChunk)
-		r.publish(entries[:n])
-		entries = entries[n:]
-	}
-}
-
-// drainOutbox re-publishes what could not be published.
-func (r *Replicator) drainOutbox() {
-	for r.sleep(200 * time.Millisecond) {
-		r.mu.Lock()
-		out := r.outbox
-		r.outbox = nil
-		r.stats.Outbox = 0
-		r.mu.Unlock()
-		r.publishAll(out)
-	}
-}
-
-func (r *Replicator) sleep(d time.Duration) bool {
-	select {
-	case <-r.stop:
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
-
-// lateAfter is the age past which an entry that came live counts as late
-// (an outbox re-publishing after Redis came back, a held link released).
-const lateAfter = time.Second
-
-// receive takes entries from Redis or a pull (pulled). With repair on an
-// entry is applied once everything it depends on is (causal order), waiting
-// meanwhile; with repair off it is applied as it comes, and a missed one
-// stays missed. Pulled or old entries are applied as late.
-func (r *Replicator) receive(entries []Entry, pulled bool) {
-	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
-	r.mu.Lock()
-	var ready []Entry
-	for _, e := range entries {
-		r.clock.Observe(e.HLC)
-		if e.Origin == r.cfg.ID || e.OSeq <= r.vec[e.Origin] {
-			continue
-		}
-		if !r.cfg.Repair {
-			ready = append(ready, e)
-			r.vec[e.Origin] = max(r.vec[e.Origin], e.OSeq)
-			continue
-		}
-		if r.pending[e.Origin] == nil {
-			r.pending[e.Origin] = map[uint64]Entry{}
-		}
-		r.pending[e.Origin][e.OSeq] = e
-	}
-	if r.cfg.Repair {
-		ready = r.takeReady()
-	}
-	r.stats.Pending = 0
-	for _, p := range r.pending {
-		r.stats.Pending += uint64(len(p))
-	}
-	vec := maps.Clone(r.vec)
-	r.mu.Unlock()
-	if len(ready) == 0 {
-		return
-	}
-	late := pulled
-	oldest := r.cfg.Now().Add(-lateAfter).UnixMilli()
-	for _, e := range ready {
-		late = late || Millis(e.HLC) < oldest
-	}
-	r.apply(ready, late)
-	if err := r.log.put(ready, vec); err != nil {
-		r.logger.Error("ap: log write failed", "err", err)
-	}
-	r.mu.Lock()
-	r.stats.Applied += uint64(len(ready))
-	for _, e := range ready {
-		r.water[e.Origin] = max(r.water[e.Origin], e.HLC)
-	}
-	r.mu.Unlock()
-}
-
-// takeReady removes from pending, in a causal order, every entry whose
-// dependencies are met, advancing the vector. Caller holds mu.
-func (r *Replicator) takeReady() []Entry {
-	var ready []Entry
-	for progress := true; progress; {
-		progress = false
-		for _, origin := range slices.Sorted(maps.Keys(r.pending)) {
-			p := r.pending[origin]
-			for {
-				e, ok := p[r.vec[origin]+1]
-				if !ok || !r.depsMet(e) {
-					break
-				}
-				delete(p, e.OSeq)
-				r.vec[origin] = e.OSeq
-				ready = append(ready, e)
-				progress = true
-			}
-			if len(p) == 0 {
-				delete(r.pending, origin)
-			}
-		}
-	}
-	return ready
-}
-
-func (r *Replicator) depsMet(e Entry) bool {
-	for o, n := range e.Deps {
-		if o != e.Origin && r.vec[o] < n {
-			return false
-		}
-	}
-	return true
 }

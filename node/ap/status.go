@@ -1,12 +1,5 @@
 package ap
 
-import (
-	"encoding/json"
-	"math"
-
-	bolt "go.etcd.io/bbolt"
-)
-
 // maxTentativeScan bounds how many log entries Status reads per origin
 // when it counts tentative messages, so that a status request stays cheap
 // however far a partition let the clocks run apart.
@@ -76,58 +69,4 @@ func (r *Replicator) Status() Status {
 	st.StableLagMS = max(0, Millis(now)-Millis(stable))
 	st.Tentative, st.Capped = r.log.countAbove(stable, maxTentativeScan)
 	return st
-}
-
-// countAbove counts the message entries whose clock is above hlc, reading
-// each origin's entries from its newest back (entries of one origin are in
-// clock order) and at most limit per origin.
-func (l *log) countAbove(hlc uint64, limit int) (n int, capped bool) {
-	_ = l.db.View(func(tx *bolt.Tx) error {
-		origins, err := l.origins(tx)
-		if err != nil {
-			return err
-		}
-		c := tx.Bucket(bLog).Cursor()
-		for _, origin := range origins {
-			prefix := append([]byte(origin), 0)
-			k, v := c.Seek(entryKey(origin, math.MaxUint64))
-			if k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
-			}
-			for read := 0; k != nil && len(k) == len(prefix)+8 && string(k[:len(prefix)]) == string(prefix); read++ {
-				if read == limit {
-					capped = true
-					break
-				}
-				var e struct {
-					HLC uint64 `json:"hlc"`
-					Cmd struct {
-						Send json.RawMessage `json:"send"`
-					} `json:"cmd"`
-				}
-				if json.Unmarshal(v, &e) != nil || e.HLC <= hlc {
-					break
-				}
-				if len(e.Cmd.Send) > 0 {
-					n++
-				}
-				k, v = c.Prev()
-			}
-		}
-		return nil
-	})
-	return n, capped
-}
-
-// origins lists the origins that have entries in the log (the vector's
-// keys: every origin whose entries this node holds in order).
-func (l *log) origins(tx *bolt.Tx) ([]string, error) {
-	var out []string
-	err := tx.Bucket(bVec).ForEach(func(k, _ []byte) error {
-		out = append(out, string(k))
-		return nil
-	})
-	return out, err
 }

@@ -2,7 +2,6 @@ package ap
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,7 +42,7 @@ func (d *direct) State(_ context.Context, node string, mine Vector) (Vector, err
 	return p.State(), nil
 }
 
-func (d *direct) Pull(_ context.Context, node, origin string, after uint64, limit int) ([]Entry, error) {
+func (d *direct) Pull(_ context.Context, node, origin string, after uint64, limit int) ([][]byte, error) {
 	p := d.node(node)
 	if p == nil {
 		return nil, errUnreachable
@@ -51,17 +50,7 @@ func (d *direct) Pull(_ context.Context, node, origin string, after uint64, limi
 	d.mu.Lock()
 	d.pulls = append(d.pulls, fmt.Sprintf("%s:%s>%d/%d", node, origin, after, limit))
 	d.mu.Unlock()
-	raw, err := p.Entries(origin, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Entry, len(raw))
-	for i, b := range raw {
-		if err := json.Unmarshal(b, &out[i]); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return p.Entries(origin, after, limit)
 }
 
 // checkApplied fails unless a applied exactly origin's entries 1..n, in
@@ -122,6 +111,7 @@ func TestAntiEntropy(t *testing.T) {
 	a2 := &recorder{}
 	n2 := open(t, cfg2, a2, to1)
 	n2.syncWith("n1")
+	n2.flush()
 	checkApplied(t, "n2", a2, "n1", n)
 	a2.mu.Lock()
 	for i, late := range a2.late {

@@ -331,7 +331,7 @@ func (h *transcript) deliver(names []string) string {
 		}
 		batch = append(batch, wire(h.t, e))
 	}
-	h.r.receive(batch, false)
+	h.r.receiveNow(h.t, batch, false)
 	return h.took()
 }
 
@@ -342,6 +342,7 @@ func (h *transcript) pull(peer string) string {
 		return "no anti-entropy: with repair off a node starts no rounds"
 	}
 	h.r.syncWith(peer)
+	h.r.flush()
 	h.peers.mu.Lock()
 	calls := h.peers.calls
 	h.peers.calls = nil
@@ -393,7 +394,8 @@ func (h *transcript) took() string {
 // apply is n1's Applier: one batch, one transaction at the next index, as
 // node.applyEntries does on one shard. It records what it applied, and
 // the state machine's answer for each entry.
-func (h *transcript) apply(entries []Entry, late bool) []fsm.Result {
+func (h *transcript) apply(entries []Entry, arrival Arrival) []fsm.Result {
+	late := arrival == Late
 	cmds := make([]fsm.Command, len(entries))
 	names := make([]string, len(entries))
 	for i, e := range entries {
@@ -521,18 +523,19 @@ func (p *fakePeers) State(_ context.Context, node string, mine Vector) (Vector, 
 	return v, nil
 }
 
-func (p *fakePeers) Pull(_ context.Context, node, origin string, after uint64, limit int) ([]Entry, error) {
+func (p *fakePeers) Pull(_ context.Context, node, origin string, after uint64, limit int) ([][]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []Entry
+	var out [][]byte
 	var names []string
 	if origin == node {
 		for _, e := range p.logs[node] {
 			if e.OSeq > after && len(out) < limit {
-				b, _ := json.Marshal(e)
-				var c Entry
-				json.Unmarshal(b, &c)
-				out = append(out, c)
+				b, err := EncodeEntry(e)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, b)
 				names = append(names, name(e))
 			}
 		}

@@ -2960,7 +2960,7 @@ func (x *APPullRequest) GetLimit() uint32 {
 
 type APEntries struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// entries are ap.Entry values, JSON-encoded, in oseq order.
+	// entries are ap.Entry values in their binary encoding (ap.EncodeEntry), in oseq order.
 	Entries       [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
