@@ -43,6 +43,7 @@ type conn struct {
 // pendingCall is a request waiting for its reply: a load send (stats set)
 // or a setup call (reply set).
 type pendingCall struct {
+	id    uint64
 	sched time.Time
 	stats *connStats
 	wake  chan struct{} // closed-loop senders wait on it
@@ -61,13 +62,16 @@ type connStats struct {
 	deliveries uint64
 	dupes      uint64              // pushes of a message id already delivered
 	seen       map[string]struct{} // message ids delivered
+	// slow are the slowest acknowledged sends, at most keepSlowest.
+	slow        slowest
+	keepSlowest int
 }
 
 // asPhaseStats views st as a phaseStats (sharing its histograms and
 // errors), for merging into the process's total.
 func (st *connStats) asPhaseStats() *phaseStats {
 	return &phaseStats{Phase: st.phase, Ack: &st.ack, Delivery: &st.delivery, Sent: st.sent, OK: st.ok,
-		Skipped: st.skipped, Errors: st.errors, Deliveries: st.deliveries, Dupes: st.dupes}
+		Skipped: st.skipped, Errors: st.errors, Deliveries: st.deliveries, Dupes: st.dupes, Slowest: st.slow, keepSlowest: st.keepSlowest}
 }
 
 // inFrame holds the fields of an incoming frame the benchmark reads.
@@ -190,7 +194,7 @@ func (c *conn) write(data []byte) error {
 // same instant as send→ack.
 func (c *conn) send(st *connStats, sched time.Time, to, group string, wake chan struct{}) error {
 	id := c.next.Add(1)
-	if err := c.register(id, pendingCall{sched: sched, stats: st, wake: wake}); err != nil {
+	if err := c.register(id, pendingCall{id: id, sched: sched, stats: st, wake: wake}); err != nil {
 		return err
 	}
 	c.outstanding.Add(1)
@@ -299,6 +303,9 @@ func (c *conn) outcome(p pendingCall, now time.Time, f inFrame) {
 	if f.OK {
 		st.ok++
 		st.ack.Record(now.Sub(p.sched))
+		if st.keepSlowest > 0 {
+			st.slow = st.slow.add(SlowSend{Key: c.user + "/b" + strconv.FormatUint(p.id, 10), Sched: p.sched.UnixNano(), Acked: now.UnixNano()}, st.keepSlowest)
+		}
 		return
 	}
 	code := "lost"

@@ -22,8 +22,10 @@ type Result struct {
 	Idle       *IdleResult   `json:"idle,omitempty"`
 	Failover   *FailoverRes  `json:"failover,omitempty"`
 	Profiles   []string      `json:"profiles,omitempty"`
-	Ratios     []RatioLine   `json:"ratios,omitempty"`
-	Notes      []string      `json:"notes,omitempty"`
+	// Trace is the trace.md of the slowest sends (--trace).
+	Trace  string      `json:"trace,omitempty"`
+	Ratios []RatioLine `json:"ratios,omitempty"`
+	Notes  []string    `json:"notes,omitempty"`
 }
 
 // ClusterInfo is the cluster under load.
@@ -83,6 +85,8 @@ type PhaseResult struct {
 	Ack             Summary    `json:"ack_ms"`
 	Delivery        Summary    `json:"delivery_ms"`
 	AckHist         *Histogram `json:"-"`
+	// Slowest are the slowest acknowledged sends (with --trace).
+	Slowest []SlowSend `json:"-"`
 }
 
 // IdleResult is the idle-connection probe.
@@ -221,6 +225,10 @@ func (r *Result) Markdown() string {
 		for _, pr := range r.Profiles {
 			p("- `%s`", pr)
 		}
+	}
+	if r.Trace != "" {
+		p("")
+		p("The slowest sends of the first phase, stage by stage: `%s`.", r.Trace)
 	}
 	for _, n := range r.Notes {
 		p("")

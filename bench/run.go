@@ -74,6 +74,10 @@ type Config struct {
 	// Profile collects CPU and allocation profiles of every node and
 	// gateway during the first phase (own cluster only).
 	Profile bool
+	// Trace, when above 0, has every node and gateway record spans
+	// (--spans) and writes the first phase's Trace slowest sends, stage
+	// by stage, to trace.md and trace.json (own cluster only).
+	Trace int
 	// Direct starts the cluster without the lab's fault layer: members
 	// dial each other directly instead of through its proxies, which live
 	// in this process and cost CPU on every hop (own cluster only; no
@@ -125,8 +129,10 @@ func (c Config) Validate() error {
 		return bad("--max-outstanding must be at least 1")
 	case c.FindPeak && c.Rate > 0:
 		return bad("--find-peak finds the rate itself (closed loop, then half the peak); drop --rate")
-	case (c.Idle || c.Profile || c.Direct) && len(c.Targets) > 0:
-		return bad("--idle, --profile and --direct need the cluster bench starts itself (no --target)")
+	case (c.Idle || c.Profile || c.Direct || c.Trace > 0) && len(c.Targets) > 0:
+		return bad("--idle, --profile, --trace and --direct need the cluster bench starts itself (no --target)")
+	case c.Trace < 0 || c.Trace > 1000:
+		return bad("--trace %d: trace 1 to 1000 of the slowest sends, or 0 for none", c.Trace)
 	}
 	for _, r := range c.References {
 		if r != "raft" && r != "redis" {
@@ -253,6 +259,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := 0; i < len(phases); i++ {
 		ph := phases[i]
 		ph.MaxOutstanding, ph.Drain = cfg.MaxOutstanding, 5*time.Second
+		if i == 0 {
+			ph.Slowest = cfg.Trace
+		}
 		ph.Start = time.Now().Add(500 * time.Millisecond)
 		var profiles []string
 		var profWG sync.WaitGroup
@@ -271,6 +280,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			pr.Name = fmt.Sprintf("open loop at %.0f sends/s", pr.OfferedRate)
 		}
 		res.Phases = append(res.Phases, pr)
+		if i == 0 && cfg.Trace > 0 && l != nil {
+			path, err := traceSlowest(ctx, l, pr.Slowest, cfg.Out)
+			if err != nil {
+				return nil, fmt.Errorf("%w: trace: %v", ErrSetup, err)
+			}
+			res.Trace = path
+			cfg.progress("the %d slowest sends, stage by stage: %s", len(pr.Slowest), path)
+		}
 		if cfg.FindPeak && i == 0 && pr.OpsPerS > 0 && cfg.Rate == 0 {
 			half := pr.OpsPerS / 2
 			phases = append(phases, Phase{ID: 2, Warmup: cfg.Warmup, Duration: cfg.Duration, Rate: half / float64(senders)})
@@ -289,6 +306,9 @@ func startLab(ctx context.Context, cfg Config) (*lab.Lab, error) {
 	lc.Binary, lc.Logger = cfg.Binary, cfg.Logger
 	lc.NoFaultLayer = cfg.Direct
 	lc.Args = func(member string, args []string) []string {
+		if cfg.Trace > 0 && (strings.HasPrefix(member, "g") || strings.HasPrefix(member, "n")) {
+			args = append(args, "--spans", strconv.Itoa(spanRing))
+		}
 		if strings.HasPrefix(member, "g") {
 			return append(args, "--rate-limit", "0")
 		}
@@ -472,10 +492,13 @@ func runPhase(ctx context.Context, cfg Config, procs []loadProc, ph Phase) (Phas
 		return PhaseResult{}, err
 	}
 	total := newPhaseStats(ph.ID)
+	total.keepSlowest = ph.Slowest
 	for _, s := range stats {
 		total.merge(s)
 	}
-	return phaseResult(cfg, ph, total), nil
+	pr := phaseResult(cfg, ph, total)
+	pr.Slowest = total.Slowest
+	return pr, nil
 }
 
 func printProgress(cfg Config, procs []loadProc, ph Phase, stop chan struct{}) {

@@ -44,6 +44,9 @@ type Phase struct {
 	// Drain is how long to wait after the last send for replies and
 	// deliveries.
 	Drain time.Duration `json:"drain"`
+	// Slowest is how many of the slowest acknowledged sends to keep (for
+	// --trace).
+	Slowest int `json:"slowest,omitempty"`
 }
 
 // phaseStats is what one process measured in one phase: the merge of its
@@ -58,6 +61,9 @@ type phaseStats struct {
 	Errors     map[string]uint64 `json:"errors"`
 	Deliveries uint64            `json:"deliveries"`
 	Dupes      uint64            `json:"duplicate_pushes"`
+	// Slowest are the slowest acknowledged sends kept (Phase.Slowest).
+	Slowest     slowest `json:"slowest,omitempty"`
+	keepSlowest int
 }
 
 func (p *phaseStats) merge(o *phaseStats) {
@@ -68,6 +74,9 @@ func (p *phaseStats) merge(o *phaseStats) {
 	p.Skipped += o.Skipped
 	p.Deliveries += o.Deliveries
 	p.Dupes += o.Dupes
+	for _, s := range o.Slowest {
+		p.Slowest = p.Slowest.add(s, max(p.keepSlowest, len(o.Slowest)))
+	}
 	for k, v := range o.Errors {
 		p.Errors[k] += v
 	}
@@ -168,7 +177,7 @@ func (w *worker) run(ctx context.Context, ph Phase) *phaseStats {
 	to := from.Add(ph.Duration)
 	stats := make([]*connStats, len(w.conns))
 	for i, c := range w.conns {
-		stats[i] = &connStats{phase: ph.ID, from: from, to: to, errors: map[string]uint64{}}
+		stats[i] = &connStats{phase: ph.ID, from: from, to: to, errors: map[string]uint64{}, keepSlowest: ph.Slowest}
 		c.setStats(stats[i])
 	}
 	var wg sync.WaitGroup

@@ -16,7 +16,7 @@ import (
 func TestBench(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command(mpimBin, "bench", "--nodes", "1", "--gateways", "2", "--shards", "2",
-		"--conns", "6", "--rate", "60", "--warmup", "1s", "--duration", "3s", "--procs", "2", "--out", out)
+		"--conns", "6", "--rate", "60", "--warmup", "1s", "--duration", "3s", "--procs", "2", "--trace", "3", "--out", out)
 	output, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("mpim bench: %v\n%s", err, tail(string(output), 30))
@@ -75,5 +75,33 @@ func TestBench(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "result.md")); err != nil {
 		t.Fatal(err)
+	}
+	// --trace 3: the three slowest sends (from both load processes), each
+	// with the spans the gateway and the node recorded for it.
+	raw, err = os.ReadFile(filepath.Join(out, "trace.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traced []struct {
+		Key   string  `json:"key"`
+		AckMS float64 `json:"ack_ms"`
+		Spans []struct {
+			Proc, Name string
+		} `json:"spans"`
+	}
+	if err := json.Unmarshal(raw, &traced); err != nil || len(traced) != 3 {
+		t.Fatalf("trace.json: %v, %d sends traced, want 3: %s", err, len(traced), raw)
+	}
+	for i, tr := range traced {
+		if i > 0 && tr.AckMS > traced[i-1].AckMS {
+			t.Errorf("trace.json is not slowest first: %v ms after %v ms", tr.AckMS, traced[i-1].AckMS)
+		}
+		procs := map[string]bool{}
+		for _, s := range tr.Spans {
+			procs[s.Proc[:1]] = true
+		}
+		if !procs["g"] || !procs["n"] {
+			t.Errorf("send %s traced with spans from %v, want a gateway's and a node's: %s", tr.Key, procs, raw)
+		}
 	}
 }

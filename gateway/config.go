@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mpim/internal/spans"
 	"time"
 )
 
@@ -27,6 +28,9 @@ type Config struct {
 	// (benchmarks).
 	RateLimit float64
 	RateBurst int
+	// Spans, when set, records where each send spends its time in this
+	// gateway, served at /debug/spans (mpim bench --trace reads them).
+	Spans *spans.Recorder
 	// Pprof serves the Go profiler at /debug/pprof/ on ListenAddr. Off by
 	// default: that is the clients' port. The lab turns it on (loopback).
 	Pprof bool

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"mpim/gateway/wire"
+	"mpim/internal/spans"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -255,6 +256,10 @@ func (d *deliverer) push(m message, paced bool) {
 		return
 	}
 	d.shown[m.Conv] = max(d.shown[m.Conv], m.Seq)
+	if r := d.s.g.cfg.Spans; r != nil {
+		now := time.Now()
+		r.Add(spans.Key(m.From, m.Cmid), "gateway: pushed to "+d.s.who().user, now, now)
+	}
 	var frame []byte
 	if m.frame != nil {
 		frame = m.frame.get(m.Message)

@@ -94,6 +94,7 @@ func Start(cfg Config) (*Gateway, error) {
 	mux.HandleFunc("/ws", g.serveWS)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/debug/spans", g.cfg.Spans)
 	if g.cfg.Pprof {
 		profiling.Serve(mux)
 	}

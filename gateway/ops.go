@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mpim/gateway/wire"
+	"mpim/internal/spans"
 	"mpim/internal/token"
 	pb "mpim/proto/mpimpb"
 )
@@ -106,8 +107,16 @@ func toWireList(ms []*pb.Message) []wire.Message {
 
 // serve answers one request. A panic becomes an internal error reply: a
 // bug must never take the gateway or other clients down.
-func (s *session) serve(req *wire.Request) {
+// serve answers one request whose frame was read at read.
+func (s *session) serve(req *wire.Request, read time.Time) {
 	code := "ok"
+	if req.Op == wire.OpSend {
+		if id := s.who(); id != nil {
+			key := spans.Key(id.user, req.Cmid)
+			s.g.cfg.Spans.Since(key, "gateway: frame read, waiting for a request slot", read)
+			defer s.g.cfg.Spans.Since(key, "gateway: the whole send, frame read to reply queued", read)
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.g.log.Error("panic serving request", "op", req.Op, "panic", r)
@@ -181,10 +190,12 @@ func (s *session) do(req *wire.Request) (any, *wire.Error) {
 		return nil, werr
 	case wire.OpSend:
 		var rep *pb.SendReply
+		called := time.Now()
 		_, werr := s.call(idempotentWrite, func(ctx context.Context, n *nodeConn) (err error) {
 			rep, err = n.messages.Send(ctx, &pb.SendRequest{Caller: c, To: req.To, Group: req.Group, Text: req.Text, Cmid: req.Cmid})
 			return
 		})
+		s.g.cfg.Spans.Since(spans.Key(c.User, req.Cmid), "gateway: node call (gRPC send)", called)
 		if werr != nil {
 			return nil, werr
 		}

@@ -177,6 +177,7 @@ func (s *session) readLoop() {
 	s.conn.SetPongHandler(func(string) error { alive(); return nil })
 	for {
 		mt, data, err := s.conn.ReadMessage()
+		read := time.Now()
 		if err != nil {
 			// Over-long frames were answered with 1009 by the library.
 			s.close(websocket.CloseNormalClosure, "")
@@ -209,7 +210,7 @@ func (s *session) readLoop() {
 			// all the same: a node call grows a stack to 8 KiB or more, and
 			// this loop's stack stays grown for the life of the
 			// connection (stackless waiting keeps idle sessions small).
-			onFreshStack(func() { s.serve(req) })
+			onFreshStack(func() { s.serve(req, read) })
 			continue
 		}
 		select {
@@ -220,7 +221,7 @@ func (s *session) readLoop() {
 		s.ops.Add(1)
 		go func() {
 			defer func() { <-s.inflight; s.ops.Done() }()
-			s.serve(req)
+			s.serve(req, read)
 		}()
 	}
 }

@@ -33,10 +33,11 @@ func (c *cluster) startAP() error {
 	}
 	sort.Strings(nodes)
 	rc := n.cfg.AP
-	rc.ID, rc.Nodes, rc.Dir, rc.Logger, rc.NoSync = n.cfg.ID, nodes, n.cfg.DataDir, n.log, n.cfg.NoSync
+	rc.ID, rc.Nodes, rc.Dir, rc.Logger, rc.NoSync, rc.Spans = n.cfg.ID, nodes, n.cfg.DataDir, n.log, n.cfg.NoSync, n.cfg.Spans
 	rc.Check = func(cmd fsm.Command) error {
 		var err error
-		n.locals[n.shardOfCommand(cmd)].view(func(tx fsm.Tx) error { err = fsm.Precheck(tx, cmd); return nil })
+		// On the engine, between its own writes: the live state, no copy.
+		n.locals[n.shardOfCommand(cmd)].st.ViewLive(func(tx fsm.Tx) error { err = fsm.Precheck(tx, cmd); return nil })
 		return err
 	}
 	n.locals = locals

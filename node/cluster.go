@@ -75,6 +75,7 @@ func startCluster(n *Node) (*cluster, error) {
 	}
 	for i := 0; i < cfg.Shards; i++ {
 		rc := cfg.Raft
+		rc.Spans = cfg.Spans
 		rc.ID, rc.Shard = cfg.ID, i
 		rc.Voters, rc.Nonvoters = placement(voters, i)
 		rc.Dir = filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%d", i))

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mpim/fsm"
+	"mpim/internal/spans"
 	"mpim/node/ap"
 	"mpim/node/cp"
 )
@@ -27,6 +28,9 @@ type Config struct {
 	ListenAddr string
 	// HTTPAddr serves /metrics, /healthz and /admin/...; empty disables it.
 	HTTPAddr string
+	// Spans, when set, records where each send spends its time in this
+	// node, served at /debug/spans on HTTPAddr (mpim bench --trace).
+	Spans *spans.Recorder
 	// Pprof also serves the Go profiler at /debug/pprof/ on HTTPAddr (off
 	// by default; the lab turns it on, on loopback).
 	Pprof bool

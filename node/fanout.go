@@ -13,6 +13,7 @@ import (
 
 	"mpim/internal/batch"
 	"mpim/internal/channels"
+	"mpim/internal/spans"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -49,6 +50,7 @@ type fanout struct {
 	node     string
 	metrics  *metrics
 	log      *slog.Logger
+	spans    *spans.Recorder
 	degraded atomic.Bool
 
 	mu       sync.Mutex
@@ -378,11 +380,15 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 	if _, err := pipe.Exec(ctx); err != nil {
 		f.setDegraded(true)
 	}
+	published := time.Now()
 	for _, p := range pubs {
 		n, err := p.cmd.Result()
 		if err != nil {
 			ok[p.job] = false
 			continue
+		}
+		if m := jobs[p.job].push.GetMessage(); m != nil {
+			f.spans.Add(spans.Key(m.From, m.Cmid), "node: push published on Redis for "+p.gateway, published, published)
 		}
 		f.metrics.pushes.WithLabelValues("redis").Inc()
 		if n == 0 {

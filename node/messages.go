@@ -10,6 +10,7 @@ import (
 	"mpim/fsm"
 	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
+	"mpim/internal/spans"
 	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
 )
@@ -77,6 +78,7 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	if err := caller(c); err != nil {
 		return nil, err
 	}
+	defer s.n.cfg.Spans.Since(spans.Key(c.User, req.Cmid), "node: send RPC, received to reply", time.Now())
 	cmd := &fsm.Send{FromUID: c.Uid, From: c.User, Text: req.Text, Cmid: req.Cmid,
 		ID: s.n.ids.next(), Ts: time.Now().UnixMilli(), Origin: s.n.cfg.ID}
 	what := ""

@@ -80,6 +80,7 @@ func Start(cfg Config) (*Node, error) {
 		})
 	}
 	n.fanout = newFanout(n.rdb, cfg.ID, n.metrics, log)
+	n.fanout.spans = cfg.Spans
 	n.routes = newRoutes(n.rdb, cfg.RouteTTL, n.fanout, log)
 	n.fanout.onRecover = n.routes.restore
 	n.fanout.refresh = n.currentMessage
@@ -198,6 +199,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/debug/spans", n.cfg.Spans)
 	mux.HandleFunc("/admin/status", n.serveStatus)
 	mux.HandleFunc("/admin/digests", n.serveDigests)
 	if n.cfg.Pprof {

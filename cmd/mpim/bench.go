@@ -85,6 +85,7 @@ to --out. See docs/benchmarks.md.`,
 	f.BoolVar(&cfg.Idle, "idle", cfg.Idle, "connect and log in --conns idle clients on gateway g1, hold them --duration, report its RSS per connection")
 	f.BoolVar(&cfg.Direct, "direct", cfg.Direct, "start the cluster without the lab's fault layer (members dial each other directly, no proxies; no network faults)")
 	f.BoolVar(&cfg.Profile, "profile", cfg.Profile, "collect CPU and allocation profiles of every node and gateway during the first phase")
+	f.IntVar(&cfg.Trace, "trace", 0, "write the first phase's N slowest sends, stage by stage through gateway, node, log and apply, to trace.md (members record spans)")
 	f.IntVar(&failover, "failover", 0, "instead of load: isolate the CP leader this many times and time the first acknowledged write to shard 0 on the majority")
 	f.StringVar(&cfg.Out, "out", "", "folder for result.json, result.md, profiles and the lab's logs (default: a new folder under the temp dir)")
 	cmd.AddCommand(benchWorkerCmd())

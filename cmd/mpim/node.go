@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"mpim/internal/spans"
 	"mpim/node"
 	pb "mpim/proto/mpimpb"
 )
@@ -21,6 +22,7 @@ import (
 func nodeCmd() *cobra.Command {
 	cfg := node.DefaultConfig()
 	var secret, peers, unsafe, apRepair string
+	var spanRing int
 	// A node's live heap is small (~10 MB) and it allocates fast: Go's
 	// default GOGC of 100 spent ~10 % of its CPU collecting under load.
 	gogc := 400
@@ -30,6 +32,9 @@ func nodeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Secret = []byte(secretOrEnv(secret))
 			cfg.Logger = newLogger("node", cfg.ID)
+			if spanRing > 0 {
+				cfg.Spans = spans.New(cfg.ID, spanRing)
+			}
 			var err error
 			if cfg.Peers, err = parsePeers(peers); err != nil {
 				return usageError{err}
@@ -93,6 +98,7 @@ func nodeCmd() *cobra.Command {
 	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
 	f.IntVar(&cfg.Raft.MaxInflight, "max-inflight", cfg.Raft.MaxInflight, "CP: log entries a shard leader's batcher keeps in flight (proposals arriving meanwhile join the next entry)")
 	f.DurationVar(&cfg.APPushDelay, "ap-push-delay", cfg.APPushDelay, "AP: hold message pushes back this long so that shown positions rarely move")
+	f.IntVar(&spanRing, "spans", 0, "record where each send spends its time in the last N spans, served at /debug/spans on --http (mpim bench --trace); 0: off")
 	f.StringVar(&apRepair, "ap-repair", "on", "AP mode: outbox and anti-entropy repair (on), or the naive lossy fan-out (off)")
 	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.BoolVar(&cfg.TestHooks, "test-hooks", false, "enable failure hooks for tests (never in production)")

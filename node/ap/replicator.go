@@ -15,6 +15,7 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/batch"
+	"mpim/internal/spans"
 	"mpim/node/outcome"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	// logged; a write it refuses is answered with that domain error and
 	// never logged (see fsm.Precheck).
 	Check func(fsm.Command) error
+	// Spans, when set, records each local send's stages in the engine
+	// (mpim bench --trace).
+	Spans *spans.Recorder
 	// Now is the wall clock the hybrid logical clock and the late-entry
 	// rule read; nil is time.Now (tests inject a clock they step).
 	Now func() time.Time
@@ -156,8 +160,17 @@ type Stats struct {
 }
 
 type submit struct {
-	cmd  fsm.Command
-	done chan submitResult
+	cmd    fsm.Command
+	done   chan submitResult
+	queued time.Time
+}
+
+// spanKey is the key of a write's spans: a send's sender and cmid.
+func spanKey(cmd fsm.Command) string {
+	if cmd.Send == nil {
+		return ""
+	}
+	return spans.Key(cmd.Send.From, cmd.Send.Cmid)
 }
 
 type submitResult struct {
@@ -262,7 +275,7 @@ func (r *Replicator) Close() error {
 // answered at once — it never waits for Redis or for peers — then
 // published for the other nodes.
 func (r *Replicator) Submit(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
-	s := &submit{cmd: cmd, done: make(chan submitResult, 1)}
+	s := &submit{cmd: cmd, done: make(chan submitResult, 1), queued: time.Now()}
 	select {
 	case r.submits <- s:
 	case <-ctx.Done():
@@ -314,6 +327,7 @@ func (r *Replicator) engine() {
 // everything, fsynced when it holds a local write, then the local writes
 // applied and answered.
 func (r *Replicator) commit(locals []*submit, remotes []remoteBatch) {
+	round := time.Now()
 	var entries []Entry
 	var encoded [][]byte
 	for i := 0; i < len(remotes); {
@@ -360,7 +374,18 @@ func (r *Replicator) commit(locals []*submit, remotes []remoteBatch) {
 	if len(entries) == 0 {
 		return
 	}
-	if err := r.log.appendEntries(entries, encoded, len(locals) > 0 && !r.cfg.NoSync); err != nil {
+	written := time.Now()
+	err := r.log.appendEntries(entries, encoded, len(locals) > 0 && !r.cfg.NoSync)
+	synced := time.Now()
+	if rec := r.cfg.Spans; rec != nil {
+		for _, s := range locals {
+			k := spanKey(s.cmd)
+			rec.Add(k, "ap: queued for the engine", s.queued, round)
+			rec.Add(k, fmt.Sprintf("ap: engine round: %d received entries applied, checks, stamps", nRemote), round, written)
+			rec.Add(k, fmt.Sprintf("ap: log write and fsync (%d entries)", len(entries)), written, synced)
+		}
+	}
+	if err != nil {
 		r.logger.Error("ap: log write failed", "err", err)
 		r.mu.Lock()
 		for _, e := range entries[:nRemote] {
@@ -387,6 +412,7 @@ func (r *Replicator) commit(locals []*submit, remotes []remoteBatch) {
 	r.mu.Unlock()
 	for i, s := range locals {
 		s.done <- submitResult{res: results[i]}
+		r.cfg.Spans.Since(spanKey(s.cmd), "ap: applied and answered", synced)
 	}
 	if len(locals) > 0 {
 		select {

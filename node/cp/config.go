@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mpim/fsm"
+	"mpim/internal/spans"
 )
 
 // Config configures one shard's Raft group on one node. The timeouts are
@@ -52,7 +53,10 @@ type Config struct {
 	// replication, the state transaction), and on two cores a second entry
 	// in flight overlaps little; waiting proposals join the next entry
 	// instead (docs/benchmarks.md).
-	MaxBatch    int
+	MaxBatch int
+	// Spans, when set, records each send's wait for the batcher and its
+	// entry's commit (mpim bench --trace).
+	Spans       *spans.Recorder
 	MaxInflight int
 	// ApplyTimeout bounds enqueueing one entry.
 	ApplyTimeout time.Duration

@@ -20,6 +20,7 @@ import (
 
 	"mpim/fsm"
 	"mpim/internal/batch"
+	"mpim/internal/spans"
 	"mpim/node/outcome"
 	"mpim/node/store"
 )
@@ -78,8 +79,17 @@ type Shard struct {
 }
 
 type proposal struct {
-	cmd  fsm.Command
-	done chan result
+	cmd    fsm.Command
+	done   chan result
+	queued time.Time
+}
+
+// spanKey is the key of a proposal's spans: a send's sender and cmid.
+func spanKey(cmd fsm.Command) string {
+	if cmd.Send == nil {
+		return ""
+	}
+	return spans.Key(cmd.Send.From, cmd.Send.Cmid)
 }
 
 type result struct {
@@ -276,7 +286,7 @@ func (s *Shard) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error
 	if s.r.State() != raft.Leader {
 		return fsm.Result{}, ErrNotLeader
 	}
-	p := &proposal{cmd: cmd, done: make(chan result, 1)}
+	p := &proposal{cmd: cmd, done: make(chan result, 1), queued: time.Now()}
 	select {
 	case s.queue <- p:
 	case <-ctx.Done():
@@ -311,8 +321,10 @@ func (s *Shard) batch() {
 		}
 		props := batch.Drain(s.queue, []*proposal{first}, s.cfg.MaxBatch)
 		cmds := make([]fsm.Command, len(props))
+		taken := time.Now()
 		for i, p := range props {
 			cmds[i] = p.cmd
+			s.cfg.Spans.Add(spanKey(p.cmd), "cp: queued for the batcher (entries in flight)", p.queued, taken)
 		}
 		data, err := fsm.EncodeBatch(cmds)
 		if err != nil {
@@ -336,6 +348,9 @@ func (s *Shard) batch() {
 				return
 			}
 			s.finish(f, props)
+			for _, p := range props {
+				s.cfg.Spans.Since(spanKey(p.cmd), fmt.Sprintf("cp: Raft commit and apply (an entry of %d)", len(props)), taken)
+			}
 		}()
 	}
 }

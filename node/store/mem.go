@@ -76,6 +76,17 @@ func (m *Mem) readCopy() map[string]*btree.BTreeG[item] {
 	return m.snap
 }
 
+// ViewLive runs fn on the live state, without taking a copy, holding the
+// state meanwhile. It is for the one goroutine that writes (the AP
+// engine's checks between its writes): a copy would make its next write
+// copy every node it touches, and that goroutine's reads need no
+// isolation from writes it does not make.
+func (m *Mem) ViewLive(fn func(fsm.Tx) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fn(memTx{trees: m.live})
+}
+
 // Update runs fn in a write transaction: its writes are visible to views
 // once it returns nil, and undone when it returns an error.
 func (m *Mem) Update(fn func(fsm.Tx) error) error {
