@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"mpim/chaos/runner"
 	"mpim/chaos/check"
+	"mpim/chaos/runner"
 	"mpim/client"
 )
 

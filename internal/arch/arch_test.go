@@ -83,7 +83,7 @@ var rules = []rule{
 		why: "the bench drives a lab through its clients; it links node/cp only for the bare-Raft reference"},
 	{from: []string{"mpim/internal"}, not: []string{"mpim/node", "mpim/gateway", "mpim/client", "mpim/lab", "mpim/chaos", "mpim/bench", "mpim/fsm"},
 		except: []string{"mpim/internal/testcluster"}, // a test helper that starts a node and a gateway in-process
-		why: "internal helpers are leaves"},
+		why:    "internal helpers are leaves"},
 }
 
 // TestImportRules checks every rule over the transitive dependencies of
