@@ -102,6 +102,11 @@ func TestChaosLibrary(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d, want 0:\n%s", code, tail(output, 15))
 			}
+			if sc == "isolate-leader" {
+				// The pages a class is shown, in a browser.
+				checkReportPages(t, map[string]int{filepath.Join(out, "comparison.html"): 3,
+					filepath.Join(out, "cp", "report.html"): 1, filepath.Join(out, "ap", "report.html"): 1})
+			}
 		})
 	}
 }

@@ -454,3 +454,53 @@ func TestStudentPage(t *testing.T) {
 	teacher.heal()
 	sam.waitJS(30*time.Second, "sam's panel to show kim's message after heal", `document.querySelector('.chat[data-panel="student"]').textContent.includes("kim-majority-")`)
 }
+
+// checkReportPages opens chaos report pages (file paths) in headless
+// Chromium at the projector's size and checks what a class would see: the
+// page no wider than the window (no cell pushes it out), no raw JSON or
+// long decimals in a table cell, and verdicts verdict sentences.
+func checkReportPages(t *testing.T, pages map[string]int) {
+	t.Helper()
+	bin := needChromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.DisableGPU, chromedp.WindowSize(1280, 720), chromedp.UserDataDir(t.TempDir()))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &page{t: t, ctx: ctx, artifacts: t.TempDir()}
+	for path, verdicts := range pages {
+		p.do(chromedp.EmulateViewport(1280, 720), chromedp.Navigate("file://"+path))
+		var got struct {
+			Wide     bool
+			Raw      []string
+			Verdicts []string
+		}
+		p.eval(`(() => ({
+			Wide: document.documentElement.scrollWidth > window.innerWidth,
+			Raw: [...document.querySelectorAll("td")].map((c) => c.textContent).filter((s) => /[{}\[\]]|\d\.\d{5,}|"/.test(s)),
+			Verdicts: [...document.querySelectorAll("p.verdict")].map((v) => v.textContent),
+		}))()`, &got)
+		if got.Wide {
+			p.fail("%s is wider than the window (1280 px): a cell pushes it out", path)
+		}
+		if len(got.Raw) > 0 {
+			p.fail("%s shows raw values in table cells: %q", path, got.Raw)
+		}
+		if len(got.Verdicts) != verdicts {
+			p.fail("%s has %d verdict sentences, want %d: %q", path, len(got.Verdicts), verdicts, got.Verdicts)
+		}
+		for _, v := range got.Verdicts {
+			if !strings.Contains(v, " writes ") || !strings.Contains(v, "; it ") {
+				p.fail("%s: the verdict %q is not a sentence built from the numbers", path, v)
+			}
+		}
+		t.Logf("%s: %q", filepath.Base(path), got.Verdicts)
+	}
+}

@@ -20,28 +20,44 @@ func (w Window) contains(t time.Time, from time.Duration) bool {
 }
 
 // Availability is the report's `availability` object: for each bucket of
-// write attempts, the share that was acknowledged.
+// write attempts, the share that was acknowledged while it counted, with
+// how many attempts each share is over.
 type Availability struct {
 	// Overall is over every write attempt of the run.
 	Overall float64 `json:"overall"`
 	// DuringFaults is over attempts invoked while a fault window was in
-	// force, after its detection period.
+	// force, after its detection period; one counts only if it was
+	// acknowledged before that window closed.
 	DuringFaults float64 `json:"during_faults"`
 	// OutsideFaults is over attempts invoked outside every fault window.
 	OutsideFaults float64 `json:"outside_faults"`
-	// BySide is per partition side the client was on (Op.Side).
+	// BySide is per partition side the client was on (Op.Side), by the
+	// same rule as DuringFaults: acknowledged before the partition healed.
 	BySide map[string]float64 `json:"by_side"`
+	// Samples is how many attempts each share is over.
+	Samples Samples `json:"samples"`
+	// CompletedAfterHeal counts the attempts invoked during a fault and
+	// acknowledged only after it was healed: answered, but not while the
+	// fault was in force, so not available during it.
+	CompletedAfterHeal AfterHeal `json:"completed_after_heal"`
+}
+
+// Samples is the number of write attempts behind each availability share.
+type Samples struct {
+	Overall       int            `json:"overall"`
+	DuringFaults  int            `json:"during_faults"`
+	OutsideFaults int            `json:"outside_faults"`
+	BySide        map[string]int `json:"by_side"`
+}
+
+// AfterHeal counts attempts acknowledged after their fault window closed.
+type AfterHeal struct {
+	DuringFaults int            `json:"during_faults"`
+	BySide       map[string]int `json:"by_side"`
 }
 
 // ratio counts write attempts and their acknowledgements.
 type ratio struct{ ok, all int }
-
-func (r *ratio) add(op Op) {
-	r.all++
-	if op.Status == StatusOK {
-		r.ok++
-	}
-}
 
 // share is the acknowledged share; with no attempt at all it is 1: nothing
 // was asked, so nothing was refused.
@@ -58,12 +74,17 @@ func (r ratio) share() float64 {
 // sent. This is Maelstrom's availability, an ok fraction, bucketed the way
 // Jepsen's plots shade fault windows:
 //
-//   - Overall: every send.
+//   - Overall: every send, acknowledged whenever.
 //   - DuringFaults: sends invoked inside some fault window, at least
-//     detection after it started.
+//     detection after it started; one counts as acknowledged only if its
+//     ok came before that window closed (CAP's A: answered while the
+//     partition was in force). One acknowledged after the heal is counted
+//     in CompletedAfterHeal instead.
 //   - OutsideFaults: sends invoked inside no window.
-//   - BySide: every send, grouped by Op.Side; sends with no side recorded
-//     are left out of this map only.
+//   - BySide: sends grouped by Op.Side (the partition side the client was
+//     on, recorded only while a partition was in force), with the rule of
+//     DuringFaults against the window the send was invoked in; sends with
+//     no side are left out of this map only.
 //
 // A send invoked within detection of a window's start (of any window, even
 // when another window is already in force) counts neither during nor
@@ -71,42 +92,87 @@ func (r ratio) share() float64 {
 // behaviour once they have that the report judges, as Jepsen's and etcd's
 // robustness tests allow for a detection period. There is no such period
 // after a window ends: recovering from a heal is part of being available.
-// A bucket with no attempt reports 1.0, since nothing was refused.
+// A bucket with no attempt reports 1.0, since nothing was refused; its
+// sample size (0) says so.
 func AvailabilityOf(ops []Op, faults []Window, detection time.Duration) Availability {
 	var overall, during, outside ratio
 	sides := make(map[string]*ratio)
+	a := Availability{Samples: Samples{BySide: map[string]int{}}, CompletedAfterHeal: AfterHeal{BySide: map[string]int{}}}
+	// okWithin: acknowledged before the window invoked in closed.
+	okWithin := func(op Op, w Window) bool {
+		return op.Status == StatusOK && (w.End.IsZero() || !op.Return.After(w.End))
+	}
 	for _, op := range ops {
 		if op.Kind != KindSend {
 			continue
 		}
-		overall.add(op)
+		overall.all++
+		if op.Status == StatusOK {
+			overall.ok++
+		}
+		i := slices.IndexFunc(faults, func(w Window) bool { return w.contains(op.Call, 0) })
 		if op.Side != "" {
-			if sides[op.Side] == nil {
-				sides[op.Side] = &ratio{}
+			r := sides[op.Side]
+			if r == nil {
+				r = &ratio{}
+				sides[op.Side] = r
 			}
-			sides[op.Side].add(op)
+			r.all++
+			switch {
+			case i < 0:
+				if op.Status == StatusOK {
+					r.ok++ // a side recorded outside any window: no heal to wait for
+				}
+			case okWithin(op, faults[i]):
+				r.ok++
+			case op.Status == StatusOK:
+				a.CompletedAfterHeal.BySide[op.Side]++
+			}
 		}
 		detecting := slices.ContainsFunc(faults, func(w Window) bool {
 			return w.contains(op.Call, 0) && !w.contains(op.Call, detection)
 		})
-		in := slices.ContainsFunc(faults, func(w Window) bool { return w.contains(op.Call, detection) })
+		in := slices.IndexFunc(faults, func(w Window) bool { return w.contains(op.Call, detection) })
 		switch {
 		case detecting:
 			// Clients are still noticing the fault: neither bucket.
-		case in:
-			during.add(op)
+		case in >= 0:
+			during.all++
+			switch {
+			case okWithin(op, faults[in]):
+				during.ok++
+			case op.Status == StatusOK:
+				a.CompletedAfterHeal.DuringFaults++
+			}
 		default:
-			outside.add(op)
+			outside.all++
+			if op.Status == StatusOK {
+				outside.ok++
+			}
 		}
 	}
-	a := Availability{
-		Overall: overall.share(), DuringFaults: during.share(), OutsideFaults: outside.share(),
-		BySide: make(map[string]float64, len(sides)),
-	}
+	a.Overall, a.DuringFaults, a.OutsideFaults = overall.share(), during.share(), outside.share()
+	a.Samples.Overall, a.Samples.DuringFaults, a.Samples.OutsideFaults = overall.all, during.all, outside.all
+	a.BySide = make(map[string]float64, len(sides))
 	for side, r := range sides {
 		a.BySide[side] = r.share()
+		a.Samples.BySide[side] = r.all
 	}
 	return a
+}
+
+// MeasuredFaultTime is how long faults were in force past their detection
+// period: the time DuringFaults measures.
+func MeasuredFaultTime(faults []Window, end time.Time, detection time.Duration) time.Duration {
+	var total time.Duration
+	for _, w := range faults {
+		stop := w.End
+		if stop.IsZero() {
+			stop = end
+		}
+		total += max(stop.Sub(w.Start.Add(detection)), 0)
+	}
+	return total
 }
 
 // Latency is the report's `latency_ms` object, in milliseconds.
@@ -143,4 +209,45 @@ func LatencyOf(ops []Op) Latency {
 func nearestRank(sorted []float64, p float64) float64 {
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// SideCount is what happened to the write attempts made on one partition
+// side: acknowledged while the side was cut off, refused (fail: not
+// applied), unknown (info), or acknowledged only after the heal.
+type SideCount struct {
+	Sends      int `json:"sends"`
+	AckedWhile int `json:"acked_while_cut"`
+	Refused    int `json:"refused"`
+	Unknown    int `json:"unknown"`
+	AckedLater int `json:"acked_after_heal"`
+}
+
+// NoPartition is the side of a send made while no partition was in force.
+const NoPartition = "all"
+
+// SideCounts counts, per partition side (Op.Side), the outcomes of the
+// sends made there, against the fault window each was invoked in (sends
+// with no side, or made while no partition was in force, are left out).
+func SideCounts(ops []Op, faults []Window) map[string]SideCount {
+	out := map[string]SideCount{}
+	for _, op := range ops {
+		if op.Kind != KindSend || op.Side == "" || op.Side == NoPartition {
+			continue
+		}
+		c := out[op.Side]
+		c.Sends++
+		i := slices.IndexFunc(faults, func(w Window) bool { return w.contains(op.Call, 0) })
+		switch {
+		case op.Status == StatusFail:
+			c.Refused++
+		case op.Status == StatusInfo:
+			c.Unknown++
+		case i >= 0 && !faults[i].End.IsZero() && op.Return.After(faults[i].End):
+			c.AckedLater++
+		default:
+			c.AckedWhile++
+		}
+		out[op.Side] = c
+	}
+	return out
 }

@@ -87,15 +87,25 @@ func TestAvailabilityTranscripts(t *testing.T) {
 		name string
 		want Availability
 	}{
-		{"clean-run", Availability{Overall: 1, DuringFaults: 1, OutsideFaults: 1, BySide: map[string]float64{"g1,g2,n1,n2,redis": 1}}},
+		{"clean-run", Availability{Overall: 1, DuringFaults: 1, OutsideFaults: 1, BySide: map[string]float64{"g1,g2,n1,n2,redis": 1},
+			Samples:            Samples{Overall: 4, DuringFaults: 2, OutsideFaults: 2, BySide: map[string]int{"g1,g2,n1,n2,redis": 2}},
+			CompletedAfterHeal: AfterHeal{BySide: map[string]int{}}}},
 		{"availability-partition", Availability{Overall: 0.7, DuringFaults: 0.5, OutsideFaults: 1,
-			BySide: map[string]float64{"g1,n1": 0, "g2,g3,n2,n3,redis": 1}}},
+			BySide:             map[string]float64{"g1,n1": 0, "g2,g3,n2,n3,redis": 1},
+			Samples:            Samples{Overall: 10, DuringFaults: 4, OutsideFaults: 5, BySide: map[string]int{"g1,n1": 3, "g2,g3,n2,n3,redis": 2}},
+			CompletedAfterHeal: AfterHeal{BySide: map[string]int{}}}},
+		// Sends invoked in the partition and answered after its heal count
+		// as completed after heal, not as available on their side.
+		{"availability-after-heal", Availability{Overall: 7.0 / 16, DuringFaults: 3.0 / 12, OutsideFaults: 1,
+			BySide:             map[string]float64{"g3,n3": 0, "g1,g2,n1,n2,redis": 1},
+			Samples:            Samples{Overall: 16, DuringFaults: 12, OutsideFaults: 0, BySide: map[string]int{"g3,n3": 13, "g1,g2,n1,n2,redis": 3}},
+			CompletedAfterHeal: AfterHeal{DuringFaults: 4, BySide: map[string]int{"g3,n3": 4}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := loadRun(t, tt.name)
 			if got := AvailabilityOf(r.ops, r.faults, r.detection); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("%s\nAvailabilityOf = %+v, want %+v; availability is the acknowledged share of write attempts in each bucket",
+				t.Errorf("%s\nAvailabilityOf = %+v, want %+v; availability is the share of write attempts in each bucket acknowledged while they counted",
 					r.about, got, tt.want)
 			}
 		})
@@ -106,6 +116,10 @@ func TestAvailabilityEdges(t *testing.T) {
 	send := func(call int64, s Status) Op {
 		return Op{Kind: KindSend, Conv: "g:team", Call: ms(call), Return: ms(call + 1), Status: s}
 	}
+	none := AfterHeal{BySide: map[string]int{}}
+	samples := func(all, during, outside int) Samples {
+		return Samples{Overall: all, DuringFaults: during, OutsideFaults: outside, BySide: map[string]int{}}
+	}
 	tests := []struct {
 		name      string
 		ops       []Op
@@ -114,16 +128,19 @@ func TestAvailabilityEdges(t *testing.T) {
 		want      Availability
 	}{
 		{"no attempts: nothing refused", nil, nil, 0,
-			Availability{Overall: 1, DuringFaults: 1, OutsideFaults: 1, BySide: map[string]float64{}}},
+			Availability{Overall: 1, DuringFaults: 1, OutsideFaults: 1, BySide: map[string]float64{}, Samples: samples(0, 0, 0), CompletedAfterHeal: none}},
 		{"open window lasts to the end", []Op{send(0, StatusOK), send(5000, StatusFail)}, []Window{{Start: ms(1000)}}, 0,
-			Availability{Overall: 0.5, DuringFaults: 0, OutsideFaults: 1, BySide: map[string]float64{}}},
+			Availability{Overall: 0.5, DuringFaults: 0, OutsideFaults: 1, BySide: map[string]float64{}, Samples: samples(2, 1, 1), CompletedAfterHeal: none}},
 		{"detection of a later window excludes, even inside an earlier one",
 			[]Op{send(1500, StatusFail), send(2050, StatusFail), send(2500, StatusOK)},
 			[]Window{{Start: ms(1000), End: ms(3000)}, {Start: ms(2000), End: ms(2600)}}, 100 * time.Millisecond,
-			Availability{Overall: 1.0 / 3, DuringFaults: 0.5, OutsideFaults: 1, BySide: map[string]float64{}}},
+			Availability{Overall: 1.0 / 3, DuringFaults: 0.5, OutsideFaults: 1, BySide: map[string]float64{}, Samples: samples(3, 2, 0), CompletedAfterHeal: none}},
 		{"zero detection counts the window's first instant as during",
 			[]Op{send(1000, StatusInfo)}, []Window{{Start: ms(1000), End: ms(2000)}}, 0,
-			Availability{Overall: 0, DuringFaults: 0, OutsideFaults: 1, BySide: map[string]float64{}}},
+			Availability{Overall: 0, DuringFaults: 0, OutsideFaults: 1, BySide: map[string]float64{}, Samples: samples(1, 1, 0), CompletedAfterHeal: none}},
+		{"an ok at the heal's instant still counts as during",
+			[]Op{{Kind: KindSend, Call: ms(1500), Return: ms(2000), Status: StatusOK}}, []Window{{Start: ms(1000), End: ms(2000)}}, 0,
+			Availability{Overall: 1, DuringFaults: 1, OutsideFaults: 1, BySide: map[string]float64{}, Samples: samples(1, 1, 0), CompletedAfterHeal: none}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,5 +232,18 @@ func TestOpJSON(t *testing.T) {
 	var back Op
 	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, op) {
 		t.Errorf("Op JSON round trip: %+v (%v), want %+v", back, err, op)
+	}
+}
+
+// TestSideCounts: the recorded isolate-leader history, per side.
+func TestSideCounts(t *testing.T) {
+	r := loadRun(t, "availability-after-heal")
+	got := SideCounts(r.ops, r.faults)
+	want := map[string]SideCount{
+		"g3,n3":             {Sends: 13, Refused: 8, Unknown: 1, AckedLater: 4},
+		"g1,g2,n1,n2,redis": {Sends: 3, AckedWhile: 3},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("SideCounts = %+v, want %+v", got, want)
 	}
 }

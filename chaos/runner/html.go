@@ -34,7 +34,8 @@ td,th{border:1px solid #ccc;padding:3px 9px;text-align:left;font-variant-numeric
 .pass{color:#2e7d32;font-weight:bold}.fail{color:#c62828;font-weight:bold}
 code{background:#f4f4f4;padding:1px 4px}svg{background:#fafafa;border:1px solid #ddd}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
-.small{color:#666;font-size:13px}`
+.small{color:#666;font-size:13px}.verdict{font-size:17px;background:#f3f6fa;border-left:4px solid #5b7fa6;padding:8px 12px}
+td,th{overflow-wrap:anywhere}`
 
 // reportHTML is report.html: the verdict, the numbers, and three charts
 // drawn from the history: operations per second by outcome with the fault
@@ -45,6 +46,10 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 	fmt.Fprintf(&b, "<!doctype html><html><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body>\n", esc(title), reportCSS)
 	verdict := fmt.Sprint(rep["verdict"])
 	fmt.Fprintf(&b, "<h1>%s: <span class='%s'>%s</span></h1>\n", esc(title), esc(verdict), esc(verdict))
+	fmt.Fprintf(&b, "<p class=verdict>%s</p>\n", esc(sentence(rep)))
+	if note := shortFaultNote(rep); note != "" {
+		fmt.Fprintf(&b, "<p class=small>%s</p>\n", esc(note))
+	}
 	fmt.Fprintf(&b, "<p>Rerun: <code>%s</code></p>\n", esc(fmt.Sprint(rep["command"])))
 
 	b.WriteString(capTable(rep))
@@ -75,11 +80,10 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 	}
 
 	b.WriteString("<h2>Numbers</h2>\n<table>\n")
-	for _, k := range summaryKeys {
-		v, _ := json.Marshal(rep[k])
-		fmt.Fprintf(&b, "<tr><th>%s</th><td><code>%s</code></td></tr>\n", esc(k), esc(string(v)))
+	for _, r := range numbers(rep) {
+		fmt.Fprintf(&b, "<tr><th>%s</th><td>%s</td></tr>\n", esc(r.label), esc(r.value))
 	}
-	b.WriteString("</table>\n")
+	b.WriteString("</table>\n<p class=small>report.json holds every value at full precision; docs/chaos.md defines each.</p>\n")
 	if outs, ok := rep["expectations"].([]scenario.Outcome); ok && len(outs) > 0 {
 		b.WriteString("<h2>Expectations</h2>\n<table><tr><th>key</th><th>want</th><th>got</th><th>ok</th></tr>\n")
 		for _, o := range outs {
@@ -87,8 +91,8 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 			if !o.OK {
 				cls = "fail"
 			}
-			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class='%s'>%v</td></tr>\n",
-				esc(o.Key), esc(fmt.Sprint(o.Want)), esc(fmt.Sprint(o.Got)), cls, o.OK)
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class='%s'>%s</td></tr>\n",
+				esc(o.Key), esc(show(o.Want)), esc(show(o.Got)), cls, show(o.OK))
 		}
 		b.WriteString("</table>\n")
 	}
@@ -110,35 +114,36 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 // capTable is the CAP verdict: what this run showed for consistency,
 // availability and behaviour under partition, each from the checkers.
 func capTable(rep Report) string {
-	get := func(k string) string { v, _ := json.Marshal(lookup(rep, k)); return string(v) }
-	consistent := get("lost") == "0" && get("duplicated") == "0" && get("fail_applied") == "0"
+	get := func(k string) any { return lookup(rep, k) }
+	consistent := toFloat(get("lost")) == 0 && toFloat(get("duplicated")) == 0 && toFloat(get("fail_applied")) == 0
 	cVerdict := "no: acknowledged writes were lost, duplicated or wrongly refused"
 	switch {
-	case consistent && rep["linearizable"] == true && get("stale_reads") == "0":
+	case consistent && rep["linearizable"] == true && toFloat(get("stale_reads")) == 0:
 		cVerdict = "yes: linearizable, nothing lost, no stale linearizable read"
 	case consistent && rep["converged"] == true:
 		cVerdict = "eventually: nothing lost and every replica converged after heal, but not linearizable"
 	case consistent:
 		cVerdict = "partly: nothing lost, but replicas did not converge"
 	}
-	during := toFloat(lookup(rep, "availability.during_faults"))
-	aVerdict := fmt.Sprintf("%.1f%% of writes acknowledged while faults were in force", during*100)
+	av, _ := rep["availability"].(check.Availability)
+	aVerdict := share(av.DuringFaults, av.Samples.DuringFaults) + " of writes acknowledged while faults were in force" + afterHeal(av.CompletedAfterHeal.DuringFaults)
 	var b strings.Builder
 	b.WriteString("<h2>CAP verdict</h2>\n<table>\n")
 	fmt.Fprintf(&b, "<tr><th>Consistency</th><td>%s</td><td class=small>lost %s, duplicated %s, fail_applied %s, linearizable %s, stale_reads %s, converged %s</td></tr>\n",
-		esc(cVerdict), get("lost"), get("duplicated"), get("fail_applied"), get("linearizable"), get("stale_reads"), get("converged"))
+		esc(cVerdict), show(get("lost")), show(get("duplicated")), show(get("fail_applied")), show(rep["linearizable"]), show(get("stale_reads")), show(rep["converged"]))
 	fmt.Fprintf(&b, "<tr><th>Availability</th><td>%s</td><td class=small>overall %s, outside faults %s</td></tr>\n",
-		esc(aVerdict), get("availability.overall"), get("availability.outside_faults"))
-	sides, _ := json.Marshal(lookup(rep, "availability.by_side"))
-	fmt.Fprintf(&b, "<tr><th>Partition</th><td>availability per side: %s</td><td class=small>a side that cannot reach a quorum refuses (CP) or keeps accepting and diverges (AP)</td></tr>\n", esc(string(sides)))
+		esc(aVerdict), share(av.Overall, av.Samples.Overall), share(av.OutsideFaults, av.Samples.OutsideFaults))
+	var sides []string
+	for _, s := range sortedKeys(av.BySide) {
+		sides = append(sides, s+": "+share(av.BySide[s], av.Samples.BySide[s]))
+	}
+	if len(sides) == 0 {
+		sides = []string{"no partition in this run"}
+	}
+	fmt.Fprintf(&b, "<tr><th>Partition</th><td>availability per side: %s</td><td class=small>a side that cannot reach a quorum refuses (CP) or keeps accepting and diverges (AP)</td></tr>\n", esc(strings.Join(sides, "; ")))
 	b.WriteString("</table>\n")
 	return b.String()
 }
-
-// summaryKeys are the report keys the summaries show, in order.
-var summaryKeys = []string{"ops", "availability", "latency_ms", "lost", "duplicated", "unexpected", "recovered",
-	"fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads", "divergent_conversations",
-	"linearizable", "converged", "convergence_ms"}
 
 func modeLabel(rep Report) string {
 	if rep["mode"] == "ap" && rep["ap_repair"] == false {
@@ -315,9 +320,55 @@ func toFloat(v any) float64 {
 	return 0
 }
 
+// comparisonRows are the figures comparison.md and comparison.html put
+// side by side: a label and how to read it from one report.
+var comparisonRows = []struct {
+	label string
+	value func(Report) string
+}{
+	{"verdict", func(r Report) string { return show(r["verdict"]) }},
+	{"operations ok / fail / info", func(r Report) string {
+		return fmt.Sprintf("%s / %s / %s", show(lookup(r, "ops.ok")), show(lookup(r, "ops.fail")), show(lookup(r, "ops.info")))
+	}},
+	{"availability, overall", func(r Report) string { av := availability(r); return share(av.Overall, av.Samples.Overall) }},
+	{"availability, during faults", func(r Report) string {
+		av := availability(r)
+		return share(av.DuringFaults, av.Samples.DuringFaults) + afterHeal(av.CompletedAfterHeal.DuringFaults)
+	}},
+	{"availability, outside faults", func(r Report) string { av := availability(r); return share(av.OutsideFaults, av.Samples.OutsideFaults) }},
+	{"latency p50 / p99 / max ms (ok ops)", func(r Report) string {
+		return fmt.Sprintf("%s / %s / %s", show(lookup(r, "latency_ms.p50")), show(lookup(r, "latency_ms.p99")), show(lookup(r, "latency_ms.max")))
+	}},
+	{"lost", func(r Report) string { return show(lookup(r, "lost")) }},
+	{"duplicated", func(r Report) string { return show(lookup(r, "duplicated")) }},
+	{"unexpected", func(r Report) string { return show(lookup(r, "unexpected")) }},
+	{"recovered", func(r Report) string { return show(lookup(r, "recovered")) }},
+	{"fail_applied", func(r Report) string { return show(lookup(r, "fail_applied")) }},
+	{"reordered", func(r Report) string { return show(lookup(r, "reordered")) }},
+	{"resyncs", func(r Report) string { return show(lookup(r, "resyncs")) }},
+	{"stale_reads", func(r Report) string { return show(lookup(r, "stale_reads")) }},
+	{"stale_local_reads", func(r Report) string { return show(lookup(r, "stale_local_reads")) }},
+	{"divergent_conversations", func(r Report) string { return show(lookup(r, "divergent_conversations")) }},
+	{"linearizable", func(r Report) string { return show(r["linearizable"]) }},
+	{"converged", func(r Report) string { return show(r["converged"]) }},
+	{"convergence_ms (from the faults' end)", func(r Report) string { return show(lookup(r, "convergence_ms")) }},
+}
+
+// availability is a report's availability as its type, in memory or read
+// back from JSON.
+func availability(r Report) check.Availability {
+	if av, ok := r["availability"].(check.Availability); ok {
+		return av
+	}
+	var av check.Availability
+	b, _ := json.Marshal(r["availability"])
+	json.Unmarshal(b, &av)
+	return av
+}
+
 // WriteComparison writes comparison.md and comparison.html into out: the
 // reports of one scenario in several modes (cp, ap, ap with repair off),
-// side by side.
+// side by side, each mode's verdict as a sentence first.
 func WriteComparison(out string, reps []*Report) error {
 	if len(reps) == 0 {
 		return nil
@@ -326,33 +377,31 @@ func WriteComparison(out string, reps []*Report) error {
 	for i, r := range reps {
 		cols[i] = modeLabel(*r)
 	}
-	cell := func(r Report, k string) string {
-		v, _ := json.Marshal(lookup(r, k))
-		return string(v)
-	}
-	rows := []string{"verdict", "ops.ok", "ops.fail", "ops.info", "availability.overall", "availability.during_faults",
-		"availability.outside_faults", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "lost", "duplicated",
-		"unexpected", "recovered", "fail_applied", "reordered", "resyncs", "stale_reads", "stale_local_reads",
-		"divergent_conversations", "linearizable", "converged", "convergence_ms"}
 	var md strings.Builder
-	fmt.Fprintf(&md, "# %v: %s side by side\n\n| key | %s |\n|---|%s\n", (*reps[0])["scenario"], strings.Join(cols, ", "),
-		strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
-	for _, k := range rows {
+	fmt.Fprintf(&md, "# %v: %s side by side\n\n", (*reps[0])["scenario"], strings.Join(cols, ", "))
+	for _, r := range reps {
+		fmt.Fprintf(&md, "- %s\n", sentence(*r))
+	}
+	fmt.Fprintf(&md, "\n| key | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	for _, row := range comparisonRows {
 		vals := make([]string, len(reps))
 		for i, r := range reps {
-			vals[i] = "`" + cell(*r, k) + "`"
+			vals[i] = row.value(*r)
 		}
-		fmt.Fprintf(&md, "| %s | %s |\n", k, strings.Join(vals, " | "))
+		fmt.Fprintf(&md, "| %s | %s |\n", row.label, strings.Join(vals, " | "))
 	}
-	md.WriteString("\nEach column's own report (with charts) is in the folder of that name.\n")
+	md.WriteString("\nEach column's own report (with charts) is in the folder of that name; report.json holds every value at full precision.\n")
 
 	var h strings.Builder
 	title := fmt.Sprintf("%v: %s side by side", (*reps[0])["scenario"], strings.Join(cols, ", "))
 	fmt.Fprintf(&h, "<!doctype html><html><head><meta charset=utf-8><title>%s</title><style>%s</style></head><body><h1>%s</h1>\n", esc(title), reportCSS, esc(title))
+	for _, r := range reps {
+		fmt.Fprintf(&h, "<p class=verdict>%s</p>\n", esc(sentence(*r)))
+	}
 	h.WriteString("<h2>Availability during faults</h2>\n")
 	during := map[string]float64{}
 	for i, r := range reps {
-		during[cols[i]] = toFloat(lookup(*r, "availability.during_faults"))
+		during[cols[i]] = availability(*r).DuringFaults
 	}
 	h.WriteString(barsSVG(during))
 	h.WriteString("<h2>Numbers</h2><table><tr><th>key</th>")
@@ -360,19 +409,19 @@ func WriteComparison(out string, reps []*Report) error {
 		fmt.Fprintf(&h, "<th><a href=\"%s/report.html\">%s</a></th>", esc(reps[i].modeDir()), esc(c))
 	}
 	h.WriteString("</tr>\n")
-	for _, k := range rows {
-		fmt.Fprintf(&h, "<tr><th>%s</th>", esc(k))
+	for _, row := range comparisonRows {
+		fmt.Fprintf(&h, "<tr><th>%s</th>", esc(row.label))
 		for _, r := range reps {
-			v := cell(*r, k)
+			v := row.value(*r)
 			cls := ""
-			if k == "verdict" {
-				cls = " class='" + strings.Trim(v, `"`) + "'"
+			if row.label == "verdict" {
+				cls = " class='" + esc(v) + "'"
 			}
-			fmt.Fprintf(&h, "<td%s><code>%s</code></td>", cls, esc(v))
+			fmt.Fprintf(&h, "<td%s>%s</td>", cls, esc(v))
 		}
 		h.WriteString("</tr>\n")
 	}
-	h.WriteString("</table></body></html>\n")
+	h.WriteString("</table><p class=small>report.json in each folder holds every value at full precision; docs/chaos.md defines each.</p></body></html>\n")
 	if err := os.WriteFile(filepath.Join(out, "comparison.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}

@@ -23,8 +23,13 @@ func sampleRun() (Report, []check.Op, time.Time) {
 	}
 	rep := Report{
 		"scenario": "demo <x>", "mode": "cp", "ap_repair": nil, "verdict": "fail", "command": "mpim chaos run demo",
-		"duration_s": 8.0, "lost": 2, "linearizable": true,
-		"availability":  check.Availability{Overall: 0.5, DuringFaults: 0.25, BySide: map[string]float64{"g1,n1": 0.1, "g2,g3,n2,n3,redis": 0.9}},
+		"duration_s": 8.0, "lost": 2, "linearizable": true, "converged": true, "convergence_ms": int64(120),
+		"convergence_from": "the scenario's faults ended at 6.00s", "ops": map[string]int{"ok": 2, "fail": 1, "info": 1},
+		"availability": check.Availability{Overall: 0.5, DuringFaults: 0.25, BySide: map[string]float64{"g1,n1": 0.1, "g2,g3,n2,n3,redis": 0.9081234},
+			Samples:            check.Samples{Overall: 2, DuringFaults: 8, BySide: map[string]int{"g1,n1": 10, "g2,g3,n2,n3,redis": 98}},
+			CompletedAfterHeal: check.AfterHeal{DuringFaults: 1, BySide: map[string]int{"g1,n1": 4}}},
+		"side_counts": map[string]check.SideCount{"g1,n1": {Sends: 13, Refused: 8, Unknown: 1, AckedLater: 4},
+			"g2,g3,n2,n3,redis": {Sends: 98, AckedWhile: 89, Refused: 9}},
 		"fault_windows": []check.Window{{Start: at(3), End: at(6)}},
 		"events":        []string{"  3.00s partition isolate:n1", "  6.00s heal"},
 		"expectations":  []scenario.Outcome{{Key: "lost", Want: 0, Got: 2, OK: false}},
@@ -42,8 +47,13 @@ func TestReportHTML(t *testing.T) {
 		"demo &lt;x&gt; — cp", "<span class='fail'>fail</span>", "Operations per second", "Send latency",
 		"Availability by side", "g2,g3,n2,n3,redis", `fill="#e0e0e0"`, "partition isolate:n1",
 		"<title>0s: 1 ok</title>", "<title>3s: 1 fail</title>", "<title>3s: 1 info</title>", "<title>6s: 1 ok</title>",
-		"<td class='fail'>false</td>", "href='linearizability.html'", "CAP verdict",
+		"<td class='fail'>no</td>", "href='linearizability.html'", "CAP verdict",
 		"no: acknowledged writes were lost",
+		// Values for reading: shares as percentages of their sample, three
+		// significant figures, no raw JSON.
+		"<td>90.8% of 98</td>", "<td>10% of 10; 4 more answered ok only after the heal</td>",
+		// The verdict in words, from the numbers.
+		"CP acknowledged 0 of 13 writes on the side g1,n1 while the partition was in force (8 refused, 1 unknown, 4 answered only after the heal), and 89 of 98 on the side g2,g3,n2,n3,redis (9 refused); it lost 2 acknowledged messages, its history is linearizable and its replicas converged 120 ms after the faults ended.",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
@@ -51,6 +61,9 @@ func TestReportHTML(t *testing.T) {
 	}
 	if strings.Contains(page, "<x>") || strings.Contains(page, "<script") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
 		t.Error("report.html must be escaped, script-free and self-contained")
+	}
+	if raw := regexp.MustCompile(`<td>[^<]*[{}\[\]][^<]*</td>|0\.\d{5,}`).FindString(page); raw != "" {
+		t.Errorf("report.html shows a raw value (JSON or a long decimal): %q", raw)
 	}
 	// An unquoted attribute value before "/>" swallows the slash, and the
 	// browser nests every later element inside that one.
@@ -67,7 +80,7 @@ func TestReportHTML(t *testing.T) {
 func TestWriteComparison(t *testing.T) {
 	cp, _, _ := sampleRun()
 	ap := Report{"scenario": "demo", "mode": "ap", "ap_repair": true, "verdict": "pass", "lost": 0,
-		"availability": check.Availability{DuringFaults: 1}}
+		"availability": check.Availability{DuringFaults: 1, Samples: check.Samples{DuringFaults: 40}}}
 	norepair := Report{"scenario": "demo", "mode": "ap", "ap_repair": false, "verdict": "fail", "lost": 446}
 	dir := t.TempDir()
 	if err := WriteComparison(dir, []*Report{&cp, &ap, &norepair}); err != nil {
@@ -77,8 +90,9 @@ func TestWriteComparison(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| key | cp | ap | ap (repair off) |", "| lost | `2` | `0` | `446` |",
-		"| availability.during_faults | `0.25` | `1` | `null` |", "| verdict | `\"fail\"` | `\"pass\"` | `\"fail\"` |"} {
+	for _, want := range []string{"| key | cp | ap | ap (repair off) |", "| lost | 2 | 0 | 446 |",
+		"| availability, during faults | 25% of 8; 1 more answered ok only after the heal | 100% of 40 | — (no attempt) |", "| verdict | fail | pass | fail |",
+		"- AP acknowledged 100% of 40 writes while faults were in force; it lost nothing and its replicas did not converge."} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("comparison.md lacks %q:\n%s", want, md)
 		}
@@ -87,7 +101,7 @@ func TestWriteComparison(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`href="cp/report.html"`, `href="ap-norepair/report.html"`, "<code>446</code>"} {
+	for _, want := range []string{`href="cp/report.html"`, `href="ap-norepair/report.html"`, "<td>446</td>", "<p class=verdict>CP acknowledged 0 of 13"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("comparison.html lacks %q", want)
 		}

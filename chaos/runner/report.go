@@ -36,8 +36,8 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 			r.lab.Resume(m.Name)
 		}
 	}
-	converged, convergenceMS := r.waitConverged(ctx, healStart)
-	cfg.progress("healed; replicas converged: %v after %d ms", converged, convergenceMS)
+	converged, finalConvergenceMS := r.waitConverged(ctx, healStart)
+	cfg.progress("healed; replicas converged: %v after %d ms", converged, finalConvergenceMS)
 	views, finals, finalFailed := r.finalViews(ctx)
 	if finalFailed > 0 {
 		cfg.progress("%d final reads never succeeded: those views are missing from the checks", finalFailed)
@@ -48,6 +48,7 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 	r.rec.mu.Unlock()
 	r.mu.Lock()
 	windows, events := r.windows, r.events
+	heal, healConverged := r.heal, r.healConverged
 	r.mu.Unlock()
 
 	rep := Report{
@@ -75,7 +76,21 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 	divergent := check.Divergent(views)
 	rep["divergent_conversations"] = divergent
 	rep["converged"] = converged && divergent == 0
-	rep["convergence_ms"] = convergenceMS
+	// convergence_ms is timed from the heal of the scenario's own fault
+	// (repair while the workload goes on); without one (a scenario that
+	// never heals), from the harness's final heal, as is
+	// convergence_after_final_heal_ms always.
+	rep["convergence_after_final_heal_ms"] = finalConvergenceMS
+	switch {
+	case heal.IsZero():
+		rep["convergence_ms"], rep["convergence_from"] = finalConvergenceMS, "final heal (the scenario heals no fault)"
+	case healConverged.IsZero():
+		rep["convergence_ms"], rep["convergence_from"] = nil, fmt.Sprintf("the scenario's faults ended at %.2fs; replicas not seen to agree before the next step or the end of the workload", heal.Sub(r.start).Seconds())
+	default:
+		rep["convergence_ms"], rep["convergence_from"] = healConverged.Sub(heal).Milliseconds(), fmt.Sprintf("the scenario's faults ended at %.2fs (its heal, restart or resume)", heal.Sub(r.start).Seconds())
+	}
+	rep["side_counts"] = check.SideCounts(ops, windows)
+	rep["fault_measured_s"] = check.MeasuredFaultTime(windows, r.start.Add(cfg.Scenario.Duration), detection).Seconds()
 	rep["linearizable"] = nil
 	if cfg.Mode == "cp" {
 		var lin []check.Op
@@ -117,29 +132,56 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 func (r *runner) waitConverged(ctx context.Context, since time.Time) (bool, int64) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		reps := r.lab.Replicas(ctx)
-		var ref string
-		same, i := true, 0
-		for _, name := range sortedKeys(reps) {
-			rp := reps[name]
-			if rp.Error != "" {
-				same = false
-				break
-			}
-			key := fmt.Sprint(rp.Convs)
-			if i == 0 {
-				ref = key
-			} else if key != ref {
-				same = false
-			}
-			i++
-		}
-		if same {
+		if r.replicasAgree(ctx) {
 			return true, time.Since(since).Milliseconds()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false, time.Since(since).Milliseconds()
+}
+
+// replicasAgree reports whether every node's replica holds the same
+// messages in the same order, per conversation (count and digest).
+func (r *runner) replicasAgree(ctx context.Context) bool {
+	reps := r.lab.Replicas(ctx)
+	var ref string
+	for i, name := range sortedKeys(reps) {
+		rp := reps[name]
+		if rp.Error != "" {
+			return false
+		}
+		key := fmt.Sprint(rp.Convs)
+		if i == 0 {
+			ref = key
+		} else if key != ref {
+			return false
+		}
+	}
+	return true
+}
+
+// convergencePoll is how often the replicas are compared after the
+// scenario's heal.
+const convergencePoll = 50 * time.Millisecond
+
+// watchConvergence polls the replicas after the scenario's heal at heal,
+// while the workload goes on, until they agree or until (the next fault
+// step, or the end of the workload). The workload keeps writing, so
+// replicas agree only between writes: on a repaired cluster that is seen
+// within a few polls; before repair, never (the cut side lacks what the
+// other wrote).
+func (r *runner) watchConvergence(ctx context.Context, heal, until time.Time) {
+	for time.Now().Before(until) && ctx.Err() == nil {
+		if r.replicasAgree(ctx) {
+			r.mu.Lock()
+			if r.heal.Equal(heal) {
+				r.healConverged = time.Now()
+			}
+			r.mu.Unlock()
+			return
+		}
+		time.Sleep(convergencePoll)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -257,15 +299,19 @@ func markdown(rep Report) string {
 	if rep["ap_repair"] == false {
 		b.WriteString(" (repair off)")
 	}
-	fmt.Fprintf(&b, ": %v\n\nRerun: `%v`\n\n| key | value |\n|---|---|\n", rep["verdict"], rep["command"])
-	for _, k := range summaryKeys {
-		v, _ := json.Marshal(rep[k])
-		fmt.Fprintf(&b, "| %s | `%s` |\n", k, v)
+	fmt.Fprintf(&b, ": %v\n\n%s\n\nRerun: `%v`\n\n", rep["verdict"], sentence(rep), rep["command"])
+	if note := shortFaultNote(rep); note != "" {
+		fmt.Fprintf(&b, "%s\n\n", note)
 	}
+	b.WriteString("| figure | value |\n|---|---|\n")
+	for _, r := range numbers(rep) {
+		fmt.Fprintf(&b, "| %s | %s |\n", r.label, r.value)
+	}
+	b.WriteString("\nreport.json holds every value at full precision; docs/chaos.md defines each.\n")
 	b.WriteString("\n## Expectations\n\n| key | want | got | ok |\n|---|---|---|---|\n")
 	if outs, ok := rep["expectations"].([]scenario.Outcome); ok {
 		for _, o := range outs {
-			fmt.Fprintf(&b, "| %s | %v | %v | %v |\n", o.Key, o.Want, o.Got, o.OK)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", o.Key, show(o.Want), show(o.Got), show(o.OK))
 		}
 	}
 	b.WriteString("\n## Faults\n\n")
@@ -275,4 +321,19 @@ func markdown(rep Report) string {
 		}
 	}
 	return b.String()
+}
+
+// minMeasuredFault is the fault time past detection below which a report
+// warns that its shares during faults rest on little.
+const minMeasuredFault = 3.0
+
+// shortFaultNote warns when the run measured little fault time (a quick
+// schedule leaves a few seconds of a cut past the detection period).
+func shortFaultNote(rep Report) string {
+	f, ok := rep["fault_measured_s"].(float64)
+	w, _ := rep["fault_windows"].([]check.Window)
+	if !ok || len(w) == 0 || f >= minMeasuredFault {
+		return ""
+	}
+	return fmt.Sprintf("Note: this run measured only %s s of faults past the %s s detection period (a --quick schedule compresses them): the shares during faults rest on few attempts; run without --quick for firmer figures.", num(f), num(detection.Seconds()))
 }

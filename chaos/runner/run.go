@@ -135,6 +135,11 @@ type runner struct {
 	groups  [][]string // the partition in force (nil: none)
 	windows []check.Window
 	events  []string
+	// heal is the scenario's last step that closed a fault window, and
+	// healConverged when the replicas were first seen to agree after it
+	// (zero: not seen before the next step or the end of the workload).
+	heal, healConverged time.Time
+	watchers            sync.WaitGroup
 }
 
 func (r *runner) gatewayURLs() []string {
@@ -220,7 +225,7 @@ func (r *runner) sideOf(gwURL string) string {
 			return strings.Join(s, ",")
 		}
 	}
-	return "all"
+	return check.NoPartition
 }
 
 // execute runs the workload for the scenario's duration while a goroutine
@@ -270,9 +275,10 @@ func (r *runner) schedule(ctx context.Context, stop <-chan struct{}) {
 	down := map[string]bool{} // killed or paused members
 	network := false
 	var open time.Time
-	for _, st := range r.cfg.Scenario.Faults {
+	for i, st := range r.cfg.Scenario.Faults {
 		select {
 		case <-stop:
+			r.watchers.Wait()
 			return
 		case <-time.After(time.Until(r.start.Add(st.At))):
 		}
@@ -302,11 +308,19 @@ func (r *runner) schedule(ctx context.Context, stop <-chan struct{}) {
 		case !active && !open.IsZero():
 			r.windows = append(r.windows, check.Window{Start: open, End: now})
 			open = time.Time{}
+			r.heal, r.healConverged = now, time.Time{}
+			next := r.start.Add(r.cfg.Scenario.Duration)
+			if i+1 < len(r.cfg.Scenario.Faults) {
+				next = r.start.Add(r.cfg.Scenario.Faults[i+1].At)
+			}
+			r.watchers.Add(1)
+			go func() { defer r.watchers.Done(); r.watchConvergence(ctx, now, next) }()
 		}
 		r.mu.Unlock()
 		r.cfg.progress("%s", f)
 	}
 	<-stop
+	r.watchers.Wait()
 	r.mu.Lock()
 	if !open.IsZero() {
 		r.windows = append(r.windows, check.Window{Start: open, End: time.Now()})
