@@ -28,6 +28,11 @@ type Command struct {
 	Args []string
 	Text string
 	N    int // the count of /history
+	// Read is /history's read mode: "" (the default, linearizable),
+	// "linearizable" or "local".
+	Read string
+	// On is /retry's setting.
+	On bool
 }
 
 // commandSpec describes one command: its arguments, for validation and help.
@@ -44,7 +49,9 @@ var commands = map[string]commandSpec{
 	"join":    {usage: "/join NAME", help: "join group NAME", min: 1, max: 1, names: true},
 	"leave":   {usage: "/leave NAME", help: "leave group NAME", min: 1, max: 1, names: true},
 	"members": {usage: "/members [NAME]", help: "list the members of a group (default: the current one)", min: 0, max: 1, names: true},
-	"history": {usage: "/history [N]", help: fmt.Sprintf("show the last N messages here (default %d)", defaultHistory), min: 0, max: 1},
+	"history": {usage: "/history [N] [linearizable|local]", help: fmt.Sprintf("show the last N messages here (default %d); local reads this node's copy, which may be stale on a cut-off side", defaultHistory), min: 0, max: 2},
+	"status":  {usage: "/status", help: "show the mode, gateway and node, this conversation's shard and leader, the connection", min: 0, max: 0},
+	"retry":   {usage: "/retry on|off", help: "retry refused and unknown sends with the same cmid (on, the default) or show each refusal as final", min: 1, max: 1},
 	"who":     {usage: "/who USER...", help: "show whether users are online, and follow them", min: 1, max: -1, names: true},
 	"info":    {usage: "/info USER", help: "show a user's profile", min: 1, max: 1, names: true},
 	"nick":    {usage: "/nick NAME", help: "set your nickname (empty clears it)", min: 0, max: -1},
@@ -53,7 +60,7 @@ var commands = map[string]commandSpec{
 }
 
 // commandOrder is the order of the help text.
-var commandOrder = []string{"to", "group", "join", "leave", "members", "history", "who", "info", "nick", "help", "quit"}
+var commandOrder = []string{"to", "group", "join", "leave", "members", "history", "status", "retry", "who", "info", "nick", "help", "quit"}
 
 // HelpText returns the help shown by /help.
 func HelpText() string {
@@ -103,12 +110,28 @@ func ParseCommand(line string) (Command, error) {
 	switch name {
 	case "history":
 		cmd.N = defaultHistory
-		if len(args) == 1 {
-			n, err := strconv.Atoi(args[0])
+		for _, a := range args {
+			switch a = strings.ToLower(a); a {
+			case "linearizable", "local":
+				if cmd.Read != "" {
+					return Command{}, fmt.Errorf("usage: %s", spec.usage)
+				}
+				cmd.Read = a
+				continue
+			}
+			n, err := strconv.Atoi(a)
 			if err != nil || n < 1 || n > maxHistoryLimit {
 				return Command{}, fmt.Errorf("usage: %s, with N from 1 to %d", spec.usage, maxHistoryLimit)
 			}
 			cmd.N = n
+		}
+	case "retry":
+		switch strings.ToLower(args[0]) {
+		case "on":
+			cmd.On = true
+		case "off":
+		default:
+			return Command{}, fmt.Errorf("usage: %s", spec.usage)
 		}
 	case "nick":
 		cmd.Text = strings.Join(args, " ")

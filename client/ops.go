@@ -1,6 +1,9 @@
 package client
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // This file holds one typed helper per protocol op. Each is Call with the
 // op's fields and its reply decoded; errors follow Call.
@@ -21,7 +24,50 @@ type SendArgs struct {
 	Group string
 	Text  string
 	Cmid  string
+	// OnEvent, when set, is told each change of the send's fate by
+	// Session.Send (attempts, refusals, unknown outcomes, retries, the
+	// acknowledgement); it runs on the sending goroutine.
+	OnEvent func(SendEvent)
+	// Once makes Session.Send make one attempt (see
+	// SessionOptions.NoRetry).
+	Once bool
 }
+
+// SendEvent is one change of a send's fate, as Session.Send sees it.
+type SendEvent struct {
+	Kind SendEventKind
+	// Cmid is the send's client message id, the same on every attempt:
+	// the gateway deduplicates by it, so a retry cannot apply it twice.
+	Cmid string
+	// Attempt counts the attempts made, 1 for the first.
+	Attempt int
+	// Code is the error code of a refusal or an unknown outcome ("" for a
+	// lost connection); Err the error itself.
+	Code string
+	Err  error
+	// Retry is how long the session waits before the next attempt; 0
+	// when it does not retry (the fate is final).
+	Retry time.Duration
+	// Result is the acknowledgement (Kind SendAccepted).
+	Result SendResult
+}
+
+// SendEventKind names a SendEvent.
+type SendEventKind string
+
+// What can happen to a send.
+const (
+	// SendAttempt: an attempt is on its way.
+	SendAttempt SendEventKind = "attempt"
+	// SendRefused: the attempt was refused and is guaranteed not applied
+	// (e.g. unavailable: no quorum on this side).
+	SendRefused SendEventKind = "refused"
+	// SendUnknown: the attempt's outcome is unknown (timeout, or the
+	// connection broke): it may or may not have been applied.
+	SendUnknown SendEventKind = "unknown"
+	// SendAccepted: acknowledged; Result holds the reply.
+	SendAccepted SendEventKind = "accepted"
+)
 
 // SendResult is the reply to send. Dup is true when the gateway had already
 // accepted this cmid and returned the first result again. The message id
@@ -246,4 +292,32 @@ func (c *Conn) UserUpdate(ctx context.Context, nickname string) error {
 // Ping checks that the gateway answers.
 func (c *Conn) Ping(ctx context.Context) error {
 	return c.do(ctx, "ping", nil, nil)
+}
+
+// StatusResult is the reply to status (an extension of the protocol):
+// where this connection's requests go and, for a conversation, its shard
+// and that shard's leader as the node answering sees it (CP).
+type StatusResult struct {
+	Mode    string `json:"mode"`
+	Gateway string `json:"gateway"`
+	Node    string `json:"node"`
+	RedisOK bool   `json:"redis_ok"`
+	Shards  int    `json:"shards"`
+	Conv    string `json:"conv"`
+	Shard   *int   `json:"shard"`
+	Leader  string `json:"leader"`
+	State   string `json:"state"`
+	Term    uint64 `json:"term"`
+}
+
+// Status asks the gateway where this connection's requests go, and about
+// conv when it is not "".
+func (c *Conn) Status(ctx context.Context, conv string) (StatusResult, error) {
+	f := map[string]any{}
+	if conv != "" {
+		f["conv"] = conv
+	}
+	var r StatusResult
+	err := c.do(ctx, "status", f, &r)
+	return r, err
 }

@@ -47,6 +47,9 @@ type SessionOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between connection attempts,
 	// which doubles after each failure (defaults 100ms and 5s).
 	MinBackoff, MaxBackoff time.Duration
+	// NoRetry makes Session.Send make one attempt: a refusal or an unknown
+	// outcome is final (for experiments that want to see each one).
+	NoRetry bool
 }
 
 func (o SessionOptions) withDefaults() (SessionOptions, error) {
@@ -179,12 +182,19 @@ func (s *Session) Send(ctx context.Context, a SendArgs) (SendResult, error) {
 }
 
 func (s *Session) send(ctx context.Context, a SendArgs) (SendResult, error) {
+	tell := func(e SendEvent) {
+		if a.OnEvent != nil {
+			e.Cmid = a.Cmid
+			a.OnEvent(e)
+		}
+	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		c, err := s.Conn(ctx)
 		if err != nil {
 			return SendResult{}, errors.Join(last, err)
 		}
+		tell(SendEvent{Kind: SendAttempt, Attempt: attempt})
 		actx, cancel := context.WithTimeout(ctx, s.opt.CallTimeout)
 		r, err := c.Send(actx, a)
 		cancel()
@@ -192,19 +202,26 @@ func (s *Session) send(ctx context.Context, a SendArgs) (SendResult, error) {
 			s.mu.Lock()
 			s.seen[r.ID] = struct{}{}
 			s.mu.Unlock()
+			tell(SendEvent{Kind: SendAccepted, Attempt: attempt, Result: r})
 			return r, nil
 		}
-		if ctx.Err() != nil {
-			return SendResult{}, errors.Join(last, err)
+		code := ErrorCode(err)
+		kind := SendRefused
+		if code == "" || code == CodeTimeout {
+			kind = SendUnknown
 		}
-		switch ErrorCode(err) {
-		case "", CodeTimeout, CodeRateLimited, CodeUnavailable:
-		default:
-			return SendResult{}, err
+		retryable := code == "" || code == CodeTimeout || code == CodeRateLimited || code == CodeUnavailable
+		wait := s.backoff(attempt)
+		if ctx.Err() != nil || !retryable || s.opt.NoRetry || a.Once {
+			wait = 0
+		}
+		tell(SendEvent{Kind: kind, Attempt: attempt, Code: code, Err: err, Retry: wait})
+		if wait == 0 {
+			return SendResult{}, errors.Join(last, err)
 		}
 		last = err
 		s.log.Debug("send not confirmed; retrying", "cmid", a.Cmid, "attempt", attempt, "err", err)
-		if !sleep(ctx, s.backoff(attempt)) {
+		if !sleep(ctx, wait) {
 			return SendResult{}, errors.Join(last, ctx.Err())
 		}
 	}

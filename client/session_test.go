@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -239,9 +240,16 @@ func TestSessionSendRetriesWithSameCmid(t *testing.T) {
 	rec := newRecorder()
 	s := openSession(t, rec.options(fc, t))
 	fc.set(func(c *fakeCluster) { c.sendTimeouts = 2 })
-	r, err := s.Send(testCtx(t), SendArgs{To: "bob", Text: "are you there?"})
+	var events []string
+	r, err := s.Send(testCtx(t), SendArgs{To: "bob", Text: "are you there?", Cmid: "c1", OnEvent: func(e SendEvent) {
+		events = append(events, fmt.Sprintf("%s %d %s %s retry=%v", e.Kind, e.Attempt, e.Cmid, e.Code, e.Retry > 0))
+	}})
 	if err != nil {
 		t.Fatalf("send through two timeouts: %v", err)
+	}
+	// Every change of the send's fate is told, with the one cmid.
+	if want := "[attempt 1 c1  retry=false unknown 1 c1 timeout retry=true attempt 2 c1  retry=false unknown 2 c1 timeout retry=true attempt 3 c1  retry=false accepted 3 c1  retry=false]"; fmt.Sprint(events) != want {
+		t.Errorf("send events %v\nwant %s", events, want)
 	}
 	if !r.Dup || r.Seq != 1 {
 		t.Errorf("send result %+v: want the first result (seq 1) again, marked dup", r)
@@ -268,6 +276,28 @@ func TestSessionSendRetriesWithSameCmid(t *testing.T) {
 	defer cancel()
 	if _, err := s.Send(ctx, SendArgs{To: "bob", Text: "hello?"}); ErrorCode(err) != CodeTimeout {
 		t.Errorf("send that never confirms: %v, want the last timeout error", err)
+	}
+	// Once: one attempt, its unknown outcome final (no retry announced).
+	var once []SendEvent
+	_, err = s.Send(testCtx(t), SendArgs{To: "bob", Text: "once", Once: true, OnEvent: func(e SendEvent) { once = append(once, e) }})
+	if ErrorCode(err) != CodeTimeout || len(once) != 2 || once[1].Kind != SendUnknown || once[1].Retry != 0 {
+		t.Errorf("a send with Once: %v, events %+v; want one attempt, unknown, final", err, once)
+	}
+}
+
+// TestSanitize: what another user typed cannot move the cursor, recolour
+// the terminal or reorder what is shown.
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"hello, 世界":          "hello, 世界",
+		"\x1b[2J\x1b[31mred": "\ufffd[2J\ufffd[31mred",
+		"bell\a and tab\t":   "bell\ufffd and tab\ufffd",
+		"\u202eevil.exe":     "\ufffdevil.exe",
+		"c1\u009b31m":        "c1\ufffd31m",
+	} {
+		if got := Sanitize(in); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

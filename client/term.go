@@ -26,19 +26,26 @@ const (
 // "[conv #seq] from: text".
 type Term struct {
 	opt SessionOptions
+	// Color marks fates and events with ANSI colours (a terminal).
+	Color bool
 
-	mu  sync.Mutex // guards out: the session goroutine prints too
+	mu  sync.Mutex // guards out and the fields after it: the session goroutine prints too
 	out io.Writer
+	// state is the session's last state change; resync the last resync
+	// push, and when.
+	state, resync string
 
-	// The current conversation: a user (to) or a group. Only the command
-	// loop touches them.
+	// The current conversation: a user (to) or a group, and whether sends
+	// are retried. Only the command loop touches them.
 	to, group string
+	once      bool
 }
 
 // NewTerm returns a terminal client for the account in opt. Run replaces
 // opt's callbacks with its own printers and turns on delivery receipts.
+// opt.NoRetry sets /retry off from the start.
 func NewTerm(opt SessionOptions, out io.Writer) *Term {
-	return &Term{opt: opt, out: out}
+	return &Term{opt: opt, out: out, once: opt.NoRetry}
 }
 
 // Run opens the session and runs commands read from in until /quit, the end
@@ -49,7 +56,13 @@ func (t *Term) Run(ctx context.Context, in io.Reader) error {
 	opt := t.opt
 	opt.OnMessage = t.showMessage
 	opt.OnPush = t.showPush
-	opt.OnState = func(st string) { t.printf("* %s", st) }
+	opt.OnState = func(st string) {
+		t.mu.Lock()
+		t.state = st
+		t.mu.Unlock()
+		t.printf("* %s", st)
+	}
+	opt.NoRetry = false // per send, from /retry
 	opt.Ack = true
 	t.printf("* connecting as %s to %s", opt.User, strings.Join(opt.Gateways, ", "))
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
@@ -124,6 +137,17 @@ func (t *Term) runLine(ctx context.Context, s *Session, line string) (quit bool)
 		t.to, t.group = cmd.Args[0], ""
 		t.printf("* talking to %s (%s)", t.to, DMConv(t.opt.User, t.to))
 		return false
+	case "retry":
+		t.once = !cmd.On
+		if t.once {
+			t.printf("* retry off: a refused or unknown send is shown as final")
+		} else {
+			t.printf("* retry on: refused and unknown sends are retried with the same cmid")
+		}
+		return false
+	case "status":
+		t.status(ctx, s)
+		return false
 	}
 	c, err := s.Conn(ctx)
 	if err != nil {
@@ -184,7 +208,7 @@ func (t *Term) exec(ctx context.Context, c *Conn, cmd Command) error {
 		if conv == "" {
 			return fmt.Errorf("no conversation yet; use /to USER or /group NAME first")
 		}
-		h, err := c.History(ctx, HistoryArgs{Conv: conv, Limit: cmd.N})
+		h, err := c.History(ctx, HistoryArgs{Conv: conv, Limit: cmd.N, Read: cmd.Read})
 		if err != nil {
 			return err
 		}
@@ -220,24 +244,134 @@ func (t *Term) exec(ctx context.Context, c *Conn, cmd Command) error {
 	return nil
 }
 
-// send sends text to the current conversation; Session.Send retries it
-// with one cmid while the outcome is unknown.
+// send sends text to the current conversation and prints each change of
+// its fate as it happens: Session.Send retries it with one cmid while it
+// is refused for now or its outcome unknown (unless /retry off).
 func (t *Term) send(ctx context.Context, s *Session, text string) {
 	if t.to == "" && t.group == "" {
 		t.printf("! no conversation yet; use /to USER or /group NAME first")
 		return
 	}
-	r, err := s.Send(ctx, SendArgs{To: t.to, Group: t.group, Text: text, Cmid: NewCmid()})
+	mode := s.Auth().Mode
+	r, err := s.Send(ctx, SendArgs{To: t.to, Group: t.group, Text: text, Cmid: NewCmid(), Once: t.once,
+		OnEvent: func(e SendEvent) { t.showFate(e, mode, s.Auth().Node) }})
 	if err != nil {
-		switch ErrorCode(err) {
-		case "", CodeTimeout:
-			t.printf("! not confirmed, it may or may not have been sent: %v", err)
-		default:
-			t.printf("! not sent: %v", err)
+		if ctx.Err() != nil {
+			t.printf("! gave up after %v: %s", commandTimeout, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 		return
 	}
 	t.showMessage(Message{Conv: r.Conv, Seq: r.Seq, ID: r.ID, From: t.opt.User, Text: text, Ts: r.Ts})
+}
+
+// ANSI colours of the fates.
+const (
+	colorReset  = "\x1b[0m"
+	colorGreen  = "\x1b[32m"
+	colorRed    = "\x1b[31m"
+	colorYellow = "\x1b[33m"
+	colorDim    = "\x1b[2m"
+)
+
+// paint wraps s in colour when the terminal has it.
+func (t *Term) paint(color, s string) string {
+	if !t.Color {
+		return s
+	}
+	return color + s + colorReset
+}
+
+// why explains a refusal or an unknown outcome in a few words.
+func why(code, mode string) string {
+	switch code {
+	case CodeUnavailable:
+		if mode == "cp" {
+			return "unavailable (no quorum on this side, or no leader yet)"
+		}
+		return "unavailable"
+	case CodeTimeout:
+		return "unknown (timeout)"
+	case CodeRateLimited:
+		return "rate_limited (too many requests)"
+	case "":
+		return "unknown (the connection broke before the reply)"
+	}
+	return code
+}
+
+// showFate prints one change of a send's fate.
+func (t *Term) showFate(e SendEvent, mode, node string) {
+	switch e.Kind {
+	case SendAttempt:
+		if e.Attempt == 1 {
+			t.printf("%s", t.paint(colorDim, "… sending as cmid "+e.Cmid))
+		}
+	case SendRefused, SendUnknown:
+		what := "refused: " + why(e.Code, mode)
+		color := colorRed
+		if e.Kind == SendUnknown {
+			what, color = why(e.Code, mode), colorYellow
+		}
+		switch {
+		case e.Retry > 0 && e.Kind == SendUnknown:
+			what += fmt.Sprintf(" — retrying with the same cmid %s in %v, so it cannot be applied twice (attempt %d)", e.Cmid, e.Retry.Round(time.Millisecond), e.Attempt+1)
+		case e.Retry > 0:
+			what += fmt.Sprintf(" — not applied; retrying as cmid %s in %v, attempt %d", e.Cmid, e.Retry.Round(time.Millisecond), e.Attempt+1)
+		case e.Kind == SendUnknown:
+			what += " — final: it may or may not have been applied (a retry with cmid " + e.Cmid + " would be safe)"
+		default:
+			what += " — final: not applied"
+		}
+		t.printf("%s", t.paint(color, "✗ "+what))
+	case SendAccepted:
+		r := e.Result
+		what := fmt.Sprintf("✓ accepted %s #%d", r.Conv, r.Seq)
+		if r.Dup {
+			what += " (a retry: the first attempt had been applied)"
+		}
+		if mode == "ap" {
+			what += " locally on " + node + ": tentative until every node has been heard from"
+		}
+		t.printf("%s", t.paint(colorGreen, what))
+	}
+}
+
+// status prints where this client's requests go and, for the current
+// conversation, its shard and leader as the node sees it.
+func (t *Term) status(ctx context.Context, s *Session) {
+	t.mu.Lock()
+	state, resync := t.state, t.resync
+	t.mu.Unlock()
+	if resync == "" {
+		resync = "none"
+	}
+	c, err := s.Conn(ctx)
+	if err != nil {
+		t.printf("* connection: %s; no gateway reachable: %v", state, err)
+		return
+	}
+	st, err := c.Status(ctx, t.conv())
+	if err != nil {
+		t.printf("! /status: %v", err)
+		return
+	}
+	retry := "on"
+	if t.once {
+		retry = "off"
+	}
+	t.printf("* mode %s; gateway %s -> node %s (Redis %s); connection: %s; retry %s; last resync: %s",
+		st.Mode, st.Gateway, st.Node, map[bool]string{true: "up", false: "unreachable"}[st.RedisOK], state, retry, resync)
+	if st.Shard != nil {
+		leader := st.Leader
+		if leader == "" {
+			leader = "none known"
+		}
+		if st.Mode == "ap" {
+			t.printf("* %s is in shard %d of %d; AP has no leader: every node accepts writes", st.Conv, *st.Shard, st.Shards)
+		} else {
+			t.printf("* %s is in shard %d of %d; its leader as %s sees it: %s (%s here, term %d)", st.Conv, *st.Shard, st.Shards, st.Node, leader, st.State, st.Term)
+		}
+	}
 }
 
 // conv returns the id of the current conversation, "" when there is none.
@@ -256,7 +390,26 @@ func (t *Term) showMessage(m Message) {
 	if m.Tentative != nil && *m.Tentative {
 		suffix = " (tentative)"
 	}
-	t.printf("[%s #%d] %s: %s%s", m.Conv, m.Seq, m.From, m.Text, suffix)
+	t.printf("[%s #%d] %s: %s%s", Sanitize(m.Conv), m.Seq, Sanitize(m.From), Sanitize(m.Text), suffix)
+}
+
+// Sanitize makes text from other users safe to print on a terminal: every
+// control character (escape sequences start with one), DEL, the C1 range
+// and the bidirectional overrides that reorder what is shown become U+FFFD.
+func Sanitize(s string) string {
+	unsafe := func(r rune) bool {
+		return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) ||
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+	}
+	if !strings.ContainsFunc(s, unsafe) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unsafe(r) {
+			return '\ufffd'
+		}
+		return r
+	}, s)
 }
 
 func (t *Term) showPush(p Push) {
@@ -267,19 +420,22 @@ func (t *Term) showPush(p Push) {
 	}
 	switch p.Kind {
 	case PushDelivered:
-		t.printf("* %s received %s #%d", f.User, f.Conv, f.Seq)
+		t.printf("* delivered: %s received %s #%d", Sanitize(f.User), Sanitize(f.Conv), f.Seq)
 	case PushRead:
-		t.printf("* %s read %s up to #%d", f.User, f.Conv, f.Seq)
+		t.printf("* read: %s read %s up to #%d", Sanitize(f.User), Sanitize(f.Conv), f.Seq)
 	case PushTyping:
-		t.printf("* %s is typing in %s", f.User, f.Conv)
+		t.printf("* %s is typing in %s", Sanitize(f.User), Sanitize(f.Conv))
 	case PushPresence:
 		t.showPresence(f.User, PresenceState{Online: f.Online, Gateway: f.Gateway})
 	case PushResync:
-		t.printf("* %s changed order from #%d; /history shows it again", f.Conv, f.FromSeq)
+		t.mu.Lock()
+		t.resync = fmt.Sprintf("%s from #%d at %s", f.Conv, f.FromSeq, time.Now().Format(time.TimeOnly))
+		t.mu.Unlock()
+		t.printf("%s", t.paint(colorYellow, fmt.Sprintf("* resync: %s changed order from #%d (messages from the other side of a partition sorted in); /history shows it again", f.Conv, f.FromSeq)))
 	case PushKicked:
-		t.printf("* kicked by the gateway: %s %s", f.Reason, f.Text)
+		t.printf("* kicked by the gateway: %s %s", Sanitize(f.Reason), Sanitize(f.Text))
 	default:
-		t.printf("* %s push: %s", p.Kind, p.Raw)
+		t.printf("* %s push: %s", Sanitize(p.Kind), Sanitize(string(p.Raw)))
 	}
 }
 

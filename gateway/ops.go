@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mpim/gateway/wire"
+	"mpim/internal/convid"
 	"mpim/internal/spans"
 	"mpim/internal/token"
 	pb "mpim/proto/mpimpb"
@@ -266,8 +267,61 @@ func (s *session) do(req *wire.Request) (any, *wire.Error) {
 		return struct {
 			Presence map[string]presenceState `json:"presence"`
 		}{out}, nil
+	case wire.OpStatus:
+		return s.status(req, c)
 	}
 	return nil, wire.Errorf(wire.BadRequest, "unknown op %q", req.Op)
+}
+
+// statusFields is the reply to status: where this session's requests go,
+// and, for a conversation, its shard and that shard's leader as the node
+// answering sees it (CP; AP has no leader).
+type statusFields struct {
+	Mode    string `json:"mode"`
+	Gateway string `json:"gateway"`
+	Node    string `json:"node"`
+	RedisOK bool   `json:"redis_ok"`
+	Shards  int    `json:"shards"`
+	Conv    string `json:"conv,omitempty"`
+	Shard   *int   `json:"shard,omitempty"`
+	Leader  string `json:"leader,omitempty"`
+	State   string `json:"state,omitempty"`
+	Term    uint64 `json:"term,omitempty"`
+}
+
+// status answers the status op from the node the gateway uses now.
+func (s *session) status(req *wire.Request, c *pb.Caller) (any, *wire.Error) {
+	var st *pb.NodeStatus
+	var key string
+	_, werr := s.call(readCall, func(ctx context.Context, n *nodeConn) (err error) {
+		if st, err = n.admin.Status(ctx, &pb.Empty{}); err != nil || req.Conv == "" {
+			return err
+		}
+		w, _ := convid.ParseWire(req.Conv)
+		if w.Kind == convid.Group {
+			key = req.Conv
+			return nil
+		}
+		peer := w.A
+		if peer == c.User {
+			peer = w.B
+		}
+		info, err := n.users.Info(ctx, &pb.UserInfoRequest{Caller: c, User: peer})
+		if err == nil {
+			key = convid.DMKey(c.Uid, info.Uid)
+		}
+		return err
+	})
+	if werr != nil {
+		return nil, werr
+	}
+	out := statusFields{Mode: st.Mode, Gateway: s.g.cfg.ID, Node: st.Id, RedisOK: st.RedisOk, Shards: len(st.Shards), Conv: req.Conv}
+	if key != "" && len(st.Shards) > 0 {
+		i := convid.Shard(key, len(st.Shards))
+		sh := st.Shards[i]
+		out.Shard, out.Leader, out.State, out.Term = &i, sh.Leader, sh.State, sh.Term
+	}
+	return out, nil
 }
 
 func (s *session) group(req *wire.Request, c *pb.Caller) (any, *wire.Error) {

@@ -3,13 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 
 	"sync/atomic"
 
 	"mpim/fsm"
+	"mpim/internal/convid"
 	"mpim/node/cp"
 	"mpim/node/outcome"
 	"mpim/node/store"
@@ -90,10 +90,5 @@ func (s *localShard) status() *pb.ShardStatus {
 
 func (s *localShard) close() error { return nil }
 
-// ShardOf maps a conversation to its shard by a stable hash (FNV-1a), so
-// that every node and every restart agree. Users live in shard 0.
-func ShardOf(conv string, shards int) int {
-	h := fnv.New32a()
-	h.Write([]byte(conv))
-	return int(h.Sum32() % uint32(shards))
-}
+// ShardOf maps a conversation's state key to its shard (convid.Shard).
+func ShardOf(conv string, shards int) int { return convid.Shard(conv, shards) }

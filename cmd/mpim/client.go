@@ -13,7 +13,7 @@ import (
 
 func clientCmd() *cobra.Command {
 	opt := client.SessionOptions{}
-	var password string
+	var password, retry, color string
 	cmd := &cobra.Command{
 		Use:   "client",
 		Short: "Chat from the terminal (reconnects and fails over by itself)",
@@ -30,7 +30,21 @@ func clientCmd() *cobra.Command {
 			}
 			opt.Password = pw
 			opt.Logger = clientLogger(opt.User)
-			return client.NewTerm(opt, os.Stdout).Run(cmd.Context(), os.Stdin)
+			on, err := onOff("--retry", retry)
+			if err != nil {
+				return err
+			}
+			opt.NoRetry = !on
+			t := client.NewTerm(opt, os.Stdout)
+			switch color {
+			case "auto":
+				t.Color = client.IsTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+			case "on", "off":
+				t.Color = color == "on"
+			default:
+				return usageError{fmt.Errorf("--color %q: use auto, on or off", color)}
+			}
+			return t.Run(cmd.Context(), os.Stdin)
 		},
 	}
 	f := cmd.Flags()
@@ -39,6 +53,8 @@ func clientCmd() *cobra.Command {
 	f.StringVar(&password, "password", "", "password (default $MPIM_PASSWORD, else asked on the terminal)")
 	f.StringVar(&opt.Device, "device", "", "device name (default: the gateway's \"default\")")
 	f.BoolVar(&opt.Register, "register", false, "create the account first (an existing one is fine)")
+	f.StringVar(&retry, "retry", "on", "retry refused and unknown sends with the same cmid (on), or show each refusal as final (off; /retry in the client)")
+	f.StringVar(&color, "color", "auto", "colour the sends' fates: auto (when stdout is a terminal and NO_COLOR is unset), on or off")
 	return cmd
 }
 

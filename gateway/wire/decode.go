@@ -467,6 +467,10 @@ func (d *decoder) decode() {
 		d.require(fUsers)
 		r.Users = d.names(fUsers, MaxUsers)
 	case OpPing:
+	case OpStatus:
+		if d.present(fConv) {
+			r.Conv = d.str(fConv)
+		}
 	default:
 		d.fail(unknownOp(r.Op))
 	}
@@ -484,7 +488,7 @@ func (d *decoder) device() string {
 // allocating a copy of the op in every request.
 var ops = [...]string{
 	OpRegister, OpLogin, OpResume, OpUserInfo, OpUserUpdate, OpSend, OpSync, OpHistory, OpAck, OpRead,
-	OpTyping, OpGroupCreate, OpGroupJoin, OpGroupLeave, OpGroupMembers, OpPresence, OpPing,
+	OpTyping, OpGroupCreate, OpGroupJoin, OpGroupLeave, OpGroupMembers, OpPresence, OpPing, OpStatus,
 }
 
 // internOp returns the known op that the raw JSON string tok spells without

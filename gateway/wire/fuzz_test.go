@@ -234,6 +234,8 @@ func oracleValid(r *Request) bool {
 		return names(r.Users, 1, 256)
 	case OpPing:
 		return true
+	case OpStatus:
+		return r.Conv == "" || conv(r.Conv)
 	}
 	return false
 }

@@ -31,7 +31,7 @@ func TestNeedsAuth(t *testing.T) {
 		}
 	}
 	for _, op := range []string{OpUserInfo, OpUserUpdate, OpSend, OpSync, OpHistory, OpAck, OpRead, OpTyping,
-		OpGroupCreate, OpGroupJoin, OpGroupLeave, OpGroupMembers, OpPresence} {
+		OpGroupCreate, OpGroupJoin, OpGroupLeave, OpGroupMembers, OpPresence, OpStatus} {
 		if !NeedsAuth(op) {
 			t.Errorf("NeedsAuth(%s) = false; the spec requires an authenticated connection", op)
 		}

@@ -97,6 +97,11 @@ func (v validator) validate(r *Request) *Error {
 		return first(conv(r.Conv), e)
 	case OpTyping:
 		return conv(r.Conv)
+	case OpStatus:
+		if r.Conv == "" {
+			return nil
+		}
+		return conv(r.Conv)
 	case OpGroupCreate:
 		return first(name("group", r.Group), nameList("members", r.Members, 0, MaxMembers))
 	case OpGroupJoin, OpGroupLeave, OpGroupMembers:

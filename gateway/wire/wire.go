@@ -90,6 +90,10 @@ const (
 	OpGroupMembers = "group_members"
 	OpPresence     = "presence"
 	OpPing         = "ping"
+	// OpStatus (an extension): the session's mode, gateway and node, and
+	// for a conversation its shard and that shard's leader as the node
+	// sees it.
+	OpStatus = "status"
 )
 
 // Kinds of push, as sent in a push frame's push field.

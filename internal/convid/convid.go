@@ -14,6 +14,7 @@
 package convid
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 )
@@ -146,6 +147,15 @@ func ParseKey(conv string) (k Key, ok bool) {
 		return Key{}, false
 	}
 	return Key{Kind: Direct, UIDA: a, UIDB: b}, true
+}
+
+// Shard maps a conversation's state key to its shard by a stable hash
+// (FNV-1a), so that every node, every gateway and every restart agree.
+// Users live in shard 0.
+func Shard(key string, shards int) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(shards))
 }
 
 // DMUIDs returns the two uids of a direct conversation key, smaller
