@@ -355,8 +355,15 @@ func (g *Gateway) attachOnce(ctx context.Context, n *nodeConn) error {
 	if err := stream.Send(&pb.GatewayStatus{Gateway: g.cfg.ID, RedisOk: sent}); err != nil {
 		return err
 	}
-	// While detached, pushes may have been missed: pull them.
-	g.catchUpAll()
+	// While detached, pushes may have been missed, but only if they
+	// needed this stream: with the Redis subscription healthy they came
+	// through Redis (and a subscription that broke and came back made its
+	// own catch-up). A catch-up that is not needed is not free: in AP it
+	// shows positions not yet settled, which the writes of other nodes
+	// then move (a resync for the client).
+	if !sent {
+		g.catchUpAll()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		for {
