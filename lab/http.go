@@ -21,8 +21,8 @@ type Status struct {
 	Shards    int           `json:"shards"`
 	Leaders   string        `json:"leaders"`
 	APRepair  bool          `json:"ap_repair"`
-	Redis     string        `json:"redis"`      // redis://HOST:PORT
-	RedisKind string        `json:"redis_kind"` // redis-server, embedded miniredis or external
+	Redis     string        `json:"redis"` // redis://HOST:PORT
+	RedisKind RedisImpl     `json:"redis_kind"`
 	Data      string        `json:"data"`
 	Dashboard string        `json:"dashboard"`
 	PID       int           `json:"pid"`

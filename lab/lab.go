@@ -44,7 +44,7 @@ type Lab struct {
 	data      string
 	tempData  bool
 	redisNote string // how Redis was chosen, for the banner
-	redisKind string // "redis-server", "embedded miniredis" or "external"
+	redisKind RedisImpl
 	redisAddr string
 	dashboard string // http://HOST:PORT/
 	listenAll bool   // the dashboard listens on every interface
@@ -191,14 +191,14 @@ func (l *Lab) prepare() error {
 	switch l.cfg.Redis {
 	case RedisAuto:
 		if redisproc.Available() {
-			l.redisKind, l.redisNote = "redis-server", "redis: redis-server (found on PATH)"
+			l.redisKind, l.redisNote = RedisServer, "redis: redis-server (found on PATH)"
 		} else {
-			l.redisKind, l.redisNote = "embedded miniredis", "redis: embedded miniredis (no redis-server binary found)"
+			l.redisKind, l.redisNote = RedisMiniredis, "redis: embedded miniredis (no redis-server binary found)"
 		}
 	case RedisEmbedded:
-		l.redisKind, l.redisNote = "embedded miniredis", "redis: embedded miniredis (--redis embedded)"
+		l.redisKind, l.redisNote = RedisMiniredis, "redis: embedded miniredis (--redis embedded)"
 	default:
-		l.redisKind, l.redisNote = "external", "redis: external "+l.cfg.Redis+" (not managed by the lab)"
+		l.redisKind, l.redisNote = RedisExternal, "redis: external "+l.cfg.Redis+" (not managed by the lab)"
 	}
 	l.stateFile = l.cfg.StateFile
 	if l.stateFile == "" {
@@ -228,7 +228,7 @@ func (l *Lab) plan(httpAddr string) error {
 		return err
 	}
 	need := 3*l.cfg.Nodes + l.cfg.Gateways
-	if l.redisKind != "external" {
+	if l.redisKind != RedisExternal {
 		need++
 	}
 	var ports []int
@@ -277,6 +277,21 @@ func (l *Lab) plan(httpAddr string) error {
 	return nil
 }
 
+// RedisImpl is the Redis a lab uses; its value is also how the banner and
+// the API name it.
+type RedisImpl string
+
+// The Redis implementations.
+const (
+	// RedisServer is a redis-server the lab starts.
+	RedisServer RedisImpl = "redis-server"
+	// RedisMiniredis is the embedded miniredis the lab starts when no
+	// redis-server binary exists (or --redis embedded).
+	RedisMiniredis RedisImpl = "embedded miniredis"
+	// RedisExternal is a Redis the lab does not manage (--redis HOST:PORT).
+	RedisExternal RedisImpl = "external"
+)
+
 // logPath is where the lab writes member name's output.
 func (l *Lab) logPath(name string) string { return filepath.Join(l.data, "logs", name+".log") }
 
@@ -285,10 +300,10 @@ func (l *Lab) logPath(name string) string { return filepath.Join(l.data, "logs",
 func (l *Lab) planRedis(addr func(string, int) string) (*member, error) {
 	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.cfg.Env, state: StateStarting}
 	switch l.redisKind {
-	case "external":
+	case RedisExternal:
 		l.redisAddr = l.cfg.Redis
 		redis.state = StateExternal
-	case "redis-server":
+	case RedisServer:
 		l.redisAddr = addr("redis", roleRedis)
 		host, portStr, _ := net.SplitHostPort(l.redisAddr)
 		port, _ := strconv.Atoi(portStr)

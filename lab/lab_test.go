@@ -481,11 +481,11 @@ func TestRestartRetries(t *testing.T) {
 // alone.
 func TestRedisMember(t *testing.T) {
 	ctx := context.Background()
-	for _, kind := range []string{"redis-server", "embedded miniredis"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, kind := range []RedisImpl{RedisServer, RedisMiniredis} {
+		t.Run(string(kind), func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Nodes, cfg.Gateways = 1, 0
-			if kind == "redis-server" {
+			if kind == RedisServer {
 				cfg.Redis = RedisAuto // redis-server is installed wherever these tests run
 			}
 			l := startLab(t, cfg)

@@ -66,9 +66,9 @@ type MemberState struct {
 	WS string `json:"ws,omitempty"`
 	// Redis is the Redis URL, redis://HOST:PORT, on the redis member.
 	Redis string `json:"redis,omitempty"`
-	// Impl is the Redis implementation: "redis-server", "embedded
-	// miniredis" or "external".
-	Impl string `json:"impl,omitempty"`
+	// Impl is the Redis implementation (RedisServer, RedisMiniredis or
+	// RedisExternal).
+	Impl RedisImpl `json:"impl,omitempty"`
 	// Data is a node's data directory.
 	Data string `json:"data,omitempty"`
 	// Log is the file holding the member's stderr and stdout.
@@ -202,7 +202,7 @@ func (l *Lab) start(ctx context.Context, m *member) error {
 		<-p.done
 		who := string(m.info.Kind) + " " + m.info.Name
 		if m.info.Kind == KindRedis {
-			who = m.info.Impl
+			who = string(m.info.Impl)
 		}
 		return fmt.Errorf("%w: %s %w (log %s: %s)", ErrNotReady, who, err, m.info.Log, redisproc.Tail(m.info.Log, 8))
 	}
