@@ -30,6 +30,12 @@ func (w logWriter) Write(p []byte) (int, error) {
 // Redis (pushes take the fallback path; membership does not need them).
 func startCP(t *testing.T, id string, shards int, peers map[string]string, join string) *Node {
 	t.Helper()
+	return startCPWith(t, id, shards, peers, join, nil)
+}
+
+// startCPWith is startCP with the configuration changed by edit first.
+func startCPWith(t *testing.T, id string, shards int, peers map[string]string, join string, edit func(*Config)) *Node {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ID, cfg.DataDir, cfg.Shards = id, t.TempDir(), shards
 	cfg.ListenAddr, cfg.HTTPAddr, cfg.RaftListen = "127.0.0.1:0", "", peers[id]
@@ -37,6 +43,9 @@ func startCP(t *testing.T, id string, shards int, peers map[string]string, join 
 	cfg.Secret = []byte("test-secret-0123456789abcdef")
 	cfg.BcryptCost, cfg.NoSync = bcrypt.MinCost, true
 	cfg.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if edit != nil {
+		edit(&cfg)
+	}
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("start %s: %v", id, err)
@@ -183,4 +192,49 @@ func TestColocateLeaders(t *testing.T) {
 		n := colocated()
 		return n != nil && n.cfg.ID == to
 	})
+}
+
+// TestSpreadLeavesLeaders: with --leaders spread nothing moves a shard's
+// leadership after an election; a shard led by another node than shard
+// 0's leader stays there (colocate moves it within a second).
+func TestSpreadLeavesLeaders(t *testing.T) {
+	addrs := raftAddrs(t, "n1", "n2", "n3")
+	nodes := map[string]*Node{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes[id] = startCPWith(t, id, 2, addrs, "", func(c *Config) { c.Leaders = "spread" })
+	}
+	leader := func(shard int) *Node {
+		for _, n := range nodes {
+			if cpShard(n, shard).s.IsLeader() {
+				return n
+			}
+		}
+		return nil
+	}
+	waitUntil(t, "both shards have a leader", func() bool { return leader(0) != nil && leader(1) != nil })
+	// Put shard 1's leadership on a node that does not lead shard 0.
+	waitUntil(t, "shard 1 led by another node than shard 0", func() bool {
+		l0, l1 := leader(0), leader(1)
+		if l0 == nil || l1 == nil {
+			return false
+		}
+		if l0 != l1 {
+			return true
+		}
+		for id := range nodes {
+			if id != l0.cfg.ID {
+				cpShard(l1, 1).s.TransferLeadership(id) // retried until it takes
+				break
+			}
+		}
+		return false
+	})
+	apart := leader(1).cfg.ID
+	// Colocation would move it within its 200 ms tick plus a transfer
+	// (TestColocateLeaders); watch for three seconds that nothing does.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if l0, l1 := leader(0), leader(1); l0 != nil && l1 != nil && l0 == l1 {
+			t.Fatalf("with --leaders spread shard 1's leadership moved from %s to shard 0's leader %s", apart, l0.cfg.ID)
+		}
+	}
 }
