@@ -130,10 +130,34 @@ func ReadCursor(tx Tx, uid uint64, conv string) uint64 {
 // its message ids in seq order. Replicas holding the same messages in the
 // same order have equal digests.
 func Digest(tx Tx, conv string) (count uint64, digest string) {
+	return digestOf(tx, conv, recordID)
+}
+
+// DigestBefore is Digest over the messages of conv stamped (Message.Ts)
+// before ts, in Unix milliseconds. Replicas that hold the same messages
+// written before a moment agree on it while newer writes still arrive:
+// the chaos harness times convergence after a heal with it, the workload
+// going on.
+func DigestBefore(tx Tx, conv string, ts int64) (count uint64, digest string) {
+	return digestOf(tx, conv, func(v []byte) ([]byte, bool) {
+		var m struct {
+			ID string `json:"id"`
+			Ts int64  `json:"ts"`
+		}
+		if json.Unmarshal(v, &m) != nil || m.Ts >= ts {
+			return nil, false
+		}
+		return []byte(m.ID), true
+	})
+}
+
+// digestOf hashes, in seq order, the ids that id reads from conv's
+// message records (a record it refuses is left out).
+func digestOf(tx Tx, conv string, id func([]byte) ([]byte, bool)) (count uint64, digest string) {
 	h := sha256.New()
 	p := convPrefix(conv)
 	_ = tx.Scan(bMsgs, p, prefixEnd(p), false, func(_, v []byte) bool {
-		if id, ok := recordID(v); ok {
+		if id, ok := id(v); ok {
 			count++
 			h.Write(id)
 			h.Write(sep)

@@ -172,6 +172,35 @@ func TestDigest(t *testing.T) {
 	}
 }
 
+// TestDigestBefore: replicas that hold the same messages stamped before a
+// moment agree on DigestBefore of it, whatever came after; a replica that
+// lacks one of the earlier messages does not.
+func TestDigestBefore(t *testing.T) {
+	at := func(c Command, ts int64) Command { s := *c.Send; s.Ts = ts; return Command{Send: &s} }
+	a, b := at(send("g:team", 1, "a"), 100), at(send("g:team", 2, "b"), 200)
+	late1, late2 := at(send("g:team", 1, "c"), 300), at(send("g:team", 2, "d"), 400)
+	build := func(sends ...Command) *harness {
+		h := newHarness(t, DefaultConfig())
+		h.users("alice", "bob")
+		h.ok(mkGroup("team", 1, 2))
+		for _, s := range sends {
+			h.ok(s)
+		}
+		return h
+	}
+	n1, d1 := DigestBefore(build(a, b, late1).kv, "g:team", 300)
+	n2, d2 := DigestBefore(build(a, b, late2, late1).kv, "g:team", 300)
+	if n1 != 2 || n1 != n2 || d1 != d2 {
+		t.Fatalf("same messages before 300, different ones after: (%d, %s) vs (%d, %s), want equal with count 2", n1, d1, n2, d2)
+	}
+	if n, d := Digest(build(a, b).kv, "g:team"); n != n1 || d != d1 {
+		t.Fatalf("DigestBefore over the earlier messages (%d, %s) differs from Digest of just them (%d, %s)", n1, d1, n, d)
+	}
+	if n3, d3 := DigestBefore(build(a, late1).kv, "g:team", 300); n3 == n1 || d3 == d1 {
+		t.Fatalf("a replica lacking an earlier message agrees: (%d, %s)", n3, d3)
+	}
+}
+
 // TestRecordID: the id read without decoding a record is the id decoding
 // it gives, whatever the other fields hold.
 func TestRecordID(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -94,7 +95,14 @@ type Replica struct {
 // fault layer: the lab's own view, which consistency tests and checkers
 // compare across replicas.
 func (l *Lab) Replicas(ctx context.Context) map[string]Replica {
-	return eachNode(l, func(m MemberState) Replica { return ReadReplica(ctx, m.HTTP) })
+	return l.ReplicasBefore(ctx, time.Time{})
+}
+
+// ReplicasBefore is Replicas over the messages stamped before t only (all
+// of them when t is zero): replicas that hold the same messages written
+// before a heal agree on it while the workload goes on.
+func (l *Lab) ReplicasBefore(ctx context.Context, t time.Time) map[string]Replica {
+	return eachNode(l, func(m MemberState) Replica { return ReadReplicaBefore(ctx, m.HTTP, t) })
 }
 
 // eachNode runs read for every node member concurrently.
@@ -137,6 +145,12 @@ func getNodeJSON(ctx context.Context, url string, timeout time.Duration, v any) 
 // ReadReplica reads the per-conversation digests of the node whose admin
 // HTTP base URL (http://HOST:PORT/) is base.
 func ReadReplica(ctx context.Context, base string) Replica {
+	return ReadReplicaBefore(ctx, base, time.Time{})
+}
+
+// ReadReplicaBefore is ReadReplica over the messages stamped before t
+// (all when t is zero).
+func ReadReplicaBefore(ctx context.Context, base string, t time.Time) Replica {
 	var body struct {
 		Convs []struct {
 			Conv   string `json:"conv"`
@@ -144,7 +158,11 @@ func ReadReplica(ctx context.Context, base string) Replica {
 			Digest string `json:"digest"`
 		} `json:"convs"`
 	}
-	if err := getNodeJSON(ctx, base+"admin/digests", 2*time.Second, &body); err != nil {
+	url := base + "admin/digests"
+	if !t.IsZero() {
+		url += "?before=" + strconv.FormatInt(t.UnixMilli(), 10)
+	}
+	if err := getNodeJSON(ctx, url, 2*time.Second, &body); err != nil {
 		return Replica{Error: err.Error()}
 	}
 	r := Replica{Convs: map[string]ConvReplica{}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"mpim/fsm"
@@ -24,7 +25,7 @@ func (s *adminService) Status(context.Context, *pb.Empty) (*pb.NodeStatus, error
 }
 
 func (s *adminService) Digests(context.Context, *pb.Empty) (*pb.DigestsReply, error) {
-	return s.n.digests(), nil
+	return s.n.digests(0), nil
 }
 
 func (n *Node) status() *pb.NodeStatus {
@@ -35,13 +36,18 @@ func (n *Node) status() *pb.NodeStatus {
 	return st
 }
 
-func (n *Node) digests() *pb.DigestsReply {
+// digests summarises every conversation of this node's replica (only the
+// messages stamped before before, in Unix milliseconds, when it is not 0).
+func (n *Node) digests(before int64) *pb.DigestsReply {
 	out := &pb.DigestsReply{}
 	for _, s := range n.shards {
 		first := len(out.Convs)
 		s.view(func(tx fsm.Tx) error {
 			for _, conv := range fsm.Convs(tx) {
 				count, digest := fsm.Digest(tx, conv)
+				if before != 0 {
+					count, digest = fsm.DigestBefore(tx, conv, before)
+				}
 				out.Convs = append(out.Convs, &pb.ConvDigest{Conv: conv, Count: count, Digest: digest})
 			}
 			return nil
@@ -76,7 +82,19 @@ func (n *Node) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, out)
 }
-func (n *Node) serveDigests(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.digests()) }
+
+// serveDigests is GET /admin/digests[?before=UNIX_MS].
+func (n *Node) serveDigests(w http.ResponseWriter, r *http.Request) {
+	var before int64
+	if v := r.URL.Query().Get("before"); v != "" {
+		var err error
+		if before, err = strconv.ParseInt(v, 10, 64); err != nil || before <= 0 {
+			http.Error(w, "before: a time in Unix milliseconds, e.g. before=1765000000000", http.StatusBadRequest)
+			return
+		}
+	}
+	writeJSON(w, n.digests(before))
+}
 
 func (s *adminService) Join(ctx context.Context, req *pb.MemberRequest) (*pb.Empty, error) {
 	if req.Id == "" || req.Address == "" {

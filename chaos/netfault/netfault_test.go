@@ -14,9 +14,9 @@ import (
 
 // fakeBackend records the directional faults in force, and can fail.
 type fakeBackend struct {
-	held    map[[2]string]bool
-	delay   map[[2]string]time.Duration
-	loss    map[[2]string]int
+	held     map[[2]string]bool
+	delay    map[[2]string]time.Duration
+	loss     map[[2]string]int
 	failOn   string // a "from>to" whose Hold fails
 	noDelay  string // a member whose links refuse delay (as netns without netem)
 	failHeal bool

@@ -76,7 +76,11 @@ func reportHTML(rep Report, ops []check.Op, start time.Time) string {
 
 	if av, ok := rep["availability"].(check.Availability); ok && len(av.BySide) > 0 {
 		b.WriteString("<h2>Availability by side</h2>\n")
-		b.WriteString(barsSVG(av.BySide))
+		var bars []bar
+		for side, v := range av.BySide {
+			bars = append(bars, bar{side, v, av.Samples.BySide[side]})
+		}
+		b.WriteString(barsSVG(bars))
 	}
 
 	b.WriteString("<h2>Numbers</h2>\n<table>\n")
@@ -288,21 +292,29 @@ func latencySVG(ops []check.Op, windows []check.Window, start time.Time, span fl
 }
 
 // barsSVG draws one horizontal bar per side: its availability, 0 to 1.
-func barsSVG(bySide map[string]float64) string {
-	sides := make([]string, 0, len(bySide))
-	for s := range bySide {
-		sides = append(sides, s)
-	}
-	sort.Strings(sides)
+// bar is one bar of barsSVG: a share and how many attempts it is over.
+type bar struct {
+	label   string
+	share   float64
+	samples int
+}
+
+// barsSVG draws shares as horizontal bars, each labelled as the tables
+// show it ("31% of 13"), in label order.
+func barsSVG(bars []bar) string {
+	sort.Slice(bars, func(i, j int) bool { return bars[i].label < bars[j].label })
 	const rowH, labelW = 26.0, 220.0
-	h := float64(len(sides))*rowH + 10
+	h := float64(len(bars))*rowH + 10
 	var b strings.Builder
 	fmt.Fprintf(&b, "<svg viewBox=\"0 0 %.0f %.0f\" width=\"100%%\" role=img>\n", chartW, h)
-	for i, s := range sides {
+	for i, br := range bars {
 		y := 5 + float64(i)*rowH
-		w := bySide[s] * (chartW - labelW - 80)
-		fmt.Fprintf(&b, "<text x='4' y='%.1f' font-size='13'>%s</text><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill=\"#1565c0\"/><text x='%.1f' y='%.1f' font-size='13'>%.3f</text>\n",
-			y+16, esc(s), labelW, y+3, w, rowH-8, labelW+w+6, y+16, bySide[s])
+		w := br.share * (chartW - labelW - 120)
+		if br.samples == 0 {
+			w = 0
+		}
+		fmt.Fprintf(&b, "<text x='4' y='%.1f' font-size='13'>%s</text><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill=\"#1565c0\"/><text x='%.1f' y='%.1f' font-size='13'>%s</text>\n",
+			y+16, esc(br.label), labelW, y+3, w, rowH-8, labelW+w+6, y+16, esc(share(br.share, br.samples)))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
@@ -366,6 +378,24 @@ func availability(r Report) check.Availability {
 	return av
 }
 
+// faultNotes are the reports' short-fault notes for a comparison, each
+// prefixed with its mode, or once for all when every mode has the same.
+func faultNotes(reps []*Report, cols []string) []string {
+	var notes []string
+	same := true
+	for i, r := range reps {
+		note := shortFaultNote(*r)
+		if note != "" {
+			notes = append(notes, cols[i]+": "+note)
+		}
+		same = same && note != "" && note == shortFaultNote(*reps[0])
+	}
+	if same && len(reps) > 1 {
+		return []string{"Every mode: " + shortFaultNote(*reps[0])}
+	}
+	return notes
+}
+
 // WriteComparison writes comparison.md and comparison.html into out: the
 // reports of one scenario in several modes (cp, ap, ap with repair off),
 // side by side, each mode's verdict as a sentence first.
@@ -381,6 +411,10 @@ func WriteComparison(out string, reps []*Report) error {
 	fmt.Fprintf(&md, "# %v: %s side by side\n\n", (*reps[0])["scenario"], strings.Join(cols, ", "))
 	for _, r := range reps {
 		fmt.Fprintf(&md, "- %s\n", sentence(*r))
+	}
+	notes := faultNotes(reps, cols)
+	for _, n := range notes {
+		fmt.Fprintf(&md, "\n%s\n", n)
 	}
 	fmt.Fprintf(&md, "\n| key | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	for _, row := range comparisonRows {
@@ -398,10 +432,14 @@ func WriteComparison(out string, reps []*Report) error {
 	for _, r := range reps {
 		fmt.Fprintf(&h, "<p class=verdict>%s</p>\n", esc(sentence(*r)))
 	}
+	for _, n := range notes {
+		fmt.Fprintf(&h, "<p class=small>%s</p>\n", esc(n))
+	}
 	h.WriteString("<h2>Availability during faults</h2>\n")
-	during := map[string]float64{}
+	var during []bar
 	for i, r := range reps {
-		during[cols[i]] = availability(*r).DuringFaults
+		av := availability(*r)
+		during = append(during, bar{cols[i], av.DuringFaults, av.Samples.DuringFaults})
 	}
 	h.WriteString(barsSVG(during))
 	h.WriteString("<h2>Numbers</h2><table><tr><th>key</th>")

@@ -52,6 +52,8 @@ func TestReportHTML(t *testing.T) {
 		// Values for reading: shares as percentages of their sample, three
 		// significant figures, no raw JSON.
 		"<td>90.8% of 98</td>", "<td>10% of 10; 4 more answered ok only after the heal</td>",
+		// The bars read as the tables do.
+		"font-size='13'>90.8% of 98</text>", "font-size='13'>10% of 10</text>",
 		// The verdict in words, from the numbers.
 		"CP acknowledged 0 of 13 writes on the side g1,n1 while the partition was in force (8 refused, 1 unknown, 4 answered only after the heal), and 89 of 98 on the side g2,g3,n2,n3,redis (9 refused); it lost 2 acknowledged messages, its history is linearizable and its replicas converged 120 ms after the faults ended.",
 	} {
@@ -80,7 +82,8 @@ func TestReportHTML(t *testing.T) {
 func TestWriteComparison(t *testing.T) {
 	cp, _, _ := sampleRun()
 	ap := Report{"scenario": "demo", "mode": "ap", "ap_repair": true, "verdict": "pass", "lost": 0,
-		"availability": check.Availability{DuringFaults: 1, Samples: check.Samples{DuringFaults: 40}}}
+		"availability":     check.Availability{DuringFaults: 1, Samples: check.Samples{DuringFaults: 40}},
+		"fault_measured_s": 1.75, "fault_windows": []check.Window{{}}}
 	norepair := Report{"scenario": "demo", "mode": "ap", "ap_repair": false, "verdict": "fail", "lost": 446}
 	dir := t.TempDir()
 	if err := WriteComparison(dir, []*Report{&cp, &ap, &norepair}); err != nil {
@@ -101,9 +104,31 @@ func TestWriteComparison(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`href="cp/report.html"`, `href="ap-norepair/report.html"`, "<td>446</td>", "<p class=verdict>CP acknowledged 0 of 13"} {
+	if !strings.Contains(string(md), "ap: Note: this run measured only 1.75 s of faults") {
+		t.Errorf("comparison.md does not warn that the AP run measured little fault time:\n%s", md)
+	}
+	for _, want := range []string{`href="cp/report.html"`, `href="ap-norepair/report.html"`, "<td>446</td>", "<p class=verdict>CP acknowledged 0 of 13",
+		"font-size='13'>100% of 40</text>", "<p class=small>ap: Note: this run measured only 1.75 s"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("comparison.html lacks %q", want)
 		}
+	}
+}
+
+// TestFaultNotes: a comparison warns once when every mode measured the
+// same short fault time, per mode otherwise, and not for a long one.
+func TestFaultNotes(t *testing.T) {
+	short := func(s float64) *Report {
+		return &Report{"fault_measured_s": s, "fault_windows": []check.Window{{}}}
+	}
+	cols := []string{"cp", "ap"}
+	if n := faultNotes([]*Report{short(1.75), short(1.75)}, cols); len(n) != 1 || !strings.HasPrefix(n[0], "Every mode: Note: this run measured only 1.75 s") {
+		t.Errorf("same short fault time in both modes: notes %q, want one for every mode", n)
+	}
+	if n := faultNotes([]*Report{short(1.75), short(2.5)}, cols); len(n) != 2 || !strings.HasPrefix(n[0], "cp: ") || !strings.HasPrefix(n[1], "ap: ") {
+		t.Errorf("different short fault times: notes %q, want one per mode", n)
+	}
+	if n := faultNotes([]*Report{short(1.75), short(20)}, cols); len(n) != 1 || !strings.HasPrefix(n[0], "cp: ") {
+		t.Errorf("one short, one long: notes %q, want cp's only", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -132,7 +133,7 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 func (r *runner) waitConverged(ctx context.Context, since time.Time) (bool, int64) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if r.replicasAgree(ctx) {
+		if r.replicasAgree(ctx, time.Time{}) {
 			return true, time.Since(since).Milliseconds()
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -141,14 +142,19 @@ func (r *runner) waitConverged(ctx context.Context, since time.Time) (bool, int6
 }
 
 // replicasAgree reports whether every node's replica holds the same
-// messages in the same order, per conversation (count and digest).
-func (r *runner) replicasAgree(ctx context.Context) bool {
-	reps := r.lab.Replicas(ctx)
+// messages in the same order, per conversation (count and digest); with
+// a non-zero before, the messages stamped before it (a conversation with
+// none of them is left out: it may not have reached every replica yet).
+func (r *runner) replicasAgree(ctx context.Context, before time.Time) bool {
+	reps := r.lab.ReplicasBefore(ctx, before)
 	var ref string
 	for i, name := range sortedKeys(reps) {
 		rp := reps[name]
 		if rp.Error != "" {
 			return false
+		}
+		if !before.IsZero() {
+			maps.DeleteFunc(rp.Convs, func(_ string, c lab.ConvReplica) bool { return c.Count == 0 })
 		}
 		key := fmt.Sprint(rp.Convs)
 		if i == 0 {
@@ -165,14 +171,14 @@ func (r *runner) replicasAgree(ctx context.Context) bool {
 const convergencePoll = 50 * time.Millisecond
 
 // watchConvergence polls the replicas after the scenario's heal at heal,
-// while the workload goes on, until they agree or until (the next fault
-// step, or the end of the workload). The workload keeps writing, so
-// replicas agree only between writes: on a repaired cluster that is seen
-// within a few polls; before repair, never (the cut side lacks what the
-// other wrote).
+// while the workload goes on, until they agree on every message written
+// before the heal, or until (the next fault step, or the end of the
+// workload). Messages written after the heal are left out of the
+// comparison, so the workload going on does not hide agreement: what is
+// timed is repair, the cut sides getting what the other wrote.
 func (r *runner) watchConvergence(ctx context.Context, heal, until time.Time) {
 	for time.Now().Before(until) && ctx.Err() == nil {
-		if r.replicasAgree(ctx) {
+		if r.replicasAgree(ctx, heal) {
 			r.mu.Lock()
 			if r.heal.Equal(heal) {
 				r.healConverged = time.Now()
