@@ -47,6 +47,7 @@ type fakeCluster struct {
 	syncIgnoresCursor bool   // sync replays everything: the client must dedup
 	syncHook          func() // runs (unlocked) before a sync reply is made
 	sendTimeouts      int    // the next sends apply but reply `timeout`
+	sendRefusals      int    // the next sends are refused `unavailable`, not applied
 }
 
 type fakeUser struct {
@@ -325,6 +326,10 @@ func (c *fakeCluster) apply(fc *fakeConn, op string, r fakeRequest) (map[string]
 		}
 		if r.Text == "" || r.Cmid == "" {
 			return nil, &Error{CodeBadRequest, "text and cmid are required"}
+		}
+		if c.sendRefusals > 0 {
+			c.sendRefusals--
+			return nil, &Error{CodeUnavailable, "no quorum: the shard has no leader on this side"}
 		}
 		key := me + "|" + conv + "|" + r.Cmid
 		res, dup := c.sent[key]

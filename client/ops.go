@@ -31,6 +31,10 @@ type SendArgs struct {
 	// Once makes Session.Send make one attempt (see
 	// SessionOptions.NoRetry).
 	Once bool
+	// Retry, when set, is asked after each failed attempt whether to try
+	// again (a terminal's /retry off while the send waits); false makes
+	// that attempt's outcome final.
+	Retry func() bool
 }
 
 // SendEvent is one change of a send's fate, as Session.Send sees it.

@@ -212,7 +212,7 @@ func (s *Session) send(ctx context.Context, a SendArgs) (SendResult, error) {
 		}
 		retryable := code == "" || code == CodeTimeout || code == CodeRateLimited || code == CodeUnavailable
 		wait := s.backoff(attempt)
-		if ctx.Err() != nil || !retryable || s.opt.NoRetry || a.Once {
+		if ctx.Err() != nil || !retryable || s.opt.NoRetry || a.Once || (a.Retry != nil && !a.Retry()) {
 			wait = 0
 		}
 		tell(SendEvent{Kind: kind, Attempt: attempt, Code: code, Err: err, Retry: wait})

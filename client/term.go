@@ -9,14 +9,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // commandTimeout bounds one terminal command, retries of a send included,
 // and openTimeout the first login; later reconnections never give up.
+// pendingSends bounds the messages typed and not yet sent.
 const (
 	commandTimeout = 30 * time.Second
 	openTimeout    = 30 * time.Second
+	pendingSends   = 64
 )
 
 // Term is the line-oriented chat client behind `mpim client`: it reads
@@ -35,17 +38,31 @@ type Term struct {
 	// push, and when.
 	state, resync string
 
-	// The current conversation: a user (to) or a group, and whether sends
-	// are retried. Only the command loop touches them.
+	// The current conversation: a user (to) or a group. Only the command
+	// loop touches them.
 	to, group string
-	once      bool
+	// once is /retry off: the sender reads it after each failed attempt,
+	// so it applies to a send already waiting to be retried too.
+	once atomic.Bool
+	// sends holds the messages typed, in order, for the sender goroutine:
+	// while one is refused and retried, the command loop stays free for
+	// /status, /history or /retry off.
+	sends chan pendingSend
+	// unsent counts the messages queued or being sent.
+	unsent atomic.Int32
 }
+
+// pendingSend is a message typed, for the sender: its conversation as it
+// was when typed.
+type pendingSend struct{ to, group, text string }
 
 // NewTerm returns a terminal client for the account in opt. Run replaces
 // opt's callbacks with its own printers and turns on delivery receipts.
 // opt.NoRetry sets /retry off from the start.
 func NewTerm(opt SessionOptions, out io.Writer) *Term {
-	return &Term{opt: opt, out: out, once: opt.NoRetry}
+	t := &Term{opt: opt, out: out, sends: make(chan pendingSend, pendingSends)}
+	t.once.Store(opt.NoRetry)
+	return t
 }
 
 // Run opens the session and runs commands read from in until /quit, the end
@@ -75,6 +92,19 @@ func (t *Term) Run(ctx context.Context, in io.Reader) error {
 	a := s.Auth()
 	t.printf("* logged in as %s (uid %d), mode %s, gateway %s, node %s; /help lists the commands",
 		opt.User, a.UID, a.Mode, a.Gateway, a.Node)
+
+	// The sender sends the messages typed one after another, in the order
+	// typed; at the end it finishes what was typed (each within
+	// commandTimeout) unless ctx ends first.
+	senderDone := make(chan struct{})
+	go func() { defer close(senderDone); t.sender(ctx, s) }()
+	defer func() {
+		if n := t.unsent.Load(); n > 0 && ctx.Err() == nil {
+			t.printf("* waiting for %d message(s) still being sent (each gives up after %v; interrupt to abandon them)", n, commandTimeout)
+		}
+		close(t.sends)
+		<-senderDone
+	}()
 
 	lines := make(chan string)
 	readErr := make(chan error, 1)
@@ -125,7 +155,7 @@ func (t *Term) runLine(ctx context.Context, s *Session, line string) (quit bool)
 	switch cmd.Name {
 	case "":
 		if cmd.Text != "" {
-			t.send(ctx, s, cmd.Text)
+			t.queue(cmd.Text)
 		}
 		return false
 	case "quit":
@@ -138,9 +168,9 @@ func (t *Term) runLine(ctx context.Context, s *Session, line string) (quit bool)
 		t.printf("* talking to %s (%s)", t.to, DMConv(t.opt.User, t.to))
 		return false
 	case "retry":
-		t.once = !cmd.On
-		if t.once {
-			t.printf("* retry off: a refused or unknown send is shown as final")
+		t.once.Store(!cmd.On)
+		if !cmd.On {
+			t.printf("* retry off: a refused or unknown send is shown as final (a send waiting to be retried too, at its next answer)")
 		} else {
 			t.printf("* retry on: refused and unknown sends are retried with the same cmid")
 		}
@@ -244,16 +274,40 @@ func (t *Term) exec(ctx context.Context, c *Conn, cmd Command) error {
 	return nil
 }
 
-// send sends text to the current conversation and prints each change of
-// its fate as it happens: Session.Send retries it with one cmid while it
-// is refused for now or its outcome unknown (unless /retry off).
-func (t *Term) send(ctx context.Context, s *Session, text string) {
+// queue hands text, for the current conversation, to the sender.
+func (t *Term) queue(text string) {
 	if t.to == "" && t.group == "" {
 		t.printf("! no conversation yet; use /to USER or /group NAME first")
 		return
 	}
+	t.unsent.Add(1)
+	select {
+	case t.sends <- pendingSend{to: t.to, group: t.group, text: text}:
+	default:
+		t.unsent.Add(-1)
+		t.printf("! %d messages are still waiting to be sent; this one was not queued: type it again later", pendingSends)
+	}
+}
+
+// sender sends the queued messages in order until the queue is closed.
+func (t *Term) sender(ctx context.Context, s *Session) {
+	for p := range t.sends {
+		if ctx.Err() == nil { // else stopping: drop what is left
+			t.send(ctx, s, p)
+		}
+		t.unsent.Add(-1)
+	}
+}
+
+// send sends one message and prints each change of its fate as it
+// happens: Session.Send retries it with one cmid while it is refused for
+// now or its outcome unknown (unless /retry off).
+func (t *Term) send(ctx context.Context, s *Session, p pendingSend) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
 	mode := s.Auth().Mode
-	r, err := s.Send(ctx, SendArgs{To: t.to, Group: t.group, Text: text, Cmid: NewCmid(), Once: t.once,
+	r, err := s.Send(ctx, SendArgs{To: p.to, Group: p.group, Text: p.text, Cmid: NewCmid(), Once: t.once.Load(),
+		Retry:   func() bool { return !t.once.Load() },
 		OnEvent: func(e SendEvent) { t.showFate(e, mode, s.Auth().Node) }})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -261,7 +315,7 @@ func (t *Term) send(ctx context.Context, s *Session, text string) {
 		}
 		return
 	}
-	t.showMessage(Message{Conv: r.Conv, Seq: r.Seq, ID: r.ID, From: t.opt.User, Text: text, Ts: r.Ts})
+	t.showMessage(Message{Conv: r.Conv, Seq: r.Seq, ID: r.ID, From: t.opt.User, Text: p.text, Ts: r.Ts})
 }
 
 // ANSI colours of the fates.
@@ -356,7 +410,7 @@ func (t *Term) status(ctx context.Context, s *Session) {
 		return
 	}
 	retry := "on"
-	if t.once {
+	if t.once.Load() {
 		retry = "off"
 	}
 	t.printf("* mode %s; gateway %s -> node %s (Redis %s); connection: %s; retry %s; last resync: %s",
@@ -429,9 +483,9 @@ func (t *Term) showPush(p Push) {
 		t.showPresence(f.User, PresenceState{Online: f.Online, Gateway: f.Gateway})
 	case PushResync:
 		t.mu.Lock()
-		t.resync = fmt.Sprintf("%s from #%d at %s", f.Conv, f.FromSeq, time.Now().Format(time.TimeOnly))
+		t.resync = fmt.Sprintf("%s from #%d at %s", Sanitize(f.Conv), f.FromSeq, time.Now().Format(time.TimeOnly))
 		t.mu.Unlock()
-		t.printf("%s", t.paint(colorYellow, fmt.Sprintf("* resync: %s changed order from #%d (messages from the other side of a partition sorted in); /history shows it again", f.Conv, f.FromSeq)))
+		t.printf("%s", t.paint(colorYellow, fmt.Sprintf("* resync: %s changed order from #%d (messages from the other side of a partition sorted in); /history shows it again", Sanitize(f.Conv), f.FromSeq)))
 	case PushKicked:
 		t.printf("* kicked by the gateway: %s %s", Sanitize(f.Reason), Sanitize(f.Text))
 	default:
@@ -441,10 +495,10 @@ func (t *Term) showPush(p Push) {
 
 func (t *Term) showPresence(user string, p PresenceState) {
 	if p.Online {
-		t.printf("* %s is online (gateway %s)", user, p.Gateway)
+		t.printf("* %s is online (gateway %s)", Sanitize(user), Sanitize(p.Gateway))
 		return
 	}
-	t.printf("* %s is offline", user)
+	t.printf("* %s is offline", Sanitize(user))
 }
 
 func (t *Term) printf(format string, args ...any) {

@@ -197,3 +197,59 @@ func TestTermEndsWithInputOrContext(t *testing.T) {
 		t.Fatal("Run did not return when its context ended")
 	}
 }
+
+// TestTermSendsInTheBackground: while a send is refused and retried, the
+// command loop still answers (/status-like commands, /retry off), the
+// messages typed meanwhile wait their turn and go out in the order typed,
+// and /retry off makes the waiting send's next refusal final.
+func TestTermSendsInTheBackground(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addUser("bob", testPassword)
+	fc.mu.Lock()
+	fc.sendRefusals = 1 << 30
+	fc.mu.Unlock()
+	in, typing := io.Pipe()
+	defer typing.Close()
+	out := &syncBuffer{}
+	term := NewTerm(SessionOptions{Gateways: fc.urls(), User: "alice", Password: testPassword, Register: true,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, out)
+	done := make(chan error, 1)
+	go func() { done <- term.Run(testCtx(t), in) }()
+	say := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(typing, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitOutput(t, out, "* logged in as alice")
+	say("/to bob")
+	say("first")
+	waitOutput(t, out, "✗ refused: unavailable (no quorum on this side, or no leader yet) — not applied; retrying as cmid")
+	// The loop is free while "first" is retried.
+	say("second")
+	say("/info bob")
+	waitOutput(t, out, `* bob: uid 1, nickname ""`)
+	fc.mu.Lock()
+	fc.sendRefusals = 0
+	fc.mu.Unlock()
+	waitOutput(t, out, "[dm:alice:bob #2] alice: second")
+	o := out.String()
+	if i, j := strings.Index(o, "alice: first"), strings.Index(o, "alice: second"); i < 0 || j < i || !strings.Contains(o, "[dm:alice:bob #1] alice: first") {
+		t.Fatalf("the messages typed while the first was retried did not go out in order; output:\n%s", o)
+	}
+	// /retry off while a send waits to be retried: its next refusal is final.
+	fc.mu.Lock()
+	fc.sendRefusals = 1 << 30
+	fc.mu.Unlock()
+	say("third")
+	waitOutput(t, out, "attempt 2")
+	say("/retry off")
+	waitOutput(t, out, "✗ refused: unavailable (no quorum on this side, or no leader yet) — final: not applied")
+	say("/quit")
+	if err := <-done; err != nil {
+		t.Fatalf("Run after /quit: %v", err)
+	}
+	if strings.Contains(out.String(), "alice: third") {
+		t.Fatalf("a send refused for good was shown as sent; output:\n%s", out)
+	}
+}

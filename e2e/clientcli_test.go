@@ -101,17 +101,21 @@ func startTerminal(t *testing.T, args ...string) (io.Writer, func(what string, m
 }
 
 // TestTerminalPartitionStory is the README's story through real processes:
-// alice (g1, n1) talks to bob; the teacher cuts n1 and g1 off from
+// alice (g1, n1) talks to bob (g2); the teacher cuts n1 and g1 off from
 // everyone; alice types a message. In CP her terminal shows the refusal
 // as it happens ("no quorum on this side") and the retry with the same
-// cmid, /status names the shard's leader as her node sees it, and after
-// heal the message is accepted once. With /retry off a refusal is final.
-// In AP the message is accepted at once, locally on n1, tentative.
+// cmid; while it retries she can still ask /status and read: a local
+// read answers from n1's copy, a linearizable one is refused. After heal
+// the message is accepted once and reaches bob. With /retry off a refusal
+// is final. In AP the message is accepted at once, locally on n1,
+// tentative; bob's message from the other side arrives after heal, and
+// /history shows both sides merged in one order.
 func TestTerminalPartitionStory(t *testing.T) {
 	for _, mode := range []string{"cp", "ap"} {
 		t.Run(mode, func(t *testing.T) {
 			c := startLab(t, labOpts{mode: mode, nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "2s"}})
 			c.register("g2", "bob")
+			bob := c.login("g2", "bob", "d")
 			stdin, expect, stop := startTerminal(t, "--gateway", c.ws("g1"), "--user", "alice", "--register")
 			defer stop()
 			has := func(parts ...string) func(string) bool {
@@ -134,12 +138,28 @@ func TestTerminalPartitionStory(t *testing.T) {
 				expect("AP accepting on the cut-off side", has("✓ accepted dm:alice:bob #2", "locally on n1", "tentative"))
 				fmt.Fprintln(stdin, "/status")
 				expect("the status", has("mode ap", "-> node n1"))
+				if _, err := bob.Send(ctxFor(t, 10*time.Second), client.SendArgs{To: "alice", Text: "bob on the other side", Cmid: "b-cut"}); err != nil {
+					t.Fatalf("AP refused bob's send on the majority side: %v", err)
+				}
 				c.apply("heal")
+				expect("bob's message from the other side, after heal", has("bob: bob on the other side"))
+				fmt.Fprintln(stdin, "/history 10 local")
+				expect("both sides merged in one history", has("* 3 messages of dm:alice:bob"))
 				return
 			}
 			expect("the refusal, shown as it happens", has("✗ refused: unavailable (no quorum on this side", "retrying as cmid"))
+			// While the send retries, the terminal still answers.
+			fmt.Fprintln(stdin, "/status")
+			expect("the status during the cut", has("dm:alice:bob is in shard", "as n1 sees it"))
+			fmt.Fprintln(stdin, "/history 10 local")
+			expect("a local read on the cut-off side", has("* 1 messages of dm:alice:bob (local read)"))
+			fmt.Fprintln(stdin, "/history 10 linearizable")
+			expect("a linearizable read refused on the cut-off side", has("! /history:", "unavailable"))
 			c.apply("heal")
 			expect("the retried send accepted after heal", has("✓ accepted dm:alice:bob #2"))
+			if m := messages(t, bob, 2, 15*time.Second); m[1].Text != "are you there during the cut" || m[1].Seq != 2 {
+				t.Fatalf("bob got %+v after heal, want alice's retried message as #2", m)
+			}
 			fmt.Fprintln(stdin, "/status")
 			expect("the status of the conversation's shard", has("dm:alice:bob is in shard", "its leader as n1 sees it: n"))
 			// With retry off, a refusal during a cut is final.
