@@ -150,6 +150,12 @@ func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
 		return
 	}
 	time.AfterFunc(n.cfg.APPushDelay, func() {
+		if path != pushRouted && !n.fanout.streamsWanted(path == pushStreams) {
+			// Every attached gateway hears Redis (the usual case for a
+			// replicated entry): the origin's routed push reaches them, and
+			// reading the messages back would be work for no one.
+			return
+		}
 		byShard := map[int][]int{}
 		for i, it := range items {
 			s := ShardOf(it.conv, len(n.shards))
@@ -157,7 +163,11 @@ func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
 		}
 		msgs := make([]*fsm.Message, len(items))
 		for s, idx := range byShard {
-			n.shards[s].view(func(tx fsm.Tx) error {
+			// A few lookups, on the live state under its lock: a read copy
+			// here, after every round, would make the engine's next writes
+			// copy the B-trees' paths (BenchmarkApplyAfterRead: 27 against
+			// 60 µs a send).
+			n.locals[s].st.ViewLive(func(tx fsm.Tx) error {
 				for _, i := range idx {
 					if m, ok := fsm.MessageByID(tx, items[i].id); ok {
 						msgs[i] = &m

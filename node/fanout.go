@@ -461,6 +461,20 @@ func (f *fanout) stream(push *pb.Push, uids []uint64, force bool) {
 	}
 }
 
+// streamsWanted reports whether stream(…, force) would reach any gateway:
+// with force, any attached one; without, one whose Redis subscription is
+// broken. Callers that must read state to build a push ask first.
+func (f *fanout) streamsWanted(force bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for a := range f.attached {
+		if force || !a.redisOK.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fanout) attach(gateway string) *attachment {
 	a := &attachment{gateway: gateway, out: make(chan *pb.Push, streamBuffer)}
 	a.redisOK.Store(true)
