@@ -201,6 +201,12 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 		msgs, out.More = fsm.Messages(tx, conv, req.After, req.Before, limit)
 		return nil
 	})
+	// A page backwards (the latest, or before a seq) keeps its newest
+	// messages; a page forwards its oldest: either way the client's next
+	// page starts where this one stopped.
+	var cut bool
+	msgs, _, cut = fitBytes(msgs, replyBytes, req.Before > 0 || req.After == 0)
+	out.More = out.More || cut
 	for i := range msgs {
 		out.Messages = append(out.Messages, s.n.toPB(&msgs[i]))
 	}
@@ -279,6 +285,7 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 	if apMode {
 		next = syncCursor{Origin: map[string]map[string]uint64{}}
 	}
+	budget := replyBytes
 	var convs []string
 	for _, sh := range s.n.shards {
 		sh.view(func(tx fsm.Tx) error { convs = append(convs, fsm.UserConvs(tx, c.Uid)...); return nil })
@@ -298,25 +305,32 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 			}
 			maxSeq = fsm.MaxSeq(tx, conv)
 			room := limit - len(out.Messages)
-			var more bool
+			if budget <= 0 {
+				room = 0 // the page is full by bytes: the rest on the next
+			}
+			var more, cut bool
+			var used int
 			if apMode {
 				pos := cur.Origin[conv]
 				if pos == nil {
 					pos = fsm.OriginPositions(tx, conv, from)
 				}
 				msgs, more = fsm.MessagesSinceOrigins(tx, conv, pos, room)
+				msgs, used, cut = fitBytes(msgs, budget, false)
 				for _, m := range msgs {
 					pos[m.Origin] = max(pos[m.Origin], m.OSeq)
 				}
 				next.Origin[conv] = pos
 			} else {
 				msgs, more = fsm.MessagesAfter(tx, conv, from, room)
+				msgs, used, cut = fitBytes(msgs, budget, false)
 				if len(msgs) > 0 {
 					from = msgs[len(msgs)-1].Seq
 				}
 				next.Seq[conv] = from
 			}
-			out.More = out.More || more
+			budget -= used
+			out.More = out.More || more || cut
 			return nil
 		})
 		out.Convs = append(out.Convs, &pb.ConvMax{Conv: s.n.wireConv(conv), MaxSeq: maxSeq})
@@ -399,4 +413,56 @@ func (s *messageService) Typing(ctx context.Context, req *pb.TypingRequest) (*pb
 func group(conv string) string {
 	g, _ := convid.GroupOf(conv)
 	return g
+}
+
+// replyBytes bounds the messages of one history or sync reply by their
+// size in the client's frame (wireSize): well under gRPC's 4 MiB message
+// between node and gateway, and under what a client reads in one frame. A
+// page cut by it says more, and the next page goes on from where it
+// stopped.
+const replyBytes = 1 << 20
+
+// wireSize is a message's size in a client's frame, an upper bound: JSON
+// writes <, >, &, quotes, backslashes and control characters as up to six
+// bytes.
+func wireSize(m *fsm.Message) int {
+	n := 160 + len(m.Conv) + len(m.ID) + len(m.From) + len(m.Cmid)
+	for i := 0; i < len(m.Text); i++ {
+		switch c := m.Text[i]; {
+		case c < 0x20 || c == '<' || c == '>' || c == '&' || c == '"' || c == '\\':
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// fitBytes keeps of msgs what fits in budget bytes of wireSize, from the
+// start or, with keepEnd, from the end (the newest of a page read
+// backwards). It always keeps one message when budget is positive, so
+// that a page makes progress whatever one message weighs (a message is
+// at most wire.MaxText). It returns the bytes kept and whether any
+// message was left out.
+func fitBytes(msgs []fsm.Message, budget int, keepEnd bool) (kept []fsm.Message, used int, cut bool) {
+	if budget <= 0 {
+		return nil, 0, len(msgs) > 0
+	}
+	n := 0
+	for n < len(msgs) {
+		i := n
+		if keepEnd {
+			i = len(msgs) - 1 - n
+		}
+		size := wireSize(&msgs[i])
+		if n > 0 && used+size > budget {
+			break
+		}
+		used += size
+		n++
+	}
+	if keepEnd {
+		return msgs[len(msgs)-n:], used, n < len(msgs)
+	}
+	return msgs[:n], used, n < len(msgs)
 }

@@ -2,16 +2,24 @@
 // nodes and gateways. Each code has one gRPC status code, chosen so that a
 // node's own answers never look like a transport failure: codes.Unavailable
 // and codes.DeadlineExceeded are left to gRPC itself, which a gateway must
-// judge by whether the request could have reached the node.
+// judge by whether the request could have reached the node. A node's
+// answer also names its protocol code in an ErrorInfo detail (domain
+// "mpim"), so that a status gRPC makes itself — ResourceExhausted for a
+// message over the size limit — is never read as a node's answer
+// (rate_limited).
 package rpcerr
 
 import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
+
+// domain marks the ErrorInfo details of a node's answers.
+const domain = "mpim"
 
 // Code is a protocol error code (see docs/protocol.md).
 type Code string
@@ -49,7 +57,21 @@ func Error(code Code, format string, args ...any) error {
 	if !ok {
 		c = codes.Internal
 	}
-	return status.Error(c, fmt.Sprintf(format, args...))
+	st := status.New(c, fmt.Sprintf(format, args...))
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: string(code), Domain: domain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// nodeCode is the protocol code a node's answer names in its detail.
+func nodeCode(st *status.Status) (Code, bool) {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == domain {
+			return Code(info.Reason), true
+		}
+	}
+	return "", false
 }
 
 // ErrTransport marks a failure of the call itself rather than a node's
@@ -68,9 +90,16 @@ func Decode(err error) (Code, string, error) {
 	if !ok {
 		return Internal, err.Error(), nil
 	}
+	if code, ok := nodeCode(st); ok {
+		return code, st.Message(), nil
+	}
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
 		return "", st.Message(), fmt.Errorf("%w: %s: %s", ErrTransport, st.Code(), st.Message())
+	case codes.ResourceExhausted:
+		// gRPC's own: a request or reply over the size limit (a node never
+		// answers rate_limited without its detail).
+		return TooLarge, "a message between gateway and node exceeded gRPC's size limit (" + st.Message() + "); ask for a smaller page", nil
 	}
 	for code, c := range toGRPC {
 		if c == st.Code() {
