@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin/mpim
 # two clusters must never fight over the two cores of a CI machine.
 CLUSTER_PKGS := ./e2e/...
 
-.PHONY: build lab test unit e2e fuzz vet proto clean gobench
+.PHONY: build lab test unit e2e fuzz vet proto clean gobench bench-targets
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mpim
@@ -37,6 +37,11 @@ test: vet unit e2e fuzz
 BENCHTIME ?= 1x
 gobench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./fsm ./node/store ./node/cp ./gateway/wire ./chaos/check
+
+# The system benchmarks behind docs/benchmarks.md's targets table, one
+# after another (about six minutes). Not part of `make test`.
+bench-targets: build
+	bench/targets.sh
 
 proto:
 	protoc --go_out=. --go_opt=module=mpim --go-grpc_out=. --go-grpc_opt=module=mpim proto/mpim.proto
