@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -14,20 +15,27 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"mpim/chaos/netns"
 	"mpim/client"
+	"mpim/internal/clustertls"
 	"mpim/internal/ports"
+	"mpim/internal/testcluster"
 	"mpim/internal/testenv"
 	"mpim/lab"
 	pb "mpim/proto/mpimpb"
 )
 
-// admin is a direct (unproxied) admin client of a node.
+// admin is a direct (unproxied) admin client of a node, with the lab's
+// cluster credentials (members accept nothing else).
 func (c *cluster) admin(node string) pb.AdminClient {
 	c.t.Helper()
-	cc, err := grpc.NewClient(c.member(node).GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := clustertls.Load(c.CredentialsDir())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(c.member(node).GRPC, grpc.WithTransportCredentials(credentials.NewTLS(creds.Client())))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -489,7 +497,8 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 	raft4, grpc4, http4 := addr(0), addr(1), addr(2)
 	n4 := exec.Command(mpimBin, "node", "--id", "n4", "--data", t.TempDir(), "--listen", grpc4, "--http", http4,
 		"--raft-listen", raft4, "--peers", strings.Join(append(peers, "n4="+raft4), ","), "--join", c.member("n1").GRPC,
-		"--secret", "test-secret-0123456789abcdef", "--shards", "4", "--bcrypt-cost", "4")
+		"--tls-dir", c.CredentialsDir(), "--shards", "4", "--bcrypt-cost", "4")
+	n4.Env = append(os.Environ(), "MPIM_SECRET="+testcluster.Secret)
 	n4.Stderr = testWriter{t}
 	if err := n4.Start(); err != nil {
 		t.Fatal(err)
@@ -513,7 +522,7 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 		n1Rep = c.Replicas(ctx)["n1"]
 		return n4Rep.Error == "" && n1Rep.Error == "" && len(n1Rep.Convs) > 0 && maps.Equal(n4Rep.Convs, n1Rep.Convs)
 	})
-	out, err := exec.Command(mpimBin, "node", "remove", "n4", "--via", c.member("n2").GRPC).CombinedOutput()
+	out, err := exec.Command(mpimBin, "node", "remove", "n4", "--via", c.member("n2").GRPC, "--tls-dir", c.CredentialsDir()).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mpim node remove n4: %v\n%s", err, out)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mpim/internal/clustertls"
 	"mpim/internal/spans"
 	"time"
 )
@@ -28,6 +29,12 @@ type Config struct {
 	// (benchmarks).
 	RateLimit float64
 	RateBurst int
+	// RedisPassword authenticates to Redis (requirepass); empty: none.
+	RedisPassword string
+	// TLS, when set, is the cluster's mutual TLS to the nodes: the gateway
+	// presents the cluster's certificate and requires the node's (package
+	// clustertls).
+	TLS *clustertls.Credentials
 	// Spans, when set, records where each send spends its time in this
 	// gateway, served at /debug/spans (mpim bench --trace reads them).
 	Spans *spans.Recorder

@@ -63,7 +63,7 @@ func Start(cfg Config) (*Gateway, error) {
 	log = log.With("gateway", cfg.ID)
 	g := newGateway(cfg, log)
 	var err error
-	if g.nodes, err = newNodePool(cfg.Nodes, cfg.HealthInterval, log); err != nil {
+	if g.nodes, err = newNodePool(cfg.Nodes, cfg.HealthInterval, cfg.TLS, log); err != nil {
 		return nil, err
 	}
 	g.nodes.onHealth = func(addr string, ok bool) {
@@ -81,7 +81,7 @@ func Start(cfg Config) (*Gateway, error) {
 	g.cancel = cancel
 	g.goRun(func() { g.nodes.watch(ctx) })
 	if cfg.RedisAddr != "" {
-		g.rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: cfg.RedisTimeout,
+		g.rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DialTimeout: cfg.RedisTimeout,
 			ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout, MaxRetries: -1})
 		g.redis = newSubscriber(g)
 		g.goRun(func() { g.redis.run(ctx) })

@@ -12,9 +12,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"mpim/gateway/wire"
+	"mpim/internal/clustertls"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -90,10 +92,16 @@ type nodePool struct {
 	onHealth func(addr string, ok bool)
 }
 
-func newNodePool(addrs []string, interval time.Duration, log *slog.Logger) (*nodePool, error) {
+// newNodePool connects to the nodes at addrs (with creds, over the
+// cluster's mutual TLS).
+func newNodePool(addrs []string, interval time.Duration, creds *clustertls.Credentials, log *slog.Logger) (*nodePool, error) {
 	p := &nodePool{log: log, interval: interval, changed: make(chan struct{}, 1)}
+	transport := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if creds != nil {
+		transport = grpc.WithTransportCredentials(credentials.NewTLS(creds.Client()))
+	}
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(connectParams))
+		cc, err := grpc.NewClient(a, transport, grpc.WithConnectParams(connectParams))
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("gateway: node %s: %w", a, err)

@@ -96,7 +96,7 @@ func (n *testNode) stop() { n.srv.Stop() }
 func testPool(t *testing.T, addrs ...string) *nodePool {
 	t.Helper()
 	// A health check waits interval+200ms: 1s, as long as a call.
-	p, err := newNodePool(addrs, 800*time.Millisecond, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	p, err := newNodePool(addrs, 800*time.Millisecond, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

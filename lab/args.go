@@ -11,8 +11,12 @@ import (
 // cmd/mpim's tests parse Args with the real flag set, so the two cannot
 // drift apart.
 type NodeSpec struct {
-	ID, Data, Listen, HTTP, Redis, Secret, Mode, Leaders string
-	Shards, BcryptCost                                   int
+	ID, Data, Listen, HTTP, Redis, Mode, Leaders string
+	// TLSDir holds the cluster's mutual TLS credentials ("" for none).
+	// The token secret and the Redis password are not arguments: they go
+	// in the member's environment (Lab.memberEnv).
+	TLSDir             string
+	Shards, BcryptCost int
 	// RaftListen is the node-to-node address; Peers every initial member
 	// as id=address (the address this node dials to reach it).
 	RaftListen string
@@ -25,11 +29,14 @@ type NodeSpec struct {
 // Args is the spec as `mpim node` arguments, the subcommand first.
 func (s NodeSpec) Args() []string {
 	args := []string{"node", "--id", s.ID, "--data", s.Data, "--listen", s.Listen, "--http", s.HTTP,
-		"--redis", s.Redis, "--secret", s.Secret, "--shards", strconv.Itoa(s.Shards),
+		"--redis", s.Redis, "--shards", strconv.Itoa(s.Shards),
 		"--mode", s.Mode, "--bcrypt-cost", strconv.Itoa(s.BcryptCost),
 		"--raft-listen", s.RaftListen, "--peers", strings.Join(s.Peers, ","), "--leaders", s.Leaders}
 	if s.Pprof {
 		args = append(args, "--pprof")
+	}
+	if s.TLSDir != "" {
+		args = append(args, "--tls-dir", s.TLSDir)
 	}
 	if len(s.Unsafe) > 0 {
 		args = append(args, "--unsafe", strings.Join(s.Unsafe, ","))
@@ -44,7 +51,9 @@ func (s NodeSpec) Args() []string {
 // GatewaySpec is what a gateway member is started with; Args spells it as
 // the command line of `mpim gateway`.
 type GatewaySpec struct {
-	ID, Listen, Redis, Secret string
+	ID, Listen, Redis string
+	// TLSDir: as NodeSpec's.
+	TLSDir string
 	// Nodes are the nodes' gRPC addresses in order of preference.
 	Nodes []string
 	// Origins are the allowed browser origins, comma-separated.
@@ -55,9 +64,12 @@ type GatewaySpec struct {
 // Args is the spec as `mpim gateway` arguments, the subcommand first.
 func (s GatewaySpec) Args() []string {
 	args := []string{"gateway", "--id", s.ID, "--listen", s.Listen, "--nodes", strings.Join(s.Nodes, ","),
-		"--redis", s.Redis, "--secret", s.Secret, "--origins", s.Origins}
+		"--redis", s.Redis, "--origins", s.Origins}
 	if s.Pprof {
 		args = append(args, "--pprof")
+	}
+	if s.TLSDir != "" {
+		args = append(args, "--tls-dir", s.TLSDir)
 	}
 	return args
 }

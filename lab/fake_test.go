@@ -50,6 +50,10 @@ type fakeHealth struct {
 	ID   string   `json:"id"`
 	PID  int      `json:"pid"`
 	Args []string `json:"args"`
+	// Secret and RedisPassword are what the member found in its
+	// environment.
+	Secret        string `json:"secret"`
+	RedisPassword string `json:"redis_password"`
 }
 
 func fakeMember(args []string) int {
@@ -61,7 +65,7 @@ func fakeMember(args []string) int {
 		if err := fs.Parse(args[2:]); err != nil {
 			return 2
 		}
-		s, err := redisproc.EmbeddedAt(*listen)
+		s, err := redisproc.EmbeddedAt(*listen, os.Getenv("MPIM_REDIS_PASSWORD"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fake redis:", err)
 			return 1
@@ -82,7 +86,7 @@ func fakeMember(args []string) int {
 	listen := fs.String("listen", "", "")
 	httpAddr := fs.String("http", "", "")
 	redis := fs.String("redis", "", "")
-	fs.String("secret", "", "")
+	fs.String("tls-dir", "", "")
 	fs.Int("shards", 0, "")
 	fs.String("mode", "", "")
 	fs.Int("bcrypt-cost", 0, "")
@@ -113,7 +117,7 @@ func fakeMember(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "fake %s starting\n", *id)
 
-	health := fakeHealth{ID: *id, PID: os.Getpid(), Args: args}
+	health := fakeHealth{ID: *id, PID: os.Getpid(), Args: args, Secret: os.Getenv("MPIM_SECRET"), RedisPassword: os.Getenv("MPIM_REDIS_PASSWORD")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(health)

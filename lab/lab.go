@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"mpim/chaos/netfault"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
+	"mpim/internal/clustertls"
 	"mpim/internal/ports"
 	"mpim/internal/redisproc"
 )
@@ -46,13 +48,17 @@ type Lab struct {
 	redisNote string // how Redis was chosen, for the banner
 	redisKind RedisImpl
 	redisAddr string
-	dashboard string // http://HOST:PORT/
-	listenAll bool   // the dashboard listens on every interface
-	members   []*member
-	byName    map[string]*member
-	httpSrv   *http.Server
-	started   time.Time
-	stateFile string
+	// redisPassword is what Redis requires of every client (the lab makes
+	// one for the Redis it runs); tlsDir holds the cluster's mutual TLS
+	// credentials, "" without them.
+	redisPassword, tlsDir string
+	dashboard             string // http://HOST:PORT/
+	listenAll             bool   // the dashboard listens on every interface
+	members               []*member
+	byName                map[string]*member
+	httpSrv               *http.Server
+	started               time.Time
+	stateFile             string
 
 	// network is the fault layer: every link between members passes
 	// through one of its proxies.
@@ -184,10 +190,15 @@ func (l *Lab) prepare() error {
 		return fmt.Errorf("lab: create %s: %w (pass a writable --data DIR)", l.data, err)
 	}
 	if l.cfg.Secret == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		l.cfg.Secret = hex.EncodeToString(b)
+		l.cfg.Secret = randomHex(24)
 	}
+	// Cluster traffic is authenticated: members present the lab's
+	// certificates to each other, and Redis wants a password.
+	l.tlsDir = filepath.Join(l.data, "credentials")
+	if err := clustertls.Generate(l.tlsDir); err != nil {
+		return fmt.Errorf("lab: cluster credentials: %w", err)
+	}
+	l.redisPassword = os.Getenv("MPIM_REDIS_PASSWORD")
 	switch l.cfg.Redis {
 	case RedisAuto:
 		if redisproc.Available() {
@@ -198,7 +209,10 @@ func (l *Lab) prepare() error {
 	case RedisEmbedded:
 		l.redisKind, l.redisNote = RedisMiniredis, "redis: embedded miniredis (--redis embedded)"
 	default:
-		l.redisKind, l.redisNote = RedisExternal, "redis: external "+l.cfg.Redis+" (not managed by the lab)"
+		l.redisKind, l.redisNote = RedisExternal, "redis: external "+l.cfg.Redis+" (not managed by the lab; its password, if any, from $MPIM_REDIS_PASSWORD)"
+	}
+	if l.redisKind != RedisExternal && l.redisPassword == "" {
+		l.redisPassword = randomHex(16)
 	}
 	l.stateFile = l.cfg.StateFile
 	if l.stateFile == "" {
@@ -298,7 +312,7 @@ func (l *Lab) logPath(name string) string { return filepath.Join(l.data, "logs",
 // planRedis plans the Redis member: redis-server, the embedded miniredis,
 // or an external Redis the lab does not manage.
 func (l *Lab) planRedis(addr func(string, int) string) (*member, error) {
-	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.cfg.Env, state: StateStarting}
+	redis := &member{info: MemberState{Name: "redis", Kind: KindRedis, Impl: l.redisKind}, env: l.memberEnv(), state: StateStarting}
 	switch l.redisKind {
 	case RedisExternal:
 		l.redisAddr = l.cfg.Redis
@@ -311,7 +325,7 @@ func (l *Lab) planRedis(addr func(string, int) string) (*member, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("lab: create %s: %w", dir, err)
 		}
-		cmd, err := redisproc.CommandOn(host, port, dir)
+		cmd, err := redisproc.CommandOn(host, port, dir, l.redisPassword)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +352,7 @@ func (l *Lab) planNodes(addr func(string, int) string) ([]*member, error) {
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
 		spec := NodeSpec{ID: name, Data: filepath.Join(l.data, name), Listen: addr(name, roleGRPC), HTTP: addr(name, roleHTTP),
-			Secret: l.cfg.Secret, Mode: l.mode, Shards: l.cfg.Shards, BcryptCost: l.cfg.BcryptCost,
+			TLSDir: l.tlsDir, Mode: l.mode, Shards: l.cfg.Shards, BcryptCost: l.cfg.BcryptCost,
 			RaftListen: raftAddrs[i-1], Leaders: l.cfg.Leaders, Unsafe: l.cfg.Unsafe, APRepair: l.cfg.APRepair,
 			Pprof: true} // the lab's members listen on loopback (or its own namespaces)
 		for j, a := range raftAddrs {
@@ -361,7 +375,7 @@ func (l *Lab) planNodes(addr func(string, int) string) ([]*member, error) {
 		nodes = append(nodes, &member{
 			info: MemberState{Name: name, Kind: KindNode, GRPC: spec.Listen, Raft: spec.RaftListen, HTTP: "http://" + spec.HTTP + "/",
 				Data: spec.Data, Log: l.logPath(name)},
-			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.cfg.Env,
+			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.memberEnv(),
 			readyPrefix: "node " + name + " ", healthURL: "http://" + spec.HTTP + "/healthz",
 			state: StateStarting,
 		})
@@ -375,7 +389,7 @@ func (l *Lab) planGateways(addr func(string, int) string, nodes []*member, httpA
 	var gateways []*member
 	for i := 1; i <= l.cfg.Gateways; i++ {
 		name := "g" + strconv.Itoa(i)
-		spec := GatewaySpec{ID: name, Listen: addr(name, roleGateway), Secret: l.cfg.Secret,
+		spec := GatewaySpec{ID: name, Listen: addr(name, roleGateway), TLSDir: l.tlsDir,
 			Origins: dashboardOrigins(httpAddr), Pprof: true}
 		first := (i - 1) % len(nodes)
 		for j := range nodes {
@@ -393,7 +407,7 @@ func (l *Lab) planGateways(addr func(string, int) string, nodes []*member, httpA
 		gateways = append(gateways, &member{
 			info: MemberState{Name: name, Kind: KindGateway, HTTP: "http://" + spec.Listen + "/",
 				WS: "ws://" + spec.Listen + "/ws", Log: l.logPath(name)},
-			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.cfg.Env,
+			path: l.cfg.Binary, args: l.hook(name, spec.Args()), env: l.memberEnv(),
 			readyPrefix: "gateway " + name + " ", healthURL: "http://" + spec.Listen + "/healthz",
 			state: StateStarting,
 		})
@@ -737,4 +751,25 @@ func (l *Lab) Banner() []string {
 		lines = append(lines, "student "+u)
 	}
 	return append(lines, "dashboard "+l.dashboard)
+}
+
+// memberEnv is the environment every member starts with: the lab's, and
+// the cluster's secrets, which stay off the command lines (ps shows those
+// to every local user; a process's environment only to its owner).
+func (l *Lab) memberEnv() []string {
+	return append(slices.Clone(l.cfg.Env), "MPIM_SECRET="+l.cfg.Secret, "MPIM_REDIS_PASSWORD="+l.redisPassword)
+}
+
+// CredentialsDir holds the cluster's mutual TLS credentials (for a member
+// started by hand, e.g. a node joining: --tls-dir).
+func (l *Lab) CredentialsDir() string { return l.tlsDir }
+
+// RedisPassword is the password the lab's Redis requires (for tools and
+// tests on this machine; the HTTP API never shows it).
+func (l *Lab) RedisPassword() string { return l.redisPassword }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -127,7 +128,17 @@ func TestUp(t *testing.T) {
 		if h.PID != m.PID || h.ID != m.Name {
 			t.Fatalf("member %s: /healthz answered by %s pid %d, want pid %d", m.Name, h.ID, h.PID, m.PID)
 		}
-		secrets[flagValue(h.Args, "--secret")] = true
+		// The cluster's secrets reach members in their environment, never
+		// on their command lines (which ps shows to every local user).
+		secrets[h.Secret+" "+h.RedisPassword] = true
+		for _, a := range h.Args {
+			if (h.Secret != "" && strings.Contains(a, h.Secret)) || (h.RedisPassword != "" && strings.Contains(a, h.RedisPassword)) {
+				t.Errorf("member %s has a secret on its command line: %q", m.Name, h.Args)
+			}
+		}
+		if dir := flagValue(h.Args, "--tls-dir"); dir != l.CredentialsDir() || dir == "" {
+			t.Errorf("member %s: --tls-dir %q, want the lab's credentials %q", m.Name, dir, l.CredentialsDir())
+		}
 		if got := flagValue(h.Args, "--redis"); got != proxyOf(m.Name, "redis") {
 			t.Errorf("member %s: --redis %s, want the proxy of link %s->redis", m.Name, got, m.Name)
 		}
@@ -157,8 +168,8 @@ func TestUp(t *testing.T) {
 			}
 		}
 	}
-	if len(secrets) != 1 || secrets[""] {
-		t.Errorf("members got secrets %v, want one shared non-empty secret", secrets)
+	if len(secrets) != 1 || secrets[" "] || slices.ContainsFunc(slices.Collect(maps.Keys(secrets)), func(s string) bool { return strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") }) {
+		t.Errorf("members got secrets %v, want one shared non-empty token secret and Redis password", secrets)
 	}
 
 	banner := l.Banner()

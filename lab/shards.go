@@ -57,6 +57,9 @@ type APReplication struct {
 	Applied   uint64            `json:"applied"`
 	// Resubscribes counts Redis subscriptions the node dropped as dead.
 	Resubscribes uint64 `json:"resubscribes"`
+	// Forged counts messages on the replication channels not signed by a
+	// member of the cluster (dropped).
+	Forged uint64 `json:"forged"`
 }
 
 // Shards reads every running node's shard replicas directly from the node

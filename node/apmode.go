@@ -34,6 +34,7 @@ func (c *cluster) startAP() error {
 	sort.Strings(nodes)
 	rc := n.cfg.AP
 	rc.ID, rc.Nodes, rc.Dir, rc.Logger, rc.NoSync, rc.Spans = n.cfg.ID, nodes, n.cfg.DataDir, n.log, n.cfg.NoSync, n.cfg.Spans
+	rc.LogKey = ap.LogKey(n.cfg.Secret)
 	rc.Check = func(cmd fsm.Command) error {
 		var err error
 		// On the engine, between its own writes: the live state, no copy.

@@ -14,9 +14,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"mpim/fsm"
+	"mpim/internal/clustertls"
 	"mpim/internal/rpcerr"
 	"mpim/node/cp"
 	"mpim/node/outcome"
@@ -48,7 +50,7 @@ var errUnknownPeer = errors.New("node: peer not in --peers")
 
 func startCluster(n *Node) (*cluster, error) {
 	cfg := n.cfg
-	mux, err := cp.Listen(cfg.RaftListen, n.log)
+	mux, err := cp.Listen(cfg.RaftListen, n.log, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func (c *cluster) client(addr string) (*grpc.ClientConn, pb.InternalClient, erro
 				if dl, ok := ctx.Deadline(); ok {
 					d = time.Until(dl)
 				}
-				return cp.DialRPC(a, d)
+				return c.mux.DialRPC(a, d)
 			}))
 		if err != nil {
 			return nil, nil, err
@@ -276,7 +278,7 @@ func (c *cluster) join() {
 	}
 	for {
 		err := func() error {
-			cc, err := grpc.NewClient(c.n.cfg.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			cc, err := grpc.NewClient(c.n.cfg.Join, transportCredentials(c.n.cfg.TLS))
 			if err != nil {
 				return err
 			}
@@ -456,3 +458,12 @@ func (r *cpReplica) status() *pb.ShardStatus {
 }
 
 func (r *cpReplica) close() error { return r.s.Close() }
+
+// transportCredentials are what this node dials another node's gRPC port
+// with: the cluster's mutual TLS, or plain TCP without it.
+func transportCredentials(c *clustertls.Credentials) grpc.DialOption {
+	if c == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(c.Client()))
+}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mpim/fsm"
+	"mpim/internal/clustertls"
 	"mpim/internal/spans"
 	"mpim/node/ap"
 	"mpim/node/cp"
@@ -31,6 +32,13 @@ type Config struct {
 	// Spans, when set, records where each send spends its time in this
 	// node, served at /debug/spans on HTTPAddr (mpim bench --trace).
 	Spans *spans.Recorder
+	// RedisPassword authenticates to Redis (requirepass); empty: none.
+	RedisPassword string
+	// TLS, when set, is the cluster's mutual TLS: the gRPC port gateways
+	// call, and the node-to-node link, accept only peers with a
+	// certificate of the cluster's authority, and this node presents its
+	// own when it dials (package clustertls).
+	TLS *clustertls.Credentials
 	// Pprof also serves the Go profiler at /debug/pprof/ on HTTPAddr (off
 	// by default; the lab turns it on, on loopback).
 	Pprof bool

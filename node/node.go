@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -75,7 +76,7 @@ func Start(cfg Config) (*Node, error) {
 	n.metrics = newMetrics(cfg.ID)
 	if cfg.RedisAddr != "" {
 		n.rdb = redis.NewClient(&redis.Options{
-			Addr: cfg.RedisAddr, DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout,
+			Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout,
 			WriteTimeout: cfg.RedisTimeout, MaxRetries: -1, PoolTimeout: cfg.RedisTimeout,
 		})
 	}
@@ -95,7 +96,11 @@ func Start(cfg Config) (*Node, error) {
 		n.closeShards()
 		return nil, fmt.Errorf("node: listen %s: %w", cfg.ListenAddr, err)
 	}
-	n.grpcSrv = grpc.NewServer(grpc.UnaryInterceptor(n.countOps))
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.countOps)}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS.Server())))
+	}
+	n.grpcSrv = grpc.NewServer(opts...)
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpcSrv, n.health)
 	pb.RegisterUsersServer(n.grpcSrv, &userService{n: n})

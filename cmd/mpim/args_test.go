@@ -15,16 +15,16 @@ import (
 // so the lab's argument builder and the flag tables cannot drift apart.
 func TestLabArgsParse(t *testing.T) {
 	node := lab.NodeSpec{ID: "n2", Data: "/tmp/d", Listen: "127.0.0.1:1", HTTP: "127.0.0.1:2", Redis: "127.0.0.1:3",
-		Secret: "0123456789abcdef", Mode: "ap", Leaders: "spread", Shards: 3, BcryptCost: 5, RaftListen: "127.0.0.1:4",
+		TLSDir: "/tmp/creds", Mode: "ap", Leaders: "spread", Shards: 3, BcryptCost: 5, RaftListen: "127.0.0.1:4",
 		Peers: []string{"n1=127.0.0.1:5", "n2=127.0.0.1:4"}, Unsafe: []string{"ack-before-commit"}, APRepair: false, Pprof: true}
-	gw := lab.GatewaySpec{ID: "g1", Listen: "127.0.0.1:6", Redis: "127.0.0.1:3", Secret: "0123456789abcdef",
+	gw := lab.GatewaySpec{ID: "g1", Listen: "127.0.0.1:6", Redis: "127.0.0.1:3", TLSDir: "/tmp/creds",
 		Nodes: []string{"127.0.0.1:1", "127.0.0.1:7"}, Origins: "http://127.0.0.1:8", Pprof: true}
 	// What each flag must carry: every field of the specs, by flag.
 	wantNode := map[string]string{"id": node.ID, "data": node.Data, "listen": node.Listen, "http": node.HTTP,
-		"redis": node.Redis, "secret": node.Secret, "mode": node.Mode, "leaders": node.Leaders, "shards": "3",
+		"redis": node.Redis, "tls-dir": node.TLSDir, "mode": node.Mode, "leaders": node.Leaders, "shards": "3",
 		"bcrypt-cost": "5", "raft-listen": node.RaftListen, "peers": strings.Join(node.Peers, ","),
 		"unsafe": "ack-before-commit", "ap-repair": "off", "pprof": "true"}
-	wantGateway := map[string]string{"id": gw.ID, "listen": gw.Listen, "redis": gw.Redis, "secret": gw.Secret,
+	wantGateway := map[string]string{"id": gw.ID, "listen": gw.Listen, "redis": gw.Redis, "tls-dir": gw.TLSDir,
 		"nodes": strings.Join(gw.Nodes, ","), "origins": gw.Origins, "pprof": "true"}
 	for _, tc := range []struct {
 		cmd  *cobra.Command

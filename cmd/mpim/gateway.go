@@ -12,13 +12,17 @@ import (
 
 func gatewayCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var secret, nodes, origins string
+	var nodes, origins string
+	var cluster clusterFlags
 	var spanRing int
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run one gateway (the WebSocket front clients connect to)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Secret = []byte(secretOrEnv(secret))
+			var err error
+			if cfg.Secret, cfg.RedisPassword, cfg.TLS, err = cluster.load(); err != nil {
+				return err
+			}
 			cfg.Nodes = splitList(nodes)
 			cfg.AllowedOrigins = splitList(origins)
 			cfg.Logger = newLogger("gateway", cfg.ID)
@@ -44,7 +48,7 @@ func gatewayCmd() *cobra.Command {
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on the --listen address (the clients' port)")
 	f.StringVar(&nodes, "nodes", "127.0.0.1:7101", "node gRPC addresses, comma-separated, in order of preference")
 	f.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis HOST:PORT (empty: node streams only)")
-	f.StringVar(&secret, "secret", "", "token secret shared with the nodes (default $MPIM_SECRET)")
+	cluster.add(f)
 	f.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "requests per second per connection (0: off, for benchmarks)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "burst of the per-connection rate limit")
 	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued for one client before it is dropped as too slow")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -83,7 +84,7 @@ func labMiniredisCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := redisproc.EmbeddedAt(listen)
+			s, err := redisproc.EmbeddedAt(listen, os.Getenv("MPIM_REDIS_PASSWORD"))
 			if err != nil {
 				return err
 			}

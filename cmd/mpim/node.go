@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/spf13/cobra"
 
+	"mpim/internal/clustertls"
 	"mpim/internal/spans"
 	"mpim/node"
 	pb "mpim/proto/mpimpb"
@@ -21,7 +23,8 @@ import (
 
 func nodeCmd() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var secret, peers, unsafe, apRepair string
+	var peers, unsafe, apRepair string
+	var cluster clusterFlags
 	var spanRing int
 	// A node's live heap is small (~10 MB) and it allocates fast: Go's
 	// default GOGC of 100 spent ~10 % of its CPU collecting under load.
@@ -30,12 +33,14 @@ func nodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run one node (user, message, group and presence services; state shards)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Secret = []byte(secretOrEnv(secret))
+			var err error
+			if cfg.Secret, cfg.RedisPassword, cfg.TLS, err = cluster.load(); err != nil {
+				return err
+			}
 			cfg.Logger = newLogger("node", cfg.ID)
 			if spanRing > 0 {
 				cfg.Spans = spans.New(cfg.ID, spanRing)
 			}
-			var err error
 			if cfg.Peers, err = parsePeers(peers); err != nil {
 				return usageError{err}
 			}
@@ -74,7 +79,7 @@ func nodeCmd() *cobra.Command {
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on the --http address")
 	f.StringVar(&cfg.RedisAddr, "redis", cfg.RedisAddr, "Redis HOST:PORT (empty: no Redis, fallback delivery only)")
 	f.DurationVar(&cfg.RedisTimeout, "redis-timeout", cfg.RedisTimeout, "bound on every Redis call")
-	f.StringVar(&secret, "secret", "", "token signing secret shared by the cluster (default $MPIM_SECRET)")
+	cluster.add(f)
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "login token lifetime")
 	f.StringVar(&cfg.Mode, "mode", cfg.Mode, "consistency mode: cp or ap")
 	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of state shards")
@@ -136,13 +141,21 @@ func parsePeers(s string) (map[string]string, error) {
 
 // nodeRemoveCmd removes a node from a running CP cluster.
 func nodeRemoveCmd() *cobra.Command {
-	var via string
+	var via, tlsDir string
 	cmd := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a node from every shard of a running CP cluster",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cc, err := grpc.NewClient(via, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			transport := grpc.WithTransportCredentials(insecure.NewCredentials())
+			if tlsDir != "" {
+				creds, err := clustertls.Load(tlsDir)
+				if err != nil {
+					return usageError{err}
+				}
+				transport = grpc.WithTransportCredentials(credentials.NewTLS(creds.Client()))
+			}
+			cc, err := grpc.NewClient(via, transport)
 			if err != nil {
 				return usageError{err}
 			}
@@ -157,15 +170,10 @@ func nodeRemoveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&via, "via", "127.0.0.1:7101", "gRPC address of a running node")
+	cmd.Flags().StringVar(&tlsDir, "tls-dir", "", "the cluster's TLS credentials, when its members use them")
 	return cmd
 }
 
-func secretOrEnv(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	return os.Getenv("MPIM_SECRET")
-}
 
 // newLogger returns the process's structured logger: JSON on stderr,
 // level from $MPIM_LOG (debug, info, warn, error).

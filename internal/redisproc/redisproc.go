@@ -97,15 +97,27 @@ func ArgsOn(host string, port int, dir string) []string {
 // Command returns an unstarted redis-server command listening on port with
 // working directory dir. The child gets its own process group and is
 // SIGKILLed if the parent dies. Stdout and stderr are left to the caller.
-func Command(port int, dir string) (*exec.Cmd, error) { return CommandOn("127.0.0.1", port, dir) }
+func Command(port int, dir string) (*exec.Cmd, error) { return CommandOn("127.0.0.1", port, dir, "") }
 
 // CommandOn is Command listening on host.
-func CommandOn(host string, port int, dir string) (*exec.Cmd, error) {
+//
+// A non-empty password is required of every client (requirepass); it is
+// written to a configuration file in dir (0600) rather than the command
+// line, where ps would show it to every local user.
+func CommandOn(host string, port int, dir, password string) (*exec.Cmd, error) {
 	path, err := exec.LookPath(Binary)
 	if err != nil {
 		return nil, ErrNoBinary
 	}
-	cmd := exec.Command(path, ArgsOn(host, port, dir)...)
+	args := ArgsOn(host, port, dir)
+	if password != "" {
+		conf := filepath.Join(dir, "auth.conf")
+		if err := os.WriteFile(conf, []byte("requirepass "+password+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("redisproc: %w", err)
+		}
+		args = append([]string{conf}, args...)
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
@@ -143,13 +155,18 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 // Embedded starts a miniredis on a free loopback port: the lab's fallback
 // when no redis-server binary exists.
 func Embedded() (*Server, error) {
-	return EmbeddedAt("127.0.0.1:0")
+	return EmbeddedAt("127.0.0.1:0", "")
 }
 
 // EmbeddedAt starts a miniredis listening on addr ("127.0.0.1:0" picks a
 // free port).
-func EmbeddedAt(addr string) (*Server, error) {
+//
+// A non-empty password is required of every client.
+func EmbeddedAt(addr, password string) (*Server, error) {
 	m := miniredis.NewMiniRedis()
+	if password != "" {
+		m.RequireAuth(password)
+	}
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("redisproc: start embedded miniredis on %s: %w", addr, err)
 	}
@@ -364,7 +381,8 @@ func Ping(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	// A server that requires a password answers NOAUTH: it is up.
+	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
 		return fmt.Errorf("redisproc: PING %s answered %q", addr, strings.TrimSpace(line))
 	}
 	return nil

@@ -83,7 +83,7 @@ func (r *Replicator) publishRaw(raw [][]byte) error {
 	defer cancel()
 	pipe := r.rdb.Pipeline()
 	for _, b := range raw {
-		pipe.Publish(ctx, channels.APLog, b)
+		pipe.Publish(ctx, channels.APLog, r.seal.seal(channels.APLog, b))
 	}
 	_, err := pipe.Exec(ctx)
 	return err
@@ -107,7 +107,7 @@ func (r *Replicator) heartbeat() {
 		hb.HLC = r.clock.Now()
 		b, _ := json.Marshal(hb)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		r.rdb.Publish(ctx, channels.APHeartbeat, b)
+		r.rdb.Publish(ctx, channels.APHeartbeat, r.seal.seal(channels.APHeartbeat, b))
 		cancel()
 	}
 }

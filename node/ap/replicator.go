@@ -58,6 +58,10 @@ type Config struct {
 	// Now is the wall clock the hybrid logical clock and the late-entry
 	// rule read; nil is time.Now (tests inject a clock they step).
 	Now func() time.Time
+	// LogKey authenticates what the nodes publish on Redis (see sealer;
+	// LogKey derives it from the cluster's secret). Empty: nothing is
+	// signed or checked (unit tests).
+	LogKey []byte
 }
 
 // DefaultConfig returns the lab's settings.
@@ -114,6 +118,7 @@ type Replicator struct {
 	log    *log
 	clock  *Clock
 	rdb    *redis.Client
+	seal   sealer
 	apply  Applier
 	peers  Peers
 	logger *slog.Logger
@@ -154,6 +159,9 @@ type Replicator struct {
 // Stats are counters for the dashboard and tests.
 type Stats struct {
 	Published, PublishFailed, Received, Pulled, Applied, Outbox, Pending uint64
+	// Forged counts messages on the replication channels whose tag did not
+	// check: not published by a member; dropped.
+	Forged uint64
 	// Resubscribes counts Redis subscriptions dropped as dead (silent past
 	// a ping) and made again.
 	Resubscribes uint64
@@ -206,7 +214,7 @@ func Open(cfg Config, rdb *redis.Client, apply Applier, peers Peers) (*Replicato
 	if logger == nil {
 		logger = slog.Default()
 	}
-	r := &Replicator{cfg: cfg, number: number, clock: &Clock{now: cfg.Now}, rdb: rdb, apply: apply, peers: peers, logger: logger,
+	r := &Replicator{cfg: cfg, number: number, clock: &Clock{now: cfg.Now}, rdb: rdb, seal: sealer{cfg.LogKey}, apply: apply, peers: peers, logger: logger,
 		submits: make(chan *submit, 4*cfg.MaxBatch), remote: make(chan remoteBatch, 16), barrier: make(chan chan struct{}),
 		vec: map[string]uint64{}, queued: map[string]uint64{}, pending: map[string]map[uint64]received{},
 		water: map[string]uint64{}, heard: map[string]time.Time{}, stop: make(chan struct{}), engineDone: make(chan struct{}),

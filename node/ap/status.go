@@ -24,6 +24,9 @@ type Status struct {
 	// Resubscribes counts Redis subscriptions dropped as dead and made
 	// again: what pub/sub delivered to a dead one is lost to this node.
 	Resubscribes uint64 `json:"resubscribes"`
+	// Forged counts messages on the replication channels not signed by a
+	// member (dropped).
+	Forged uint64 `json:"forged"`
 	// LagMS is, per peer, how far (in ms of hybrid logical clock) the last
 	// clock heard from that peer trails this node's clock: about the
 	// heartbeat interval while the peer is reachable, growing while it is
@@ -51,7 +54,7 @@ func (r *Replicator) Status() Status {
 	r.mu.Lock()
 	s := r.stats
 	st := Status{Outbox: s.Outbox, Pending: s.Pending, Published: s.Published, PublishFailed: s.PublishFailed,
-		Received: s.Received, Pulled: s.Pulled, Applied: s.Applied, Resubscribes: s.Resubscribes, LagMS: map[string]int64{}, HeardMS: map[string]int64{}, Vector: map[string]uint64{}}
+		Received: s.Received, Pulled: s.Pulled, Applied: s.Applied, Resubscribes: s.Resubscribes, Forged: s.Forged, LagMS: map[string]int64{}, HeardMS: map[string]int64{}, Vector: map[string]uint64{}}
 	for o, n := range r.vec {
 		st.Vector[o] = n
 	}

@@ -85,9 +85,20 @@ func (r *Replicator) subscribe() {
 
 // handle takes one message of the subscription.
 func (r *Replicator) handle(ctx context.Context, m *redis.Message, queue chan<- received) {
+	payload, ok := r.seal.open(m.Channel, []byte(m.Payload))
+	if !ok {
+		r.mu.Lock()
+		r.stats.Forged++
+		first := r.stats.Forged == 1
+		r.mu.Unlock()
+		if first {
+			r.logger.Warn("ap: dropped a message on Redis not signed by a member of this cluster (later ones are only counted: Forged)", "channel", m.Channel)
+		}
+		return
+	}
 	switch m.Channel {
 	case channels.APLog:
-		raw := []byte(m.Payload)
+		raw := payload
 		e, err := DecodeEntry(raw)
 		if err != nil {
 			r.logger.Warn("ap: undecodable entry on Redis", "err", err)
@@ -102,7 +113,7 @@ func (r *Replicator) handle(ctx context.Context, m *redis.Message, queue chan<- 
 		}
 	case channels.APHeartbeat:
 		var hb heartbeat
-		if json.Unmarshal([]byte(m.Payload), &hb) != nil {
+		if json.Unmarshal(payload, &hb) != nil {
 			return
 		}
 		// A node heard again after missing heartbeats (a healed partition,

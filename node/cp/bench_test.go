@@ -34,7 +34,7 @@ func benchCluster(b *testing.B) *Shard {
 	book := addrBook{}
 	muxes := make([]*Mux, len(ids))
 	for i, id := range ids {
-		m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
+		m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

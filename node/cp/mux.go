@@ -1,11 +1,13 @@
 package cp
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mpim/internal/clustertls"
 	"net"
 	"sync"
 	"time"
@@ -33,8 +35,10 @@ var ErrMuxClosed = errors.New("cp: mux closed")
 // Mux demultiplexes one listener into a raft.StreamLayer per shard and a
 // listener for RPCs.
 type Mux struct {
-	ln     net.Listener
-	log    *slog.Logger
+	ln  net.Listener
+	log *slog.Logger
+	// client dials peers over TLS (nil: plain TCP).
+	client *tls.Config
 	mu     sync.Mutex
 	shards map[uint16]*streamLayer
 	rpc    *subListener
@@ -42,13 +46,18 @@ type Mux struct {
 	wg     sync.WaitGroup
 }
 
-// Listen starts the mux on addr.
-func Listen(addr string, log *slog.Logger) (*Mux, error) {
+// Listen starts the mux on addr. With creds, every connection, both
+// ways, is mutual TLS with the cluster's certificates (package
+// clustertls): a peer without one never gets its header read.
+func Listen(addr string, log *slog.Logger, creds *clustertls.Credentials) (*Mux, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cp: listen %s: %w", addr, err)
 	}
 	m := &Mux{ln: ln, log: log, shards: map[uint16]*streamLayer{}, done: make(chan struct{})}
+	if creds != nil {
+		m.ln, m.client = tls.NewListener(ln, creds.Server()), creds.Client()
+	}
 	m.rpc = newSubListener(ln.Addr(), m.done)
 	m.wg.Add(1)
 	go m.serve()
@@ -122,7 +131,7 @@ func (m *Mux) StreamLayer(shard int) raft.StreamLayer {
 	defer m.mu.Unlock()
 	sl := m.shards[uint16(shard)]
 	if sl == nil {
-		sl = &streamLayer{subListener: newSubListener(m.ln.Addr(), m.done), shard: uint16(shard)}
+		sl = &streamLayer{subListener: newSubListener(m.ln.Addr(), m.done), shard: uint16(shard), mux: m}
 		m.shards[uint16(shard)] = sl
 	}
 	return sl
@@ -132,21 +141,29 @@ func (m *Mux) StreamLayer(shard int) raft.StreamLayer {
 func (m *Mux) RPCListener() net.Listener { return m.rpc }
 
 // DialRPC opens an RPC connection to the mux at addr.
-func DialRPC(addr string, timeout time.Duration) (net.Conn, error) {
-	return dial(addr, [3]byte{kindRPC}, timeout)
+func (m *Mux) DialRPC(addr string, timeout time.Duration) (net.Conn, error) {
+	return m.dial(addr, [3]byte{kindRPC}, timeout)
 }
 
-func dial(addr string, hdr [3]byte, timeout time.Duration) (net.Conn, error) {
+func (m *Mux) dial(addr string, hdr [3]byte, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	c.SetWriteDeadline(time.Now().Add(timeout))
+	c.SetDeadline(time.Now().Add(timeout))
+	if m.client != nil {
+		tc := tls.Client(c, m.client)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cp: TLS with %s: %w", addr, err)
+		}
+		c = tc
+	}
 	if _, err := c.Write(hdr[:]); err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.SetWriteDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -206,11 +223,12 @@ func (l *subListener) Addr() net.Addr { return l.addr }
 type streamLayer struct {
 	*subListener
 	shard uint16
+	mux   *Mux
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	var hdr [3]byte
 	hdr[0] = kindRaft
 	binary.BigEndian.PutUint16(hdr[1:], s.shard)
-	return dial(string(address), hdr, timeout)
+	return s.mux.dial(string(address), hdr, timeout)
 }

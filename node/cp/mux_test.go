@@ -21,7 +21,7 @@ func noLeaks(t *testing.T) {
 
 func listenMux(t *testing.T) *Mux {
 	t.Helper()
-	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestMuxRoutes(t *testing.T) {
 		to   net.Listener
 		dial func() (net.Conn, error)
 	}{
-		{"rpc", m.RPCListener(), func() (net.Conn, error) { return DialRPC(string(addr), time.Second) }},
+		{"rpc", m.RPCListener(), func() (net.Conn, error) { return m.DialRPC(string(addr), time.Second) }},
 		{"raft shard 1", shard1, func() (net.Conn, error) { return shard1.Dial(addr, time.Second) }},
 		{"raft shard 2", shard2, func() (net.Conn, error) { return shard2.Dial(addr, time.Second) }},
 	} {
@@ -183,7 +183,7 @@ func TestMuxClose(t *testing.T) {
 	if _, err := m.StreamLayer(4).Accept(); !errors.Is(err, ErrMuxClosed) {
 		t.Errorf("a shard listener made after Close accepts: %v", err)
 	}
-	if c, err := DialRPC(m.Addr().String(), time.Second); err == nil {
+	if c, err := m.DialRPC(m.Addr().String(), time.Second); err == nil {
 		c.Close()
 		t.Fatal("a dial to a closed mux succeeded")
 	}

@@ -17,7 +17,7 @@ import (
 // openSingle opens a one-voter shard in dir on a fresh mux.
 func openSingle(t *testing.T, dir string, snapshotEvery uint64, onApply func([]fsm.Result)) *Shard {
 	t.Helper()
-	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

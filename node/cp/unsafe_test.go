@@ -125,7 +125,7 @@ func copyInto(from *store.Mem, to fsm.Tx, buckets []string) error {
 // switch on or off, and waits until it leads.
 func openOne(t *testing.T, ackBeforeCommit bool) *Shard {
 	t.Helper()
-	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	m, err := Listen("127.0.0.1:0", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
