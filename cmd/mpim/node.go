@@ -174,7 +174,6 @@ func nodeRemoveCmd() *cobra.Command {
 	return cmd
 }
 
-
 // newLogger returns the process's structured logger: JSON on stderr,
 // level from $MPIM_LOG (debug, info, warn, error).
 func newLogger(kind, id string) *slog.Logger {
