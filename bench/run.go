@@ -310,7 +310,8 @@ func startLab(ctx context.Context, cfg Config) (*lab.Lab, error) {
 			args = append(args, "--spans", strconv.Itoa(spanRing))
 		}
 		if strings.HasPrefix(member, "g") {
-			return append(args, "--rate-limit", "0")
+			// The load comes from one address and wants every limit off.
+			return append(args, "--rate-limit", "0", "--max-conns", "0", "--max-conns-per-ip", "0", "--typing-interval", "0s")
 		}
 		return args
 	}

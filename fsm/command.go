@@ -103,9 +103,11 @@ type Result struct {
 	UID     uint64
 	Conv    string
 	Message *Message
-	Dup     bool
-	Seq     uint64
-	ID      string
+	// Dup says the command changed nothing: a message seen before, or a
+	// cursor that was already there or past it.
+	Dup bool
+	Seq uint64
+	ID  string
 	// Members are the conversation's member uids after the command, for
 	// fan-out.
 	Members []uint64

@@ -509,10 +509,11 @@ func (m *Machine) cursor(tx Tx, c *Cursor, delivered bool) (Result, error) {
 		bucket, key = bDelivered, deliveredKey(c.UID, c.Device, c.Conv)
 	}
 	// Cursors only move forward: a late or repeated receipt changes nothing.
-	if getU64(tx.Get(bucket, key)) < msg.Seq {
+	moved := getU64(tx.Get(bucket, key)) < msg.Seq
+	if moved {
 		if err := tx.Put(bucket, key, u64(msg.Seq)); err != nil {
 			return Result{}, err
 		}
 	}
-	return Result{Conv: c.Conv, Seq: msg.Seq, ID: msg.ID, Members: Members(tx, c.Conv)}, nil
+	return Result{Conv: c.Conv, Seq: msg.Seq, ID: msg.ID, Members: Members(tx, c.Conv), Dup: !moved}, nil
 }

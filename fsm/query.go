@@ -68,6 +68,18 @@ func UserConvs(tx Tx, uid uint64) []string {
 	return out
 }
 
+// CountUserConvs counts the conversations uid is a member of on this
+// replica, stopping at limit.
+func CountUserConvs(tx Tx, uid uint64, limit int) int {
+	n := 0
+	p := u64(uid)
+	_ = tx.Scan(bUserConvs, p, prefixEnd(p), false, func(_, _ []byte) bool {
+		n++
+		return n < limit
+	})
+	return n
+}
+
 // Messages returns up to limit messages of conv in seq order. With before
 // > 0 they are the last ones with seq < before; otherwise the first ones
 // with seq > after when after > 0, else the conversation's last ones. more

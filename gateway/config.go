@@ -29,6 +29,22 @@ type Config struct {
 	// (benchmarks).
 	RateLimit float64
 	RateBurst int
+	// MaxConns bounds the connections of the gateway and MaxConnsPerIP
+	// those from one address (0: no bound); a connection past either is
+	// refused with 503 before the WebSocket handshake.
+	MaxConns, MaxConnsPerIP int
+	// LoginTimeout is how long a connection may stay without logging in
+	// (or resuming) before it is closed.
+	LoginTimeout time.Duration
+	// LoginFailuresPerAccount and LoginFailuresPerIP bound the failed
+	// logins per minute of one account and of one address; past them a
+	// login is answered rate_limited without asking a node (a bcrypt is a
+	// node's CPU). 0: no bound.
+	LoginFailuresPerAccount, LoginFailuresPerIP int
+	// TypingInterval is the least time between two typing notices of one
+	// connection in one conversation (a typing notice fans out to every
+	// member).
+	TypingInterval time.Duration
 	// RedisPassword authenticates to Redis (requirepass); empty: none.
 	RedisPassword string
 	// TLS, when set, is the cluster's mutual TLS to the nodes: the gateway
@@ -77,20 +93,26 @@ type Config struct {
 // DefaultConfig returns a gateway's defaults.
 func DefaultConfig() Config {
 	return Config{
-		ID:             "g1",
-		ListenAddr:     "127.0.0.1:7301",
-		RateLimit:      100,
-		RateBurst:      200,
-		SendQueue:      1024,
-		MaxInflight:    64,
-		PingInterval:   10 * time.Second,
-		PongTimeout:    30 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		CallTimeout:    5 * time.Second,
-		HealthInterval: 300 * time.Millisecond,
-		RouteTTL:       30 * time.Second,
-		RedisTimeout:   250 * time.Millisecond,
-		ReorderWindow:  25 * time.Millisecond,
+		ID:                      "g1",
+		ListenAddr:              "127.0.0.1:7301",
+		RateLimit:               100,
+		RateBurst:               200,
+		MaxConns:                20000,
+		MaxConnsPerIP:           1000,
+		LoginTimeout:            10 * time.Second,
+		TypingInterval:          time.Second,
+		LoginFailuresPerAccount: 10,
+		LoginFailuresPerIP:      100,
+		SendQueue:               1024,
+		MaxInflight:             64,
+		PingInterval:            10 * time.Second,
+		PongTimeout:             30 * time.Second,
+		WriteTimeout:            10 * time.Second,
+		CallTimeout:             5 * time.Second,
+		HealthInterval:          300 * time.Millisecond,
+		RouteTTL:                30 * time.Second,
+		RedisTimeout:            250 * time.Millisecond,
+		ReorderWindow:           25 * time.Millisecond,
 	}
 }
 
@@ -108,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 || (c.RateLimit > 0 && c.RateBurst < 1) {
 		errs = append(errs, fmt.Errorf("gateway: rate limit %v with burst %d: use a limit ≥ 0 (0 = off) and a burst ≥ 1", c.RateLimit, c.RateBurst))
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.LoginFailuresPerAccount < 0 || c.LoginFailuresPerIP < 0 || c.LoginTimeout <= 0 || c.TypingInterval < 0 {
+		errs = append(errs, errors.New("gateway: connection and login limits must be ≥ 0 (0 = off) and the login timeout positive"))
 	}
 	if c.SendQueue < 1 || c.MaxInflight < 1 {
 		errs = append(errs, errors.New("gateway: send queue and max inflight must be at least 1"))

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"mpim/gateway/wire"
 	"mpim/internal/spans"
 	pb "mpim/proto/mpimpb"
@@ -139,7 +141,21 @@ func (d *deliverer) run() {
 	// so that none moves the cursor past a message not yet pulled. Until
 	// it succeeds the session has no cursors, so it is retried rather than
 	// replaced by a catch-up (which would start from seq 0).
-	for !d.backlogOnFreshStack() {
+	start := time.Now()
+	for {
+		werr := d.backlogOnFreshStack()
+		if werr == nil {
+			break
+		}
+		// A refusal that a retry cannot change (a node answering the
+		// request itself wrong) or one that has lasted too long ends the
+		// session with the reason, rather than a retry forever; the client
+		// reconnects and tries again.
+		if (werr.Code != wire.Unavailable && werr.Code != wire.Timeout) || time.Since(start) > backlogPatience {
+			s.g.log.Warn("login backlog failed; closing the session", "session", s.id, "code", werr.Code, "err", werr.Message)
+			s.close(websocket.CloseInternalServerErr, truncate("could not load your undelivered messages: "+string(werr.Code)+": "+werr.Message+"; reconnect to try again", 120))
+			return
+		}
 		select {
 		case <-s.closing:
 			return
@@ -170,8 +186,25 @@ func (d *deliverer) run() {
 	}
 }
 
+// backlogPatience is how long a login backlog is retried while the nodes
+// are unreachable (a partition) before the session is closed.
+const backlogPatience = 2 * time.Minute
+
+// truncate cuts s to n bytes (a close frame's reason has at most 123).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
 // pull calls a node for the deliverer; it gives up when the session closes.
 func (d *deliverer) pull(fn func(context.Context, *nodeConn) error) bool {
+	return d.pullErr(fn) == nil
+}
+
+// pullErr is pull, saying why it failed.
+func (d *deliverer) pullErr(fn func(context.Context, *nodeConn) error) *wire.Error {
 	s := d.s
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -186,46 +219,51 @@ func (d *deliverer) pull(fn func(context.Context, *nodeConn) error) bool {
 	if werr != nil && !s.closed() {
 		s.g.log.Warn("pull failed; will retry on the next push or catch-up", "session", s.id, "err", werr.Message)
 	}
-	return werr == nil
+	return werr
 }
 
 // syncPages pulls sync pages until the node has no more (or maxSyncPages):
 // next makes each page's request, got takes its reply. It reports false
 // when a pull failed.
 func (d *deliverer) syncPages(next func() *pb.SyncRequest, got func(*pb.SyncReply)) bool {
+	return d.syncPagesErr(next, got) == nil
+}
+
+// syncPagesErr is syncPages, saying why it failed.
+func (d *deliverer) syncPagesErr(next func() *pb.SyncRequest, got func(*pb.SyncReply)) *wire.Error {
 	for page := 0; page < maxSyncPages && !d.s.closed(); page++ {
 		req := next()
 		var rep *pb.SyncReply
-		ok := d.pull(func(ctx context.Context, n *nodeConn) error {
+		werr := d.pullErr(func(ctx context.Context, n *nodeConn) error {
 			var err error
 			rep, err = n.messages.Sync(ctx, req)
 			return err
 		})
-		if !ok {
-			return false
+		if werr != nil {
+			return werr
 		}
 		got(rep)
 		if !rep.More {
 			break
 		}
 	}
-	return true
+	return nil
 }
 
 // retryCatchUpSoon asks for a catch-up in a second, after a pull failed.
 func (d *deliverer) retryCatchUpSoon() { time.AfterFunc(time.Second, d.s.requestCatchUp) }
 
 // backlogOnFreshStack runs backlog on its own goroutine (see onFreshStack).
-func (d *deliverer) backlogOnFreshStack() (ok bool) {
-	onFreshStack(func() { ok = d.backlog() })
-	return ok
+func (d *deliverer) backlogOnFreshStack() (werr *wire.Error) {
+	onFreshStack(func() { werr = d.backlog() })
+	return werr
 }
 
 // backlog pushes every message after this device's delivery cursors and
 // reports whether it got through; pages already pushed are not pushed
 // again on a retry.
-func (d *deliverer) backlog() bool {
-	return d.syncPages(func() *pb.SyncRequest {
+func (d *deliverer) backlog() *wire.Error {
+	return d.syncPagesErr(func() *pb.SyncRequest {
 		return &pb.SyncRequest{Caller: d.s.caller(), Cursor: d.backlogCursor, FromDevice: d.backlogCursor == "", Limit: maxPage}
 	}, func(rep *pb.SyncReply) {
 		for _, m := range rep.Messages {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"mpim/internal/rpcerr"
 	"mpim/internal/token"
 	pb "mpim/proto/mpimpb"
 )
@@ -143,6 +144,9 @@ func (n *fakeNode) answer(ctx context.Context) error {
 	case "hang":
 		<-ctx.Done()
 		return status.FromContextError(ctx.Err()).Err()
+	case "broken":
+		// A refusal no retry changes (a reply the node cannot make).
+		return rpcerr.Error(rpcerr.Internal, "state corrupt")
 	}
 	return nil
 }

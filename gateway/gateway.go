@@ -31,6 +31,7 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	guard   *guard
 	nodes   *nodePool
 	rdb     *redis.Client
 	redis   *subscriber
@@ -111,7 +112,7 @@ func Start(cfg Config) (*Gateway, error) {
 // or background loops (Start adds them; tests put a gateway in front of
 // fake nodes).
 func newGateway(cfg Config, log *slog.Logger) *Gateway {
-	g := &Gateway{cfg: cfg, log: log, metrics: newMetrics(cfg.ID),
+	g := &Gateway{cfg: cfg, log: log, metrics: newMetrics(cfg.ID), guard: newGuard(cfg),
 		sessions: map[*session]struct{}{}, byUID: map[uint64]map[*session]struct{}{}, watchers: map[string]map[*session]struct{}{}}
 	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin,
 		// Write buffers only while a frame is written: idle connections hold none.
@@ -168,14 +169,22 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip := clientIP(r)
+	if limit, why := g.guard.admit(ip); limit != "" {
+		g.metrics.refused.WithLabelValues(limit).Inc()
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
 	cw := &corkingWriter{ResponseWriter: w}
 	conn, err := g.up.Upgrade(cw, r, nil)
 	if err != nil {
+		g.guard.release(ip)
 		return // the upgrader has answered with an HTTP error
 	}
 	g.mu.Lock()
 	g.sessionID++
 	s := newSession(g, conn, cw.conn, fmt.Sprintf("%s-%d", g.cfg.ID, g.sessionID))
+	s.ip = ip
 	g.sessions[s] = struct{}{}
 	g.mu.Unlock()
 	g.metrics.conns.Inc()
@@ -201,6 +210,7 @@ func (g *Gateway) forget(s *session) {
 		}
 	}
 	g.mu.Unlock()
+	g.guard.release(s.ip)
 	g.metrics.conns.Dec()
 }
 
@@ -252,9 +262,9 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 		}
 	case *pb.Push_Receipt:
 		frame := wire.Push(ev.Receipt.Kind, receiptFields{Conv: ev.Receipt.Conv, User: ev.Receipt.User, Seq: ev.Receipt.Seq, ID: ev.Receipt.Id})
-		g.toUIDs(p.ToUids, frame)
+		g.toUIDsEphemeral(p.ToUids, frame)
 	case *pb.Push_Typing:
-		g.toUIDs(p.ToUids, wire.Push(wire.PushTyping, typingFields{Conv: ev.Typing.Conv, User: ev.Typing.User}))
+		g.toUIDsEphemeral(p.ToUids, wire.Push(wire.PushTyping, typingFields{Conv: ev.Typing.Conv, User: ev.Typing.User}))
 	case *pb.Push_Presence:
 		pc := ev.Presence
 		frame := wire.Push(wire.PushPresence, presenceFields{User: pc.User, Online: pc.Online, Gateway: pc.Gateway})
@@ -265,7 +275,7 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 		}
 		g.mu.RUnlock()
 		for _, s := range to {
-			s.send(frame)
+			s.sendEphemeral(frame)
 		}
 	case *pb.Push_Resync:
 		for _, uid := range p.ToUids {
@@ -284,11 +294,13 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 	}
 }
 
-func (g *Gateway) toUIDs(uids []uint64, frame []byte) {
+// toUIDsEphemeral hands an ephemeral push (typing, a receipt) to the
+// ready sessions of uids (see sendEphemeral).
+func (g *Gateway) toUIDsEphemeral(uids []uint64, frame []byte) {
 	for _, uid := range uids {
 		for _, s := range g.sessionsOf(uid) {
 			if s.ready() {
-				s.send(frame)
+				s.sendEphemeral(frame)
 			}
 		}
 	}

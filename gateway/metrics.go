@@ -6,11 +6,16 @@ import (
 )
 
 type metrics struct {
-	reg         *prometheus.Registry
-	conns       prometheus.Gauge
-	requests    *prometheus.CounterVec
-	pushes      *prometheus.CounterVec
-	dropped     prometheus.Counter
+	reg      *prometheus.Registry
+	conns    prometheus.Gauge
+	requests *prometheus.CounterVec
+	pushes   *prometheus.CounterVec
+	dropped  prometheus.Counter
+	// ephemeralDropped counts typing, receipt and presence pushes not
+	// queued for a client whose queue was half full.
+	ephemeralDropped prometheus.Counter
+	// refused counts connections and logins the guard refused, by reason.
+	refused     *prometheus.CounterVec
 	degraded    prometheus.Gauge
 	gapFills    prometheus.Counter
 	duplicates  prometheus.Counter
@@ -31,6 +36,10 @@ func newMetrics(id string) *metrics {
 			Help: "Pushes received from nodes, by path (redis or stream).", ConstLabels: l}, []string{"path"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_gateway_slow_clients_dropped_total",
 			Help: "Clients dropped because their send queue was full.", ConstLabels: l}),
+		ephemeralDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_gateway_ephemeral_pushes_dropped_total",
+			Help: "Typing, receipt and presence pushes dropped for a client whose send queue was half full (the client stays).", ConstLabels: l}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpim_gateway_refused_total",
+			Help: "Connections and logins refused by the gateway's limits, by reason (max_conns, max_conns_per_ip, login_throttled, login_timeout, typing).", ConstLabels: l}, []string{"reason"}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mpim_redis_degraded",
 			Help: "1 while this gateway's Redis subscription is broken (pushes come on the node stream).", ConstLabels: l}),
 		gapFills: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_gateway_gap_fills_total",
@@ -40,6 +49,6 @@ func newMetrics(id string) *metrics {
 		nodeHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mpim_gateway_node_healthy",
 			Help: "1 while the node at addr passes health checks (failover skips it otherwise).", ConstLabels: l}, []string{"addr"}),
 	}
-	reg.MustRegister(m.nodeHealthy, m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates)
+	reg.MustRegister(m.nodeHealthy, m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates, m.ephemeralDropped, m.refused)
 	return m
 }

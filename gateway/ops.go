@@ -243,6 +243,10 @@ func (s *session) do(req *wire.Request) (any, *wire.Error) {
 		}
 		return cursorFields{Seq: rep.Seq, ID: rep.Id}, nil
 	case wire.OpTyping:
+		if !s.typingAllowed(req.Conv, time.Now()) {
+			s.g.metrics.refused.WithLabelValues("typing").Inc()
+			return nil, wire.Errorf(wire.RateLimited, "typing: at most one notice per %v in a conversation", s.g.cfg.TypingInterval)
+		}
 		_, werr := s.call(readCall, func(ctx context.Context, n *nodeConn) error {
 			_, err := n.messages.Typing(ctx, &pb.TypingRequest{Caller: c, Conv: req.Conv})
 			return err
@@ -366,12 +370,20 @@ func (s *session) login(req *wire.Request) (any, *wire.Error) {
 	if s.who() != nil {
 		return nil, wire.Errorf(wire.BadRequest, "this connection is already logged in; open a new connection for another user or device")
 	}
+	now := time.Now()
+	if wait := s.g.guard.loginWait(req.User, s.ip, now); wait > 0 {
+		s.g.metrics.refused.WithLabelValues("login_throttled").Inc()
+		return nil, wire.Errorf(wire.RateLimited, "too many failed logins for this account or from your address; try again in %v", wait.Round(time.Second))
+	}
 	var rep *pb.LoginReply
 	_, werr := s.call(readCall, func(ctx context.Context, n *nodeConn) (err error) {
 		rep, err = n.users.Login(ctx, &pb.LoginRequest{User: req.User, Password: req.Password, Device: req.Device})
 		return
 	})
 	if werr != nil {
+		if werr.Code == wire.Unauthorized {
+			s.g.guard.loginFailed(req.User, s.ip, now)
+		}
 		return nil, werr
 	}
 	if !s.authenticate(identity{uid: rep.Uid, user: rep.User, device: req.Device, ap: rep.Mode == "ap"}) {

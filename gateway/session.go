@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type session struct {
 	conn *websocket.Conn
 	cork *corkConn // under conn: the writer corks it while it drains out
 	id   string
+	ip   string // the client's address, for the guard's limits
 
 	ident  atomic.Pointer[identity]
 	authed chan struct{} // closed at login or resume
@@ -62,6 +64,11 @@ type session struct {
 	events  *queue[event]
 	catchup chan struct{}
 	isReady atomic.Bool
+
+	// typed is when this connection last sent a typing notice, per
+	// conversation (TypingInterval); made on first use.
+	typedMu sync.Mutex
+	typed   map[string]time.Time
 }
 
 func newSession(g *Gateway, conn *websocket.Conn, cork *corkConn, id string) *session {
@@ -75,6 +82,12 @@ func newSession(g *Gateway, conn *websocket.Conn, cork *corkConn, id string) *se
 func (s *session) start() {
 	s.loops.Add(2)
 	s.pinger = time.AfterFunc(s.g.cfg.PingInterval, s.ping)
+	// A connection that never logs in holds a slot for nothing.
+	time.AfterFunc(s.g.cfg.LoginTimeout, func() {
+		if s.who() == nil {
+			s.close(websocket.ClosePolicyViolation, fmt.Sprintf("log in or resume within %v of connecting", s.g.cfg.LoginTimeout))
+		}
+	})
 	go func() { defer s.loops.Done(); s.readLoop() }()
 	go func() { defer s.loops.Done(); s.deliverLoop() }()
 }
@@ -132,6 +145,37 @@ func (s *session) send(frame []byte) bool {
 	s.g.log.Warn("client too slow: send queue full, dropping it", "session", s.id)
 	s.close(websocket.ClosePolicyViolation, "too slow: send queue full")
 	return false
+}
+
+// sendEphemeral queues a frame that may be lost without harm — typing,
+// receipts, presence — only while the queue is at most half full: past
+// that it is dropped and counted, and the client stays. Only what a client
+// must not miss (messages, replies) drops a client that does not read, so
+// another user's typing cannot disconnect anyone.
+func (s *session) sendEphemeral(frame []byte) {
+	if s.closed() {
+		return
+	}
+	if s.out.free() > s.g.cfg.SendQueue/2 && s.out.push(frame) {
+		s.kickWriter()
+		return
+	}
+	s.g.metrics.ephemeralDropped.Inc()
+}
+
+// typingAllowed reports whether a typing notice in conv may go out now,
+// recording it.
+func (s *session) typingAllowed(conv string, now time.Time) bool {
+	s.typedMu.Lock()
+	defer s.typedMu.Unlock()
+	if last, ok := s.typed[conv]; ok && now.Sub(last) < s.g.cfg.TypingInterval {
+		return false
+	}
+	if s.typed == nil || len(s.typed) > 256 {
+		s.typed = map[string]time.Time{}
+	}
+	s.typed[conv] = now
+	return true
 }
 
 // sendPaced queues a frame of a long run (a login backlog, a catch-up,

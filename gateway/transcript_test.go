@@ -261,10 +261,10 @@ func runCommand(h *harness, c command) string {
 		time.Sleep(c.duration(c.word))
 	case "node":
 		switch c.word {
-		case "up", "down", "hang":
+		case "up", "down", "hang", "broken":
 			h.node.setState(c.word)
 		default:
-			c.fail("node up, down or hang, not %q", c.word)
+			c.fail("node up, down, hang or broken, not %q", c.word)
 		}
 	case "stop-reading", "read":
 		h.client(c.args["client"]).mem.pause(c.verb == "stop-reading")

@@ -101,7 +101,9 @@ type Config struct {
 	// (e.g. a send whose text is TestInternalText fails with internal).
 	TestHooks bool
 	FSM       fsm.Config
-	Logger    *slog.Logger
+	// Limits bound what one user can make others carry (Limits).
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // TestInternalText, sent as a message's text to a node started with
@@ -123,6 +125,7 @@ func DefaultConfig() Config {
 		RouteTTL:       30 * time.Second,
 		CacheTTL:       60 * time.Second,
 		FSM:            fsm.DefaultConfig(),
+		Limits:         DefaultLimits(),
 		RaftListen:     "127.0.0.1:7401",
 		Leaders:        "colocate",
 		LeaderWait:     time.Second,

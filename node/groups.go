@@ -23,11 +23,26 @@ func (s *groupService) Create(ctx context.Context, req *pb.GroupRequest) (*pb.Gr
 	if err := caller(c); err != nil {
 		return nil, err
 	}
+	lim := s.n.cfg.Limits
+	if lim.MaxGroupMembers > 0 && len(req.Members) > lim.MaxGroupMembers {
+		return nil, rpcerr.Error(rpcerr.TooLarge, "a group is created with at most %d members; add the others with their own group_join", lim.MaxGroupMembers)
+	}
+	if err := s.n.roomForConv(c.Uid, ""); err != nil {
+		return nil, err
+	}
+	if !s.n.created.allow(c.Uid, lim.GroupsPerMinute, time.Now()) {
+		return nil, rpcerr.Error(rpcerr.RateLimited, "at most %d groups a minute per user; wait a little", lim.GroupsPerMinute)
+	}
 	var members []uint64
 	for _, name := range req.Members {
 		u, ok := s.n.lookupUser(ctx, name)
 		if !ok {
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q to add to the group", name)
+		}
+		if s.n.roomForConv(u.UID, name) != nil {
+			// Someone already in as many conversations as a user may be
+			// is not added (they can still join it themselves later).
+			continue
 		}
 		members = append(members, u.UID)
 	}
@@ -62,6 +77,9 @@ func (s *groupService) membership(ctx context.Context, req *pb.GroupRequest, joi
 	cmd := fsm.Command{GroupLeave: m}
 	if join {
 		cmd = fsm.Command{GroupJoin: m}
+		if err := s.n.roomForConv(c.Uid, ""); err != nil {
+			return nil, err
+		}
 	}
 	res, err := s.n.convShard(conv).propose(ctx, cmd)
 	if err != nil {

@@ -92,6 +92,9 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", req.To)
 		}
 		cmd.Conv, cmd.To, what = convid.DMKey(c.Uid, to.UID), to.UID, req.To
+		if err := s.n.roomForNewDM(cmd.Conv, c.Uid, to.UID, req.To); err != nil {
+			return nil, err
+		}
 	case req.Group != "":
 		cmd.Conv, what = convid.OfGroup(req.Group), req.Group
 	default:
@@ -363,6 +366,11 @@ func (s *messageService) cursor(ctx context.Context, req *pb.CursorRequest, deli
 	}
 	if res.Err != nil {
 		return nil, domainError(res.Err, req.Conv)
+	}
+	if res.Dup {
+		// The cursor was there already: nothing to tell anyone (a client
+		// repeating read or ack must not make pushes to the others).
+		return &pb.CursorReply{Seq: res.Seq, Id: res.ID}, nil
 	}
 	to := res.Members
 	if delivered {

@@ -44,6 +44,8 @@ type Node struct {
 	routes  *routes
 	ids     *idGen
 	names   nameCache // uid → current name, for wire conversation ids
+	// created counts group creations per user (Limits.GroupsPerMinute).
+	created creations
 
 	grpcLn  net.Listener
 	grpcSrv *grpc.Server
