@@ -230,6 +230,11 @@ func (h *harness) push(conv string, seq uint64, id string, tentative bool, skip 
 	h.g.dispatch(&pb.Push{Event: &pb.Push_Message{Message: m}, ToUids: members(conv), Origin: "n1", SkipSession: skip}, "redis")
 }
 
+// typing has the node push that user is typing in conv.
+func (h *harness) typing(conv, user string) {
+	h.g.dispatch(&pb.Push{Event: &pb.Push_Typing{Typing: &pb.Typing{Conv: conv, User: user}}, ToUids: members(conv), Origin: "n1"}, "redis")
+}
+
 // resync has the node push a reorder of conv from seq on (AP).
 func (h *harness) resync(conv string, from uint64) {
 	h.g.dispatch(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: conv, FromSeq: from}}, ToUids: members(conv), Origin: "n1"}, "redis")

@@ -257,6 +257,11 @@ func runCommand(h *harness, c command) string {
 		}
 	case "resync":
 		h.resync(c.args["conv"], c.num("from"))
+	case "typing":
+		for range max(1, int(c.num("n"))) {
+			h.typing(c.args["conv"], c.args["user"])
+			synctest.Wait()
+		}
 	case "tick":
 		time.Sleep(c.duration(c.word))
 	case "node":
