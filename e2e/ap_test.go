@@ -510,7 +510,8 @@ func TestAPNameConflict(t *testing.T) {
 	if _, err := winner.Login(ctx, "zed", "first-password", "phone"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loser.Login(ctx, "zed", "second-password", "phone"); err != nil {
+	loserLogin, err := loser.Login(ctx, "zed", "second-password", "phone")
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Each zed and the amy on its side talk in "dm:amy:zed".
@@ -576,6 +577,26 @@ func TestAPNameConflict(t *testing.T) {
 		}
 		if got := texts(l, moved); !slices.Equal(got, wantLoser) {
 			t.Fatalf("the loser on %s reads %s as %q, want %q", gw, moved, got, wantLoser)
+		}
+	}
+	// The loser's token from before the heal still resumes (a gateway
+	// verifies a token without a node), but what it sends carries the
+	// account's current name, never the winner's.
+	old := c.dial("g2")
+	if _, err := old.Resume(ctx, loserLogin.Token, "old-token"); err != nil {
+		t.Fatalf("resume with the loser's token from before the heal: %v", err)
+	}
+	sent, err := old.Send(ctx, client.SendArgs{To: "amy", Text: "with the old token", Cmid: "old-token"})
+	if err != nil || sent.Conv != moved {
+		t.Fatalf("a send with the old token: %+v, %v; want it in %s", sent, err, moved)
+	}
+	h, err := c.login("g2", "amy", "check-old").History(ctx, client.HistoryArgs{Conv: moved, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h.Messages {
+		if m.Text == "with the old token" && m.From != newName {
+			t.Fatalf("a message sent with the loser's old token is from %q, want the account's current name %q", m.From, newName)
 		}
 	}
 	for _, gw := range []string{"g1", "g2", "g3"} {

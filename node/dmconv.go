@@ -70,17 +70,26 @@ type nameCache struct {
 }
 
 func (c *nameCache) name(n *Node, uid uint64) string {
+	name, ok := c.lookup(n, uid)
+	if !ok {
+		return "#" + strconv.FormatUint(uid, 10)
+	}
+	return name
+}
+
+// lookup is uid's current name on this replica, if it knows the user.
+func (c *nameCache) lookup(n *Node, uid uint64) (string, bool) {
 	c.mu.RLock()
 	name, ok := c.names[uid]
 	gen := c.gen
 	c.mu.RUnlock()
 	if ok {
-		return name
+		return name, true
 	}
 	var u fsm.User
 	n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByUID(tx, uid); return nil })
 	if !ok {
-		return "#" + strconv.FormatUint(uid, 10)
+		return "", false
 	}
 	c.mu.Lock()
 	if c.gen == gen {
@@ -90,7 +99,7 @@ func (c *nameCache) name(n *Node, uid uint64) string {
 		c.names[uid] = u.Name
 	}
 	c.mu.Unlock()
-	return u.Name
+	return u.Name, true
 }
 
 // forget drops every cached name (a registration conflict renamed an

@@ -217,6 +217,7 @@ func (n *Node) httpHandler() http.Handler {
 
 // countOps counts every unary call by method and protocol result.
 func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	n.currentCaller(req)
 	resp, err := handler(ctx, req)
 	code := "ok"
 	if err != nil {
@@ -228,6 +229,23 @@ func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	}
 	n.metrics.ops.WithLabelValues(path.Base(info.FullMethod), code).Inc()
 	return resp, err
+}
+
+// currentCaller names a request's caller by its uid's current name. In AP
+// a registration conflict renames the account that lost the name, and a
+// token minted before — which a gateway verifies without a node — still
+// carries the old name: without this, that token's sessions would post
+// as the account that won it. (CP never renames.)
+func (n *Node) currentCaller(req any) {
+	r, ok := req.(interface{ GetCaller() *pb.Caller })
+	if !ok || n.ap == nil {
+		return
+	}
+	if c := r.GetCaller(); c != nil && c.Uid != 0 {
+		if name, ok := n.names.lookup(n, c.Uid); ok {
+			c.User = name
+		}
+	}
 }
 
 // metaShard holds users.
