@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"sort"
 )
 
@@ -85,8 +86,8 @@ func CountUserConvs(tx Tx, uid uint64, limit int) int {
 // with seq > after when after > 0, else the conversation's last ones. more
 // reports whether further messages exist in the direction read.
 func Messages(tx Tx, conv string, after, before uint64, limit int) (msgs []Message, more bool) {
-	if limit <= 0 {
-		return nil, false
+	if limit <= 0 || after == math.MaxUint64 {
+		return nil, false // nothing comes after the largest seq (after+1 would wrap to the start)
 	}
 	p := convPrefix(conv)
 	from, to, reverse := msgKey(conv, after+1), prefixEnd(p), false
@@ -214,6 +215,9 @@ func Convs(tx Tx) []string {
 // MessagesAfter returns up to limit messages of conv with seq > after, in
 // seq order, and whether more follow.
 func MessagesAfter(tx Tx, conv string, after uint64, limit int) (msgs []Message, more bool) {
+	if after == math.MaxUint64 {
+		return nil, false
+	}
 	if limit <= 0 {
 		return nil, MaxSeq(tx, conv) > after
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 )
@@ -48,6 +49,7 @@ func TestMessages(t *testing.T) {
 		{"after, past the end", "g:team", 7, 0, 10, span(8, 10), false},
 		{"after the last", "g:team", 10, 0, 5, nil, false},
 		{"after beyond the last", "g:team", 99, 0, 5, nil, false},
+		{"after the largest seq (after+1 must not wrap to the start)", "g:team", math.MaxUint64, 0, 5, nil, false},
 		{"before, to the start", "g:team", 0, 4, 10, span(1, 3), false},
 		{"before, limited: the last ones before", "g:team", 0, 6, 2, span(4, 5), true},
 		{"before, exactly to the start", "g:team", 0, 4, 3, span(1, 3), false},

@@ -154,8 +154,11 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-// checkOrigin accepts non-browser clients, same-host pages and the
-// configured origins.
+// checkOrigin accepts non-browser clients, the configured origins, and
+// same-host pages when the host is an IP address or localhost. A same-host
+// page under a DNS name is not enough: a page of the attacker's whose name
+// is rebound to this gateway's address sends that name as both Host and
+// Origin (DNS rebinding); such names must be listed in AllowedOrigins.
 func (g *Gateway) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -165,7 +168,11 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
+	if err != nil || u.Host != r.Host {
+		return false
+	}
+	host := u.Hostname()
+	return host == "localhost" || net.ParseIP(host) != nil
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -214,6 +221,9 @@ func (g *Gateway) forget(s *session) {
 	g.metrics.conns.Dec()
 }
 
+// maxWatched bounds the users one session follows the presence of.
+const maxWatched = 256
+
 func (g *Gateway) watch(s *session, users []string) {
 	g.mu.Lock()
 	for _, u := range users {
@@ -222,7 +232,13 @@ func (g *Gateway) watch(s *session, users []string) {
 			set = map[*session]struct{}{}
 			g.watchers[u] = set
 		}
-		set[s] = struct{}{}
+		if _, ok := set[s]; !ok && s.watching < maxWatched {
+			set[s] = struct{}{}
+			s.watching++
+		}
+		if len(set) == 0 {
+			delete(g.watchers, u)
+		}
 	}
 	g.mu.Unlock()
 }

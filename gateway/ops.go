@@ -263,11 +263,20 @@ func (s *session) do(req *wire.Request) (any, *wire.Error) {
 		if werr != nil {
 			return nil, werr
 		}
-		s.g.watch(s, req.Users)
-		out := make(map[string]presenceState, len(rep.Presence))
-		for name, p := range rep.Presence {
+		// The node answers for the users who share a conversation with
+		// the caller; the others read as offline, and are not followed.
+		out := make(map[string]presenceState, len(req.Users))
+		var follow []string
+		for _, name := range req.Users {
+			p, ok := rep.Presence[name]
+			if !ok {
+				out[name] = presenceState{}
+				continue
+			}
 			out[name] = presenceState{Online: p.Online, Gateway: p.Gateway}
+			follow = append(follow, name)
 		}
+		s.g.watch(s, follow)
 		return struct {
 			Presence map[string]presenceState `json:"presence"`
 		}{out}, nil

@@ -46,6 +46,9 @@ type session struct {
 	ident  atomic.Pointer[identity]
 	authed chan struct{} // closed at login or resume
 	gone   bool          // guarded by g.mu: forgotten, never index again
+	// watching counts the users whose presence this session follows
+	// (guarded by g.mu; at most maxWatched).
+	watching int
 
 	out       *queue[[]byte]
 	pinger    *time.Timer

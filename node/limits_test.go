@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"mpim/internal/rpcerr"
@@ -77,5 +78,55 @@ func TestLimits(t *testing.T) {
 	}
 	if _, err := r2.groups.Create(ctx(t), &pb.GroupRequest{Caller: erin, Group: "g3"}); code(err) != rpcerr.RateLimited {
 		t.Fatalf("the 4th group in a minute: %v, want rate_limited", err)
+	}
+}
+
+// TestLongPasswords: the protocol allows passwords of up to 128 bytes and
+// every byte counts, though bcrypt reads 72: two passwords that differ
+// only past byte 72 are different passwords.
+func TestLongPasswords(t *testing.T) {
+	r := startNode(t, nil)
+	long := strings.Repeat("p", 72)
+	for _, pw := range []string{long + "a", strings.Repeat("x", 128)} {
+		name := fmt.Sprint("u", len(pw), pw[len(pw)-1:])
+		if _, err := r.users.Register(ctx(t), &pb.RegisterRequest{User: name, Password: pw}); err != nil {
+			t.Fatalf("register with a %d-byte password: %v", len(pw), err)
+		}
+		if _, err := r.users.Login(ctx(t), &pb.LoginRequest{User: name, Password: pw, Device: "d"}); err != nil {
+			t.Fatalf("login with the %d-byte password: %v", len(pw), err)
+		}
+		wrong := pw[:len(pw)-1] + "Z"
+		if _, err := r.users.Login(ctx(t), &pb.LoginRequest{User: name, Password: wrong, Device: "d"}); code(err) != rpcerr.Unauthorized {
+			t.Fatalf("login with a password differing only in byte %d: %v, want unauthorized", len(pw), err)
+		}
+	}
+	if _, err := r.users.Login(ctx(t), &pb.LoginRequest{User: "nobody", Password: "whatever1", Device: "d"}); code(err) != rpcerr.Unauthorized {
+		t.Fatalf("login of a name that does not exist: %v", err)
+	}
+}
+
+// TestPresenceOfContactsOnly: presence answers only for users who share a
+// conversation with the caller; a stranger, or a name that does not
+// exist, is left out alike (nothing tells which names exist).
+func TestPresenceOfContactsOnly(t *testing.T) {
+	r := startNode(t, nil)
+	alice := register(t, r, "alice")
+	register(t, r, "bob")
+	query := func(users ...string) map[string]*pb.PresenceState {
+		t.Helper()
+		rep, err := r.presence.Query(ctx(t), &pb.PresenceQuery{Caller: alice, Users: users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Presence
+	}
+	if got := query("bob", "nobody", "alice"); len(got) != 1 || got["alice"] == nil {
+		t.Fatalf("before alice and bob share a conversation: presence of %v, want alice's own only", got)
+	}
+	if _, err := r.messages.Send(ctx(t), &pb.SendRequest{Caller: alice, To: "bob", Text: "hi", Cmid: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := query("bob", "nobody"); len(got) != 1 || got["bob"] == nil {
+		t.Fatalf("after a DM: presence of %v, want bob's", got)
 	}
 }

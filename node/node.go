@@ -46,6 +46,9 @@ type Node struct {
 	names   nameCache // uid → current name, for wire conversation ids
 	// created counts group creations per user (Limits.GroupsPerMinute).
 	created creations
+	// dummy is dummyHash's hash.
+	dummyOnce sync.Once
+	dummy     []byte
 
 	grpcLn  net.Listener
 	grpcSrv *grpc.Server

@@ -25,6 +25,7 @@ type rpc struct {
 	messages pb.MessagesClient
 	groups   pb.GroupsClient
 	admin    pb.AdminClient
+	presence pb.PresenceClient
 }
 
 func startNode(t *testing.T, mutate func(*node.Config)) rpc {
@@ -35,7 +36,7 @@ func startNode(t *testing.T, mutate func(*node.Config)) rpc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return rpc{pb.NewUsersClient(cc), pb.NewMessagesClient(cc), pb.NewGroupsClient(cc), pb.NewAdminClient(cc)}
+	return rpc{pb.NewUsersClient(cc), pb.NewMessagesClient(cc), pb.NewGroupsClient(cc), pb.NewAdminClient(cc), pb.NewPresenceClient(cc)}
 }
 
 func ctx(t *testing.T) context.Context {

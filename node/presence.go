@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"mpim/fsm"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -283,19 +284,53 @@ func (s *presenceService) Unbind(ctx context.Context, req *pb.BindRequest) (*pb.
 	return &pb.Empty{}, nil
 }
 
+// Query answers the presence of the users named who share a conversation
+// with the caller (or are the caller); the others are left out of the
+// reply, so that presence tells nothing about strangers — not even
+// whether the name exists — and costs no lookup past the caller's
+// conversations.
 func (s *presenceService) Query(ctx context.Context, req *pb.PresenceQuery) (*pb.PresenceReply, error) {
-	uids := make([]uint64, len(req.Users))
-	for i, name := range req.Users {
-		u, ok := s.n.lookupUser(ctx, name)
-		if !ok {
-			return nil, rpcerr.Error(rpcerr.NotFound, "no user %q", name)
+	var names []string
+	var uids []uint64
+	known := s.n.contacts(req.Caller.GetUid())
+	for _, name := range req.Users {
+		u, ok := s.n.localUser(name)
+		if !ok || (u.UID != req.Caller.GetUid() && !known[u.UID]) {
+			continue
 		}
-		uids[i] = u.UID
+		names, uids = append(names, name), append(uids, u.UID)
+	}
+	out := &pb.PresenceReply{Presence: map[string]*pb.PresenceState{}}
+	if len(uids) == 0 {
+		return out, nil
 	}
 	states := s.n.routes.query(ctx, uids)
-	out := &pb.PresenceReply{Presence: map[string]*pb.PresenceState{}}
-	for i, name := range req.Users {
+	for i, name := range names {
 		out.Presence[name] = states[i]
 	}
 	return out, nil
+}
+
+// contacts are the users who share a conversation with uid on this
+// node's replicas (bounded by Limits.MaxUserConvs conversations).
+func (n *Node) contacts(uid uint64) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, sh := range n.shards {
+		sh.view(func(tx fsm.Tx) error {
+			for _, conv := range fsm.UserConvs(tx, uid) {
+				for _, m := range fsm.Members(tx, conv) {
+					out[m] = true
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// localUser looks a name up on this replica only (no quorum read: a
+// contact is a user this node already knows).
+func (n *Node) localUser(name string) (u fsm.User, ok bool) {
+	n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil })
+	return u, ok
 }

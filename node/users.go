@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"time"
 
@@ -35,7 +37,7 @@ func (s *userService) Register(ctx context.Context, req *pb.RegisterRequest) (*p
 	}
 	// Hashing happens here, outside the state machine: bcrypt salts are
 	// random and the fsm must stay deterministic.
-	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), s.n.cfg.BcryptCost)
+	hash, err := bcrypt.GenerateFromPassword(bcryptInput(req.Password), s.n.cfg.BcryptCost)
 	if err != nil {
 		return nil, rpcerr.Error(rpcerr.BadRequest, "cannot hash that password: %v", err)
 	}
@@ -54,7 +56,12 @@ func (s *userService) Login(ctx context.Context, req *pb.LoginRequest) (*pb.Logi
 	u, ok := s.n.lookupUser(ctx, req.User)
 	// One answer for "no such user" and "wrong password": a login must not
 	// tell which names exist.
-	if !ok || bcrypt.CompareHashAndPassword(u.PwHash, []byte(req.Password)) != nil {
+	if !ok {
+		// As long as a wrong password takes: the time must not tell
+		// which names exist either.
+		_ = bcrypt.CompareHashAndPassword(s.n.dummyHash(), bcryptInput(req.Password))
+	}
+	if !ok || bcrypt.CompareHashAndPassword(u.PwHash, bcryptInput(req.Password)) != nil {
 		if moved := s.n.renamedAccount(req.User, req.Password); moved != "" {
 			return nil, rpcerr.Error(rpcerr.Conflict, "after a partition the name %q went to another account; yours is now %q: log in as %s", req.User, moved, moved)
 		}
@@ -71,7 +78,7 @@ func (n *Node) renamedAccount(name, password string) string {
 	var moved string
 	n.metaShard().view(func(tx fsm.Tx) error {
 		for _, r := range fsm.Renamed(tx, name) {
-			if u, ok := fsm.UserByUID(tx, r.UID); ok && bcrypt.CompareHashAndPassword(u.PwHash, []byte(password)) == nil {
+			if u, ok := fsm.UserByUID(tx, r.UID); ok && bcrypt.CompareHashAndPassword(u.PwHash, bcryptInput(password)) == nil {
 				moved = u.Name
 			}
 		}
@@ -136,4 +143,26 @@ func (s *userService) Update(ctx context.Context, req *pb.UserUpdateRequest) (*p
 		}
 	}
 	return &pb.Empty{}, nil
+}
+
+// bcryptInput is what bcrypt is given for a password. bcrypt reads at
+// most 72 bytes and refuses more, while the protocol allows 128: a longer
+// password is hashed with SHA-256 first (its base64, 44 bytes), so every
+// byte of it counts. Passwords of up to 72 bytes go in as they are, as
+// they always did.
+func bcryptInput(password string) []byte {
+	if len(password) <= 72 {
+		return []byte(password)
+	}
+	sum := sha256.Sum256([]byte(password))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// dummyHash is a hash at the node's cost that no password matches, made
+// once, for logins of names that do not exist.
+func (n *Node) dummyHash() []byte {
+	n.dummyOnce.Do(func() {
+		n.dummy, _ = bcrypt.GenerateFromPassword([]byte("no account has this password: "+n.cfg.ID), n.cfg.BcryptCost)
+	})
+	return n.dummy
 }
