@@ -240,20 +240,29 @@ func MessagesAfter(tx Tx, conv string, after uint64, limit int) (msgs []Message,
 // that come after the per-origin positions in after (origin -> the last
 // origin sequence the reader has): an exact cursor where positions move
 // (AP). more reports whether further messages remain.
+//
+// The work is bounded by limit, not by the conversation's length: each
+// origin's entries are read from its position on (an origin writes in
+// oseq order, which is its order-key order), at most limit+1 of each, and
+// merged by order key.
 func MessagesSinceOrigins(tx Tx, conv string, after map[string]uint64, limit int) (msgs []Message, more bool) {
-	p := convPrefix(conv)
+	if limit <= 0 {
+		return nil, false
+	}
 	var orders [][]byte
-	_ = tx.Scan(bOrigins, p, prefixEnd(p), false, func(k, v []byte) bool {
-		rest := k[len(p):]
-		i := bytes.IndexByte(rest, 0)
-		if i < 0 || len(rest) != i+9 {
-			return true
+	for _, origin := range convOrigins(tx, conv) {
+		from := originKey(conv, origin, after[origin]+1)
+		if after[origin] == math.MaxUint64 {
+			continue
 		}
-		if getU64(rest[i+1:]) > after[string(rest[:i])] {
+		end := prefixEnd(join([]byte(conv), sep, []byte(origin), sep))
+		n := 0
+		_ = tx.Scan(bOrigins, from, end, false, func(_, v []byte) bool {
 			orders = append(orders, append([]byte(nil), v...))
-		}
-		return true
-	})
+			n++
+			return n <= limit
+		})
+	}
 	sort.Slice(orders, func(i, j int) bool { return bytes.Compare(orders[i], orders[j]) < 0 })
 	if len(orders) > limit {
 		orders, more = orders[:limit], true
@@ -264,6 +273,29 @@ func MessagesSinceOrigins(tx Tx, conv string, after map[string]uint64, limit int
 		}
 	}
 	return msgs, more
+}
+
+// convOrigins lists the origins of conv's messages, reading one key per
+// origin (a skip scan over the origins index), not one per message.
+func convOrigins(tx Tx, conv string) []string {
+	p := convPrefix(conv)
+	var out []string
+	from := p
+	for {
+		var origin []byte
+		_ = tx.Scan(bOrigins, from, prefixEnd(p), false, func(k, _ []byte) bool {
+			rest := k[len(p):]
+			if i := bytes.IndexByte(rest, 0); i >= 0 {
+				origin = append([]byte(nil), rest[:i]...)
+			}
+			return false
+		})
+		if origin == nil {
+			return out
+		}
+		out = append(out, string(origin))
+		from = prefixEnd(join([]byte(conv), sep, origin, sep))
+	}
 }
 
 // OriginPositions is, for the messages of conv up to seq, the last origin

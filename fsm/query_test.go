@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -224,5 +226,54 @@ func TestRecordID(t *testing.T) {
 	}
 	if _, ok := recordID([]byte("not json")); ok {
 		t.Errorf("recordID of garbage reported an id")
+	}
+}
+
+// TestMessagesSinceOrigins: the exact AP cursor read, against a reading of
+// every message: for random positions per origin and limits, the page is
+// the messages after those positions in order-key order, the first limit
+// of them, and more says whether others remain.
+func TestMessagesSinceOrigins(t *testing.T) {
+	h := newHarness(t, DefaultConfig())
+	h.users("alice", "bob")
+	h.ok(mkGroup("team", 1, 2))
+	origins := []string{"n1", "n2", "n3"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	oseq := map[string]uint64{}
+	for i := range 120 {
+		o := origins[rng.IntN(3)]
+		oseq[o]++
+		s := send("g:team", uint64(1+i%2), fmt.Sprint("c", i))
+		s.Send.Origin, s.Send.OSeq = o, oseq[o]
+		// Clocks of different origins interleave; one origin's grow (an HLC).
+		s.Send.Order = binary.BigEndian.AppendUint64(nil, uint64(i*10+rng.IntN(9))<<16|uint64(oseq[o]))
+		s.Send.Order = append(s.Send.Order, o...)
+		h.ok(s)
+	}
+	all, _ := Messages(h.kv, "g:team", 0, 0, 1000)
+	for round := range 200 {
+		after := map[string]uint64{}
+		for _, o := range origins {
+			if rng.IntN(4) > 0 {
+				after[o] = uint64(rng.IntN(int(oseq[o]) + 2))
+			}
+		}
+		limit := 1 + rng.IntN(60)
+		var want []string
+		for _, m := range all {
+			if m.OSeq > after[m.Origin] {
+				want = append(want, m.ID)
+			}
+		}
+		wantMore := len(want) > limit
+		want = want[:min(limit, len(want))]
+		msgs, more := MessagesSinceOrigins(h.kv, "g:team", after, limit)
+		var got []string
+		for _, m := range msgs {
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, want) || more != wantMore {
+			t.Fatalf("round %d, after %v, limit %d: got %v (more %v), want %v (more %v)", round, after, limit, got, more, want, wantMore)
+		}
 	}
 }

@@ -58,6 +58,27 @@ func (n *Node) roomForConv(uid uint64, who string) error {
 	return nil
 }
 
+// rate allows per events a second (a fixed one-second window).
+type rate struct {
+	per    int
+	mu     sync.Mutex
+	window time.Time
+	n      int
+}
+
+func (r *rate) allow(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.window) >= time.Second {
+		r.window, r.n = now, 0
+	}
+	if r.n >= r.per {
+		return false
+	}
+	r.n++
+	return true
+}
+
 // creations counts, per user, the groups created through this node in the
 // current minute.
 type creations struct {

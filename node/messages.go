@@ -63,15 +63,24 @@ func caller(c *pb.Caller) error {
 // lookupUser resolves a user name on the meta shard: the local replica,
 // and, when it does not know the name, after catching up with the leader
 // (a user registered a moment ago through another node).
+//
+// The catch-up is a quorum round (ReadIndex) that a name nobody has would
+// cost on every request: such catch-ups are bounded per node
+// (missCatchUps a second); past that a miss is answered from the local
+// replica.
 func (n *Node) lookupUser(ctx context.Context, name string) (fsm.User, bool) {
 	var u fsm.User
 	var ok bool
 	read := func() { n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil }) }
-	if read(); !ok && n.metaShard().linearize(ctx) == nil {
+	if read(); !ok && n.misses.allow(time.Now()) && n.metaShard().linearize(ctx) == nil {
 		read()
 	}
 	return u, ok
 }
+
+// missCatchUps bounds the catch-ups lookupUser makes for unknown names,
+// per second and node.
+const missCatchUps = 200
 
 func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendReply, error) {
 	c := req.Caller
@@ -184,7 +193,9 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 		// AP always serves the local replica, and says so.
 	case req.Read == "local":
 		// A gateway pulling a gap it saw in pushes asks for messages this
-		// replica may not have applied yet: give it a moment to catch up.
+		// replica may not have applied yet: give it a moment to catch up —
+		// for a gap a push can show (a few seqs past what is applied), not
+		// for any before a client names.
 		if req.Before > 1 {
 			s.n.awaitSeq(ctx, sh, conv, req.Before-1)
 		}
@@ -216,18 +227,37 @@ func (s *messageService) History(ctx context.Context, req *pb.HistoryRequest) (*
 	return out, nil
 }
 
-// awaitSeq waits, briefly, until conv on this replica reaches seq.
+// awaitSeq waits, briefly, until conv on this replica reaches seq: at most
+// a second, only for a seq within awaitAhead of what is applied, and for
+// at most awaitWaiters requests of the node at once (the others answer at
+// once: a request must not buy a second of polling for nothing).
 func (n *Node) awaitSeq(ctx context.Context, sh replica, conv string, seq uint64) {
+	maxSeq := func() (m uint64) {
+		sh.view(func(tx fsm.Tx) error { m = fsm.MaxSeq(tx, conv); return nil })
+		return m
+	}
+	m := maxSeq()
+	if m >= seq || seq-m > awaitAhead {
+		return
+	}
+	select {
+	case n.waiters <- struct{}{}:
+		defer func() { <-n.waiters }()
+	default:
+		return
+	}
 	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var max uint64
-		sh.view(func(tx fsm.Tx) error { max = fsm.MaxSeq(tx, conv); return nil })
-		if max >= seq {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
+	for time.Now().Before(deadline) && ctx.Err() == nil && maxSeq() < seq {
+		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// awaitAhead bounds how far past the applied seq awaitSeq waits for, and
+// awaitWaiters how many requests wait at once.
+const (
+	awaitAhead   = 1024
+	awaitWaiters = 16
+)
 
 // syncCursor is the opaque cursor: per conversation the last seq the
 // client holds (CP, where seqs never change) or, in AP where positions
@@ -270,6 +300,9 @@ func (s *messageService) Sync(ctx context.Context, req *pb.SyncRequest) (*pb.Syn
 			return nil, err
 		}
 	case req.After != nil:
+		if max := s.n.cfg.Limits.MaxUserConvs; max > 0 && len(req.After) > max {
+			return nil, rpcerr.Error(rpcerr.TooLarge, "after names %d conversations, more than a user can be in (%d)", len(req.After), max)
+		}
 		// Positions by wire id; the state keys them by conversation key.
 		cur.Seq = map[string]uint64{}
 		for wire, seq := range req.After {

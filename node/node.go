@@ -46,6 +46,10 @@ type Node struct {
 	names   nameCache // uid → current name, for wire conversation ids
 	// created counts group creations per user (Limits.GroupsPerMinute).
 	created creations
+	// misses bounds lookupUser's catch-ups for unknown names; waiters
+	// the history requests waiting in awaitSeq.
+	misses  rate
+	waiters chan struct{}
 	// dummy is dummyHash's hash.
 	dummyOnce sync.Once
 	dummy     []byte
@@ -77,7 +81,8 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.FSM.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID)}
+	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID),
+		misses: rate{per: missCatchUps}, waiters: make(chan struct{}, awaitWaiters)}
 	n.metrics = newMetrics(cfg.ID)
 	if cfg.RedisAddr != "" {
 		n.rdb = redis.NewClient(&redis.Options{
