@@ -94,6 +94,12 @@ type Config struct {
 	// Secret is shared by all members to authenticate each other and sign
 	// tokens. Empty means a fresh random secret.
 	Secret string
+	// ReservePanels registers the dashboard's panel users (PanelUsers) with
+	// a password the lab makes, once the cluster is up and after each mode
+	// switch, so that nobody else can take those names. A lab whose
+	// dashboard listens beyond loopback (a classroom) always does; on
+	// loopback alone the names stay free for the README's terminal clients.
+	ReservePanels bool
 	// Unsafe are the CP mode's unsafe teaching switches passed to every
 	// node as --unsafe (ack-before-commit, local-linearizable); the lab
 	// warns when any is on.

@@ -42,9 +42,8 @@ func (l *Lab) routeFaults(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/shards", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, l.Shards(r.Context()))
 	})
-	mux.HandleFunc("GET /api/replicas", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, l.Replicas(r.Context()))
-	})
+	mux.HandleFunc("GET /api/replicas", l.handleReplicas)
+	mux.HandleFunc("GET /api/panels", l.panelCredentials)
 }
 
 func (l *Lab) handleFault(w http.ResponseWriter, r *http.Request) {

@@ -197,3 +197,36 @@ func TestControlGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestPanelsAndReplicasForStudents: the panels' password is answered to
+// the teacher's own pages only; the replicas' digests are answered to
+// everyone, but to a reader elsewhere without the conversations' ids
+// (who talks to whom), divergence still visible.
+func TestPanelsAndReplicasForStudents(t *testing.T) {
+	l := &Lab{panelPassword: "p4ss"}
+	l.replicas.last = map[string]Replica{"n1": {Convs: map[string]ConvReplica{"dm:alice:bob": {Count: 3, Digest: "x"}}}}
+	l.replicas.at = time.Now().Add(time.Hour) // fresh: no node is read
+	get := func(path, remote, host, origin string, h http.HandlerFunc) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://"+host+path, nil)
+		r.RemoteAddr, r.Host = remote, host
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		w := httptest.NewRecorder()
+		h(w, r)
+		return w
+	}
+	if w := get("/api/panels", "127.0.0.1:5555", "127.0.0.1:7070", "http://127.0.0.1:7070", l.panelCredentials); w.Code != 200 || !strings.Contains(w.Body.String(), "p4ss") {
+		t.Fatalf("the teacher's page: %d %s", w.Code, w.Body)
+	}
+	if w := get("/api/panels", "10.1.2.3:5555", "10.0.0.9:7070", "http://10.0.0.9:7070", l.panelCredentials); w.Code != 403 || strings.Contains(w.Body.String(), "p4ss") {
+		t.Fatalf("a student's page got the panels' password: %d %s", w.Code, w.Body)
+	}
+	if w := get("/api/replicas", "127.0.0.1:5555", "127.0.0.1:7070", "", l.handleReplicas); !strings.Contains(w.Body.String(), "dm:alice:bob") {
+		t.Fatalf("the teacher reads %s, want the conversations by id", w.Body)
+	}
+	w := get("/api/replicas", "10.1.2.3:5555", "10.0.0.9:7070", "", l.handleReplicas)
+	if body := w.Body.String(); strings.Contains(body, "alice") || !strings.Contains(body, `"count": 3`) {
+		t.Fatalf("a student reads %s, want the counts without the conversations' ids", body)
+	}
+}

@@ -52,13 +52,16 @@ type Lab struct {
 	// one for the Redis it runs); tlsDir holds the cluster's mutual TLS
 	// credentials, "" without them.
 	redisPassword, tlsDir string
-	dashboard             string // http://HOST:PORT/
-	listenAll             bool   // the dashboard listens on every interface
-	members               []*member
-	byName                map[string]*member
-	httpSrv               *http.Server
-	started               time.Time
-	stateFile             string
+	// panelPassword is the dashboard panels' password (panels.go).
+	panelPassword string
+	replicas      replicaCache
+	dashboard     string // http://HOST:PORT/
+	listenAll     bool   // the dashboard listens on every interface
+	members       []*member
+	byName        map[string]*member
+	httpSrv       *http.Server
+	started       time.Time
+	stateFile     string
 
 	// network is the fault layer: every link between members passes
 	// through one of its proxies.
@@ -160,6 +163,9 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 		l.log.Warn("cannot record the lab for `mpim fault`", "err", err)
 	}
 	l.startLeaderWatch(ctx)
+	if err := l.reservePanels(ctx); err != nil {
+		l.log.Warn("could not reserve the chat panels' users", "err", err)
+	}
 	l.log.Info("lab up", "dashboard", l.dashboard, "data", l.data)
 	return nil
 }
@@ -192,6 +198,7 @@ func (l *Lab) prepare() error {
 	if l.cfg.Secret == "" {
 		l.cfg.Secret = randomHex(24)
 	}
+	l.panelPassword = randomHex(12)
 	// Cluster traffic is authenticated: members present the lab's
 	// certificates to each other, and Redis wants a password.
 	l.tlsDir = filepath.Join(l.data, "credentials")

@@ -97,6 +97,9 @@ func (l *Lab) SwitchMode(ctx context.Context, mode string) error {
 		errs = append(errs, l.startAll(ctx, waves[kind]))
 	}
 	l.startLeaderWatch(ctx)
+	if err := l.reservePanels(ctx); err != nil {
+		l.log.Warn("could not reserve the chat panels' users", "err", err)
+	}
 	l.emit(Event{Kind: EventMode, Detail: "mode " + mode + " (fresh data)"})
 	return errors.Join(errs...)
 }

@@ -14,7 +14,9 @@ const state = {
 };
 const ledger = new Ledger(renderCounters);
 const panels = [];
-const PASSWORD = "demo-password";
+// The panels' password comes from the lab (GET /api/panels), which answers
+// it to the teacher's own machine only; it is not in this page.
+let PASSWORD = null;
 
 // ---- the fault API ----------------------------------------------------
 
@@ -468,7 +470,16 @@ async function main() {
   if (state.status.student_urls && state.status.student_urls.length) $("#student-url").textContent = "students: " + state.status.student_urls[0];
   await refreshTopology();
   state.scenarios = await (await fetch("/api/scenarios")).json();
-  makePanels();
+  const creds = await fetch("/api/panels");
+  if (creds.ok) {
+    PASSWORD = (await creds.json()).password;
+    makePanels();
+  } else {
+    // Not the teacher's machine: the panels are the teacher's.
+    for (const root of document.querySelectorAll(".chat[data-panel]")) {
+      root.textContent = "The chat panels run on the teacher's machine; students chat from the student page (/student).";
+    }
+  }
   const topo = new EventSource("/api/topology?stream=1&interval_ms=1000");
   topo.addEventListener("topology", (m) => onTopology(JSON.parse(m.data)));
   const events = new EventSource("/api/events?stream=1");
