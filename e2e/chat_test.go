@@ -22,10 +22,21 @@ func TestChat(t *testing.T) {
 	bob := c.login("g2", "bob", "phone")
 
 	t.Run("presence", func(t *testing.T) {
-		p, err := alice.Presence(ctx, []string{"bob", "carol"})
+		// Presence is shared between users who share a conversation:
+		// dave, a stranger, reads as offline even while he is online.
+		c.register("g1", "dave")
+		dave := c.login("g2", "dave", "phone")
+		if _, err := alice.GroupCreate(ctx, "friends", []string{"bob", "carol"}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := alice.Presence(ctx, []string{"bob", "carol", "dave"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		if p["dave"].Online || p["dave"].Gateway != "" {
+			t.Fatalf("a stranger's presence shows %+v, want offline", p["dave"])
+		}
+		dave.Close()
 		if !p["bob"].Online || p["bob"].Gateway != "g2" {
 			t.Fatalf("bob's presence = %+v, want online on g2", p["bob"])
 		}

@@ -175,3 +175,76 @@ func rssKiB(pid int) int {
 	}
 	return 0
 }
+
+// TestGatewayLimits: through real sockets, a connection that does not log
+// in is closed at the login deadline; connections past the per-address
+// cap are refused before the WebSocket handshake; an account whose
+// password was guessed wrong too often is answered rate_limited — the
+// right password too — without a node spending a bcrypt.
+func TestGatewayLimits(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 1, gateways: 1, gatewayArgs: []string{
+		"--login-timeout", "1s", "--max-conns-per-ip", "4", "--login-failures-per-account", "3"}})
+	c.register("g1", "alice")
+	ctx := ctxFor(t, 30*time.Second)
+
+	idle := c.dial("g1")
+	select {
+	case <-idle.Done():
+		if idle.CloseCode() != 1008 {
+			t.Fatalf("a connection that never logged in closed with %d (%v), want 1008", idle.CloseCode(), idle.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection that never logged in is still open 10 s after a 1 s login deadline")
+	}
+
+	var open []*client.Conn
+	for i := range 4 {
+		conn := c.dial("g1")
+		if _, err := conn.Login(ctx, "alice", password, fmt.Sprint("d", i)); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, conn)
+	}
+	if extra, err := client.Dial(ctx, c.ws("g1"), client.Options{}); err == nil {
+		extra.Close()
+		t.Fatal("a fifth connection from one address was accepted past the cap of 4")
+	} else if !strings.Contains(err.Error(), "503") {
+		t.Fatalf("the fifth connection: %v, want HTTP 503", err)
+	}
+	open[0].Close()
+	eventually(t, 5*time.Second, "a closed connection's slot is given back", func() bool {
+		conn, err := client.Dial(ctx, c.ws("g1"), client.Options{})
+		if err != nil {
+			return false
+		}
+		open[0] = conn
+		return true
+	})
+
+	for _, conn := range open {
+		conn.Close()
+	}
+	// Each guess on a connection of its own (each within its login
+	// deadline).
+	login := func(pw string) error {
+		var err error
+		eventually(t, 5*time.Second, "a connection slot", func() bool {
+			var conn *client.Conn
+			if conn, err = client.Dial(ctx, c.ws("g1"), client.Options{}); err != nil {
+				return false
+			}
+			defer conn.Close()
+			_, err = conn.Login(ctx, "alice", pw, "x")
+			return true
+		})
+		return err
+	}
+	for i := range 3 {
+		if err := login(fmt.Sprint("wrong", i)); client.ErrorCode(err) != client.CodeUnauthorized {
+			t.Fatalf("wrong password %d: %v, want unauthorized", i+1, err)
+		}
+	}
+	if err := login(password); client.ErrorCode(err) != client.CodeRateLimited {
+		t.Fatalf("a login after three wrong passwords: %v, want rate_limited", err)
+	}
+}

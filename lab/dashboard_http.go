@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"mpim/chaos/fault"
 	"mpim/chaos/scenario"
@@ -170,6 +171,14 @@ func (l *Lab) handleRelay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// The gateway sees every relayed connection come from the lab: the
+	// relay bounds each student's address itself.
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if !l.relayed.take(ip) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": fmt.Sprintf("at most %d connections through the lab from one address", relayPerIP)})
+		return
+	}
+	defer l.relayed.give(ip)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -214,4 +223,34 @@ func (l *Lab) StudentURLs() []string {
 		return nil
 	}
 	return []string{"http://" + net.JoinHostPort(host, port) + "/student"}
+}
+
+// relayPerIP bounds the relayed connections from one address.
+const relayPerIP = 32
+
+// relayCount counts relayed connections per client address.
+type relayCount struct {
+	mu   sync.Mutex
+	byIP map[string]int
+}
+
+func (c *relayCount) take(ip string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byIP == nil {
+		c.byIP = map[string]int{}
+	}
+	if c.byIP[ip] >= relayPerIP {
+		return false
+	}
+	c.byIP[ip]++
+	return true
+}
+
+func (c *relayCount) give(ip string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byIP[ip]--; c.byIP[ip] <= 0 {
+		delete(c.byIP, ip)
+	}
 }

@@ -55,8 +55,9 @@ type Lab struct {
 	// panelPassword is the dashboard panels' password (panels.go).
 	panelPassword string
 	replicas      replicaCache
-	dashboard     string // http://HOST:PORT/
-	listenAll     bool   // the dashboard listens on every interface
+	relayed       relayCount // the student relay's connections per address
+	dashboard     string     // http://HOST:PORT/
+	listenAll     bool       // the dashboard listens on every interface
 	members       []*member
 	byName        map[string]*member
 	httpSrv       *http.Server

@@ -28,7 +28,7 @@ type Limits struct {
 
 // DefaultLimits are the lab's limits.
 func DefaultLimits() Limits {
-	return Limits{MaxUserConvs: 2000, MaxGroupMembers: 500, GroupsPerMinute: 30}
+	return Limits{MaxUserConvs: 2000, MaxGroupMembers: 256, GroupsPerMinute: 30}
 }
 
 // userConvs counts the conversations uid is in over every shard's local
