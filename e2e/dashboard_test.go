@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mpim/internal/testenv"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +17,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"mpim/client"
+	"mpim/internal/testenv"
+	"mpim/lab"
 )
 
 // The dashboard's browser tests drive the teaching dashboard in a real
@@ -502,5 +506,55 @@ func checkReportPages(t *testing.T, pages map[string]int) {
 			}
 		}
 		t.Logf("%s: %q", filepath.Base(path), got.Verdicts)
+	}
+}
+
+// TestClassroomLabReservesPanels: a lab whose dashboard listens beyond
+// loopback (a classroom) registers the chat panels' users before any
+// student can: registering "alice" is refused, and the password the lab
+// answers its own machine (GET /api/panels) logs in as her.
+func TestClassroomLabReservesPanels(t *testing.T) {
+	url := labUp(t, "--http", "0.0.0.0:0")
+	var members []lab.MemberState
+	getJSON := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getJSON("api/members", &members)
+	var ws string
+	for _, m := range members {
+		if m.Name == "g1" {
+			ws = m.WS
+		}
+	}
+	ctx := ctxFor(t, 30*time.Second)
+	var creds struct{ Password string }
+	getJSON("api/panels", &creds)
+	eventually(t, 20*time.Second, "the panels' users are reserved", func() bool {
+		conn, err := client.Dial(ctx, ws, client.Options{})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_, err = conn.Login(ctx, "alice", creds.Password, "panel")
+		return err == nil
+	})
+	conn, err := client.Dial(ctx, ws, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Register(ctx, "alice", "a student's password"); client.ErrorCode(err) != client.CodeConflict {
+		t.Fatalf("a student registering a panel's name: %v, want conflict", err)
 	}
 }

@@ -5,11 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
-	"mpim/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"mpim/internal/clustertls"
+	pb "mpim/proto/mpimpb"
 )
 
 // PanelUsers are the accounts of the dashboard's two chat panels.
@@ -35,35 +42,42 @@ func (l *Lab) reservePanels(ctx context.Context) error {
 	if !l.cfg.ReservePanels && !l.listenAll {
 		return nil
 	}
-	var gw string
+	var addr string
 	for _, m := range l.Members() {
-		if m.Kind == KindGateway && m.State == StateRunning {
-			gw = m.WS
+		if m.Kind == KindNode && m.State == StateRunning {
+			addr = m.GRPC
 			break
 		}
 	}
-	if gw == "" {
-		return errors.New("lab: no gateway running to reserve the panels' users")
+	if addr == "" {
+		return errors.New("lab: no node running to reserve the panels' users")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := client.Dial(ctx, gw, client.Options{})
+	creds, err := clustertls.Load(l.tlsDir)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	// Straight to a node, as a member would (the lab holds the cluster's
+	// credentials); the node hashes the password.
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(creds.Client())))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	users := pb.NewUsersClient(cc)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for _, u := range PanelUsers {
-		// A timeout may have been applied: a retry that meets conflict
-		// found the account it made.
+		// A register that timed out may have been applied: a retry that
+		// meets the name taken found the account it made.
 		for try := 0; ; try++ {
-			_, err = conn.Register(ctx, u, l.panelPassword)
-			if err == nil || (try > 0 && client.ErrorCode(err) == client.CodeConflict) || try == 4 || ctx.Err() != nil {
+			_, err = users.Register(ctx, &pb.RegisterRequest{User: u, Password: l.panelPassword})
+			if err == nil || (try > 0 && status.Code(err) == codes.AlreadyExists) || try == 4 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("lab: reserve %s: %w", u, err)
 		}
 	}
 	return nil
