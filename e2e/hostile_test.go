@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,11 +43,11 @@ func TestHostileClient(t *testing.T) {
 	flood, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var attacks []struct{}
-	var refused sync.Map // error code -> count, for the log
+	var refused sync.Map // error code -> *atomic.Int64, for the log
 	count := func(err error) {
 		if err != nil {
-			v, _ := refused.LoadOrStore(string(client.ErrorCode(err)), new(int))
-			*v.(*int)++
+			v, _ := refused.LoadOrStore(string(client.ErrorCode(err)), new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
 		}
 	}
 	// Each attack runs on connections of its own (a connection's rate
@@ -134,7 +135,7 @@ func TestHostileClient(t *testing.T) {
 	checkOnce("the victim", vic, "f")
 	stop()
 	wg.Wait()
-	refused.Range(func(k, v any) bool { t.Logf("mallory's requests refused %s: %d", k, *v.(*int)); return true })
+	refused.Range(func(k, v any) bool { t.Logf("mallory's requests refused %q: %d", k, v.(*atomic.Int64).Load()); return true })
 
 	// The victim logs in afresh: the backlog of everything it is in fits.
 	again := c.dial("g2")
