@@ -270,6 +270,9 @@ func (g *Gateway) dispatch(p *pb.Push, path string) {
 	g.metrics.pushes.WithLabelValues(path).Inc()
 	switch ev := p.Event.(type) {
 	case *pb.Push_Message:
+		if ev.Message.Ts > 0 {
+			g.metrics.pushAge.WithLabelValues(path).Observe(time.Since(time.UnixMilli(ev.Message.Ts)).Seconds())
+		}
 		m := message{Message: ev.Message, frame: &sharedFrame{}}
 		for _, uid := range p.ToUids {
 			for _, s := range g.sessionsOf(uid) {

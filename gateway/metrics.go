@@ -15,11 +15,16 @@ type metrics struct {
 	// queued for a client whose queue was half full.
 	ephemeralDropped prometheus.Counter
 	// refused counts connections and logins the guard refused, by reason.
-	refused     *prometheus.CounterVec
-	degraded    prometheus.Gauge
-	gapFills    prometheus.Counter
-	duplicates  prometheus.Counter
-	nodeHealthy *prometheus.GaugeVec
+	refused *prometheus.CounterVec
+	// requestSeconds is each request from its frame read to its reply
+	// queued (send→ack for sends), by op and outcome; pushAge a message
+	// push's age when it reaches this gateway (from the node's stamp).
+	requestSeconds *prometheus.HistogramVec
+	pushAge        *prometheus.HistogramVec
+	degraded       prometheus.Gauge
+	gapFills       prometheus.Counter
+	duplicates     prometheus.Counter
+	nodeHealthy    *prometheus.GaugeVec
 }
 
 func newMetrics(id string) *metrics {
@@ -40,6 +45,12 @@ func newMetrics(id string) *metrics {
 			Help: "Typing, receipt and presence pushes dropped for a client whose send queue was half full (the client stays).", ConstLabels: l}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpim_gateway_refused_total",
 			Help: "Connections and logins refused by the gateway's limits, by reason (max_conns, max_conns_per_ip, login_throttled, login_timeout, typing).", ConstLabels: l}, []string{"reason"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mpim_gateway_request_duration_seconds",
+			Help: "Client requests from the frame read to the reply queued (send: send→ack), by op and outcome: ok, not_applied, unknown, refused.", ConstLabels: l,
+			Buckets: latencyBuckets}, []string{"op", "outcome"}),
+		pushAge: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mpim_gateway_push_age_seconds",
+			Help: "A message push's age when it reaches this gateway, from the node's timestamp (in AP it includes the push hold-back), by path (redis or stream).", ConstLabels: l,
+			Buckets: latencyBuckets}, []string{"path"}),
 		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mpim_redis_degraded",
 			Help: "1 while this gateway's Redis subscription is broken (pushes come on the node stream).", ConstLabels: l}),
 		gapFills: prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_gateway_gap_fills_total",
@@ -49,6 +60,9 @@ func newMetrics(id string) *metrics {
 		nodeHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mpim_gateway_node_healthy",
 			Help: "1 while the node at addr passes health checks (failover skips it otherwise).", ConstLabels: l}, []string{"addr"}),
 	}
-	reg.MustRegister(m.nodeHealthy, m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates, m.ephemeralDropped, m.refused)
+	reg.MustRegister(m.nodeHealthy, m.conns, m.requests, m.pushes, m.dropped, m.degraded, m.gapFills, m.duplicates, m.ephemeralDropped, m.refused, m.requestSeconds, m.pushAge)
 	return m
 }
+
+// latencyBuckets span 0.1 ms to 10 s, about three per decade.
+var latencyBuckets = prometheus.ExponentialBucketsRange(0.0001, 10, 16)

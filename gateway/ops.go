@@ -125,6 +125,7 @@ func (s *session) serve(req *wire.Request, read time.Time) {
 			s.send(wire.ErrorReply(req.ID, wire.Errorf(wire.Internal, "gateway bug while serving %s (%v); please report it", req.Op, r)))
 		}
 		s.g.metrics.requests.WithLabelValues(req.Op, code).Inc()
+		s.g.metrics.requestSeconds.WithLabelValues(req.Op, outcomeOf(code)).Observe(time.Since(read).Seconds())
 	}()
 	var body any
 	var werr *wire.Error
@@ -422,4 +423,19 @@ func (s *session) resume(req *wire.Request) (any, *wire.Error) {
 	}
 	s.bind(context.Background())
 	return loginFields{UID: claims.UID, Token: req.Token, Mode: mode, Gateway: s.g.cfg.ID, Node: id}, nil
+}
+
+// outcomeOf names a reply's code the way the histograms do: ok,
+// not_applied (unavailable: definitely not), unknown (timeout), refused
+// (any other error).
+func outcomeOf(code string) string {
+	switch wire.Code(code) {
+	case "ok":
+		return "ok"
+	case wire.Unavailable:
+		return "not_applied"
+	case wire.Timeout:
+		return "unknown"
+	}
+	return "refused"
 }

@@ -44,6 +44,7 @@ func (l *Lab) routeFaults(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/replicas", l.handleReplicas)
 	mux.HandleFunc("GET /api/panels", l.panelCredentials)
+	mux.HandleFunc("GET /api/prometheus", l.servePrometheus)
 }
 
 func (l *Lab) handleFault(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,7 @@ func (c *cluster) startAP() error {
 	rc := n.cfg.AP
 	rc.ID, rc.Nodes, rc.Dir, rc.Logger, rc.NoSync, rc.Spans = n.cfg.ID, nodes, n.cfg.DataDir, n.log, n.cfg.NoSync, n.cfg.Spans
 	rc.LogKey = ap.LogKey(n.cfg.Secret)
+	rc.Observe = n.metrics.obs.apObserver()
 	rc.Check = func(cmd fsm.Command) error {
 		var err error
 		// On the engine, between its own writes: the live state, no copy.
@@ -47,6 +48,7 @@ func (c *cluster) startAP() error {
 		return err
 	}
 	n.ap = rep
+	n.metrics.watchAP(rep, n.cfg.ID)
 	for i, l := range locals {
 		n.shards = append(n.shards, &apReplica{n: n, id: i, s: l})
 	}
@@ -104,6 +106,7 @@ func (n *Node) applyEntries(entries []ap.Entry, how ap.Arrival) []fsm.Result {
 		}
 		pushes = append(pushes, delayedPush{conv: r.Conv, id: r.Message.ID, members: r.Members})
 		if r.Reordered > 0 {
+			n.metrics.obs.resyncs.Inc()
 			// Positions moved in this replica: tell the gateways attached
 			// to it (their sessions read this replica's positions).
 			n.fanout.stream(&pb.Push{Event: &pb.Push_Resync{Resync: &pb.Resync{Conv: n.wireConv(r.Conv), FromSeq: r.Reordered}}}, r.Members, true)

@@ -83,6 +83,7 @@ func startCluster(n *Node) (*cluster, error) {
 		rc.Dir = filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%d", i))
 		rc.FSM, rc.Logger = cfg.FSM, n.log
 		rc.AckBeforeCommit = cfg.unsafe(UnsafeAckBeforeCommit)
+		rc.Observe = n.metrics.obs.cpObserver()
 		s, err := cp.Open(rc, mux, c, n.applied)
 		if err != nil {
 			for _, r := range n.shards {
@@ -223,7 +224,9 @@ func (c *cluster) forward(ctx context.Context, leader string, s *cp.Shard, call 
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.n.cfg.ForwardTimeout)
 	defer cancel()
+	began := time.Now()
 	err = call(cctx, client)
+	c.n.metrics.obs.forward.WithLabelValues(outcomeOf(err)).Observe(time.Since(began).Seconds())
 	if err == nil {
 		return nil
 	}

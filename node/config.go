@@ -103,7 +103,11 @@ type Config struct {
 	FSM       fsm.Config
 	// Limits bound what one user can make others carry (Limits).
 	Limits Limits
-	Logger *slog.Logger
+	// RaftMetrics exports what hashicorp/raft measures itself (go-metrics,
+	// process-wide) on /metrics: set it only where a process runs one node
+	// (mpim node does).
+	RaftMetrics bool
+	Logger      *slog.Logger
 }
 
 // TestInternalText, sent as a message's text to a node started with

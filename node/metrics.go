@@ -17,6 +17,7 @@ type metrics struct {
 	degraded    prometheus.Gauge
 	pushes      *prometheus.CounterVec
 	ops         *prometheus.CounterVec
+	obs         *observations
 }
 
 func newMetrics(id string) *metrics {
@@ -25,6 +26,7 @@ func newMetrics(id string) *metrics {
 	f := func(c prometheus.Collector) prometheus.Collector { reg.MustRegister(c); return c }
 	labels := prometheus.Labels{"node": id}
 	return &metrics{
+		obs: newObservations(reg, id),
 		reg: reg,
 		cacheHits: f(prometheus.NewCounter(prometheus.CounterOpts{Name: "mpim_cache_hits_total",
 			Help: "User-info lookups served from the Redis cache.", ConstLabels: labels})).(prometheus.Counter),

@@ -84,6 +84,11 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, stop: make(chan struct{}), ids: newIDGen(cfg.ID),
 		misses: rate{per: missCatchUps}, waiters: make(chan struct{}, awaitWaiters)}
 	n.metrics = newMetrics(cfg.ID)
+	if cfg.RaftMetrics && cfg.Mode == "cp" {
+		if err := exportRaftMetrics(n.metrics.reg); err != nil {
+			log.Warn("hashicorp/raft's own metrics not exported", "err", err)
+		}
+	}
 	if cfg.RedisAddr != "" {
 		n.rdb = redis.NewClient(&redis.Options{
 			Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout,
@@ -226,7 +231,9 @@ func (n *Node) httpHandler() http.Handler {
 // countOps counts every unary call by method and protocol result.
 func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	n.currentCaller(req)
+	began := time.Now()
 	resp, err := handler(ctx, req)
+	n.metrics.obs.observeOp(info.FullMethod, time.Since(began), err)
 	code := "ok"
 	if err != nil {
 		c, _, terr := rpcerr.Decode(err)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -15,7 +17,7 @@ func labCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Run a whole local cluster to break and measure",
 	}
-	cmd.AddCommand(labUpCmd(), labMiniredisCmd())
+	cmd.AddCommand(labUpCmd(), labMiniredisCmd(), labPrometheusCmd())
 	return cmd
 }
 
@@ -94,5 +96,36 @@ func labMiniredisCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
+	return cmd
+}
+
+// labPrometheusCmd prints a running lab's Prometheus scrape configuration.
+func labPrometheusCmd() *cobra.Command {
+	var labURL string
+	cmd := &cobra.Command{
+		Use:   "prometheus",
+		Short: "Print a Prometheus scrape configuration for a running lab's nodes and gateways",
+		Long: `Print a Prometheus configuration that scrapes every node and gateway of a
+running lab (docs/observability.md). Save it and run
+prometheus --config.file=FILE; import deploy/grafana/mpim.json into Grafana.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := findLab(labURL)
+			if err != nil {
+				return usageError{err}
+			}
+			resp, err := http.Get(u + "api/prometheus")
+			if err != nil {
+				return fmt.Errorf("reach the lab at %s: %w", u, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("lab answered %s", resp.Status)
+			}
+			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&labURL, "lab", "", "the lab's dashboard URL (default $MPIM_LAB, else the most recent lab)")
 	return cmd
 }

@@ -38,6 +38,7 @@ func nodeCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = newLogger("node", cfg.ID)
+			cfg.RaftMetrics = true
 			if spanRing > 0 {
 				cfg.Spans = spans.New(cfg.ID, spanRing)
 			}

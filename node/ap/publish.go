@@ -54,7 +54,9 @@ func (r *Replicator) publishLogged() bool {
 			r.logger.Error("ap: read the log to publish", "after", from, "err", err)
 			return false
 		}
+		began := time.Now()
 		err = r.publishRaw(raw)
+		r.cfg.Observe.published(len(raw), time.Since(began), err != nil)
 		r.mu.Lock()
 		switch {
 		case err == nil:

@@ -58,6 +58,8 @@ type Config struct {
 	// Now is the wall clock the hybrid logical clock and the late-entry
 	// rule read; nil is time.Now (tests inject a clock they step).
 	Now func() time.Time
+	// Observe, when set, is told what the replicator measures (metrics).
+	Observe *Observer
 	// LogKey authenticates what the nodes publish on Redis (see sealer;
 	// LogKey derives it from the cluster's secret). Empty: nothing is
 	// signed or checked (unit tests).
@@ -385,6 +387,7 @@ func (r *Replicator) commit(locals []*submit, remotes []remoteBatch) {
 	written := time.Now()
 	err := r.log.appendEntries(entries, encoded, len(locals) > 0 && !r.cfg.NoSync)
 	synced := time.Now()
+	r.cfg.Observe.round(len(locals), nRemote, synced.Sub(written))
 	if rec := r.cfg.Spans; rec != nil {
 		for _, s := range locals {
 			k := spanKey(s.cmd)

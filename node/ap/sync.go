@@ -275,10 +275,14 @@ func (r *Replicator) antiEntropy() {
 func (r *Replicator) syncWith(peer string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	began := time.Now()
 	theirs, err := r.peers.State(ctx, peer, r.State())
 	if err != nil {
+		r.cfg.Observe.synced(peer, time.Since(began), 0, true)
 		return
 	}
+	pulledBefore := r.Stats().Pulled
+	defer func() { r.cfg.Observe.synced(peer, time.Since(began), int(r.Stats().Pulled-pulledBefore), false) }()
 	r.observe(peer, theirs.HLC, theirs.Vector[peer])
 	for origin, n := range theirs.Vector {
 		r.mu.Lock()

@@ -56,7 +56,9 @@ type Config struct {
 	MaxBatch int
 	// Spans, when set, records each send's wait for the batcher and its
 	// entry's commit (mpim bench --trace).
-	Spans       *spans.Recorder
+	Spans *spans.Recorder
+	// Observe, when set, is told what the shard measures (metrics).
+	Observe     *Observer
 	MaxInflight int
 	// ApplyTimeout bounds enqueueing one entry.
 	ApplyTimeout time.Duration

@@ -325,6 +325,7 @@ func (s *Shard) batch() {
 		for i, p := range props {
 			cmds[i] = p.cmd
 			s.cfg.Spans.Add(spanKey(p.cmd), "cp: queued for the batcher (entries in flight)", p.queued, taken)
+			s.cfg.Observe.queued(s.cfg.Shard, taken.Sub(p.queued))
 		}
 		data, err := fsm.EncodeBatch(cmds)
 		if err != nil {
@@ -348,6 +349,7 @@ func (s *Shard) batch() {
 				return
 			}
 			s.finish(f, props)
+			s.cfg.Observe.committed(s.cfg.Shard, time.Since(taken), len(props))
 			for _, p := range props {
 				s.cfg.Spans.Since(spanKey(p.cmd), fmt.Sprintf("cp: Raft commit and apply (an entry of %d)", len(props)), taken)
 			}
@@ -386,8 +388,12 @@ func (s *Shard) finish(f raft.ApplyFuture, batch []*proposal) {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
 		err = fmt.Errorf("%w: shard %d: %v", ErrNotApplied, s.cfg.Shard, err)
+		s.cfg.Observe.refused(s.cfg.Shard, len(batch), false)
 	case !errors.Is(err, ErrUnknown):
 		err = fmt.Errorf("%w: shard %d: %v", ErrUnknown, s.cfg.Shard, err)
+		s.cfg.Observe.refused(s.cfg.Shard, len(batch), true)
+	default:
+		s.cfg.Observe.refused(s.cfg.Shard, len(batch), true)
 	}
 	for _, p := range batch {
 		p.done <- result{err: err}
@@ -402,6 +408,7 @@ func (s *Shard) watchLeadership() {
 		case <-s.stop:
 			return
 		case leader := <-s.r.LeaderCh():
+			s.cfg.Observe.leadership(s.cfg.Shard, leader)
 			if !leader {
 				continue
 			}
