@@ -135,7 +135,10 @@ func TestHostileClient(t *testing.T) {
 	checkOnce("the victim", vic, "f")
 	stop()
 	wg.Wait()
-	refused.Range(func(k, v any) bool { t.Logf("mallory's requests refused %q: %d", k, v.(*atomic.Int64).Load()); return true })
+	refused.Range(func(k, v any) bool {
+		t.Logf("mallory's requests refused %q: %d", k, v.(*atomic.Int64).Load())
+		return true
+	})
 
 	// The victim logs in afresh: the backlog of everything it is in fits.
 	again := c.dial("g2")
