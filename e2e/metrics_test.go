@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mpim/client"
+	"mpim/lab"
 )
 
 // scrape reads member's /metrics and sums the samples of name whose
@@ -109,6 +110,17 @@ func TestMetricsDuringPartition(t *testing.T) {
 		})
 		if got := c.scrape(lead, "mpim_raft_state_candidate") + c.scrape(lead, "mpim_raft_state_leader"); got < 1 {
 			t.Errorf("hashicorp/raft's own metrics: %s shows no election (raft_state_candidate + leader = %v)", lead, got)
+		}
+		// `mpim lab top` reads the same story.
+		top := lab.ReadTop(ctx, c.Members())
+		if n := top.Nodes[old]; !n.Up || n.NotApplied+n.Unknown < 1 || n.LeadsShard0 {
+			t.Errorf("lab top's view of the cut-off %s: %+v, want refusals and no lead", old, n)
+		}
+		if n := top.Nodes[lead]; !n.LeadsShard0 || n.Commits < 1 {
+			t.Errorf("lab top's view of the new leader %s: %+v", lead, n)
+		}
+		if line := lab.TopLine(lab.TopSample{}, top, top.At); !strings.Contains(line, "leader "+lead) {
+			t.Errorf("lab top's line %q does not name %s as the leader", line, lead)
 		}
 		c.apply("heal")
 		c.checkPrometheusConfig()

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +19,7 @@ func labCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Run a whole local cluster to break and measure",
 	}
-	cmd.AddCommand(labUpCmd(), labMiniredisCmd(), labPrometheusCmd())
+	cmd.AddCommand(labUpCmd(), labMiniredisCmd(), labPrometheusCmd(), labTopCmd())
 	return cmd
 }
 
@@ -127,5 +129,66 @@ prometheus --config.file=FILE; import deploy/grafana/mpim.json into Grafana.`,
 		},
 	}
 	cmd.Flags().StringVar(&labURL, "lab", "", "the lab's dashboard URL (default $MPIM_LAB, else the most recent lab)")
+	return cmd
+}
+
+// labTopCmd prints, every interval, what a running lab's members' metrics
+// say happened: the leader, commits, refusals, replication lag, sends ok.
+func labTopCmd() *cobra.Command {
+	var labURL string
+	var interval, duration time.Duration
+	cmd := &cobra.Command{
+		Use:   "top",
+		Short: "Follow a running lab through its members' /metrics: leader, commits, refusals, sends ok per gateway",
+		Long: lab.TopHeader + `.
+Runs for --duration (Ctrl-C stops it sooner). docs/observability.md reads a partition with it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := findLab(labURL)
+			if err != nil {
+				return usageError{err}
+			}
+			if interval <= 0 {
+				return usageError{fmt.Errorf("--interval must be positive")}
+			}
+			members := func() ([]lab.MemberState, error) {
+				resp, err := http.Get(u + "api/members")
+				if err != nil {
+					return nil, fmt.Errorf("reach the lab at %s: %w", u, err)
+				}
+				defer resp.Body.Close()
+				var ms []lab.MemberState
+				return ms, json.NewDecoder(resp.Body).Decode(&ms)
+			}
+			ctx := cmd.Context()
+			ms, err := members()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "#", lab.TopHeader)
+			start := time.Now()
+			prev := lab.ReadTop(ctx, ms)
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for time.Since(start) < duration {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
+				if fresh, err := members(); err == nil {
+					ms = fresh // a restarted member keeps its address; a mode switch keeps them all
+				}
+				cur := lab.ReadTop(ctx, ms)
+				fmt.Fprintln(out, lab.TopLine(prev, cur, start))
+				prev = cur
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&labURL, "lab", "", "the lab's dashboard URL (default $MPIM_LAB, else the most recent lab)")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between two lines")
+	cmd.Flags().DurationVar(&duration, "duration", 10*time.Minute, "stop after this long")
 	return cmd
 }
