@@ -75,6 +75,8 @@ type labOpts struct {
 	noRepair bool
 	// net is the fault layer's backend (lab.NetProxy by default).
 	net string
+	// memberArgs, when set, adds arguments of each member's own.
+	memberArgs func(member string) []string
 }
 
 // cluster is a running lab of real processes.
@@ -109,6 +111,9 @@ func startLab(t *testing.T, o labOpts) *cluster {
 		cfg.Net = o.net
 	}
 	cfg.Args = func(member string, args []string) []string {
+		if o.memberArgs != nil {
+			args = append(args, o.memberArgs(member)...)
+		}
 		switch {
 		case strings.HasPrefix(member, "n"):
 			return append(args, append([]string{"--test-hooks"}, o.nodeArgs...)...)

@@ -18,6 +18,7 @@ import (
 	"mpim/gateway/wire"
 	"mpim/internal/clustertls"
 	"mpim/internal/rpcerr"
+	"mpim/internal/tracing"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -101,7 +102,7 @@ func newNodePool(addrs []string, interval time.Duration, creds *clustertls.Crede
 		transport = grpc.WithTransportCredentials(credentials.NewTLS(creds.Client()))
 	}
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a, transport, grpc.WithConnectParams(connectParams))
+		cc, err := grpc.NewClient(a, transport, grpc.WithConnectParams(connectParams), grpc.WithUnaryInterceptor(tracing.ClientInterceptor))
 		if err != nil {
 			p.close()
 			return nil, fmt.Errorf("gateway: node %s: %w", a, err)

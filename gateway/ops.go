@@ -111,9 +111,16 @@ func toWireList(ms []*pb.Message) []wire.Message {
 // serve answers one request whose frame was read at read.
 func (s *session) serve(req *wire.Request, read time.Time) {
 	code := "ok"
+	ctx := context.Background()
 	if req.Op == wire.OpSend {
 		if id := s.who(); id != nil {
 			key := spans.Key(id.user, req.Cmid)
+			// The send's trace (with --trace-file or --otlp): its root span
+			// here, carried to the node in the call's metadata; the stages
+			// below are its children.
+			var end func()
+			ctx, end = s.g.cfg.Spans.Start(ctx, key, "gateway: send")
+			defer end()
 			s.g.cfg.Spans.Since(key, "gateway: frame read, waiting for a request slot", read)
 			defer s.g.cfg.Spans.Since(key, "gateway: the whole send, frame read to reply queued", read)
 		}
@@ -132,7 +139,7 @@ func (s *session) serve(req *wire.Request, read time.Time) {
 	if wire.NeedsAuth(req.Op) && s.who() == nil {
 		werr = wire.Errorf(wire.Unauthorized, "%s needs a logged-in connection; send login or resume first", req.Op)
 	} else {
-		body, werr = s.do(req)
+		body, werr = s.do(ctx, req)
 	}
 	if werr != nil {
 		code = string(werr.Code)
@@ -148,10 +155,15 @@ func (s *session) serve(req *wire.Request, read time.Time) {
 
 // call runs fn on a node with the session's timeout.
 func (s *session) call(kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
-	return s.g.nodes.call(context.Background(), s.g.cfg.CallTimeout, kind, fn)
+	return s.callCtx(context.Background(), kind, fn)
 }
 
-func (s *session) do(req *wire.Request) (any, *wire.Error) {
+// callCtx is call under ctx (carrying a trace's span to the node).
+func (s *session) callCtx(ctx context.Context, kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
+	return s.g.nodes.call(ctx, s.g.cfg.CallTimeout, kind, fn)
+}
+
+func (s *session) do(ctx context.Context, req *wire.Request) (any, *wire.Error) {
 	c := s.caller()
 	switch req.Op {
 	case wire.OpPing:
@@ -193,7 +205,7 @@ func (s *session) do(req *wire.Request) (any, *wire.Error) {
 	case wire.OpSend:
 		var rep *pb.SendReply
 		called := time.Now()
-		_, werr := s.call(idempotentWrite, func(ctx context.Context, n *nodeConn) (err error) {
+		_, werr := s.callCtx(ctx, idempotentWrite, func(ctx context.Context, n *nodeConn) (err error) {
 			rep, err = n.messages.Send(ctx, &pb.SendRequest{Caller: c, To: req.To, Group: req.Group, Text: req.Text, Cmid: req.Cmid})
 			return
 		})

@@ -20,6 +20,7 @@ import (
 	"mpim/fsm"
 	"mpim/internal/clustertls"
 	"mpim/internal/rpcerr"
+	"mpim/internal/tracing"
 	"mpim/node/cp"
 	"mpim/node/outcome"
 	pb "mpim/proto/mpimpb"
@@ -139,7 +140,12 @@ func placement(members []string, shard int) (voters, nonvoters []string) {
 
 // serveInternal serves the node-to-node RPCs on the mux.
 func (c *cluster) serveInternal() {
-	c.rpcSrv = grpc.NewServer()
+	c.rpcSrv = grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if c.n.cfg.Spans.Tracing() {
+			ctx = tracing.FromIncoming(ctx)
+		}
+		return handler(ctx, req)
+	}))
 	pb.RegisterInternalServer(c.rpcSrv, &internalService{n: c.n})
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); c.rpcSrv.Serve(c.mux.RPCListener()) }()
@@ -190,6 +196,7 @@ func (c *cluster) client(addr string) (*grpc.ClientConn, pb.InternalClient, erro
 	if cc == nil {
 		var err error
 		cc, err = grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(tracing.ClientInterceptor),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: time.Second,

@@ -9,6 +9,7 @@ import (
 	"mpim/fsm"
 	"mpim/internal/binenc"
 	"mpim/internal/rpcerr"
+	"mpim/internal/spans"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -167,6 +168,11 @@ func (s *internalService) Propose(ctx context.Context, req *pb.ProposeRequest) (
 	cmd, err := decodeCommand(req.Command)
 	if err != nil {
 		return nil, rpcerr.Error(rpcerr.BadRequest, "undecodable command: %v", err)
+	}
+	if cmd.Send != nil {
+		var end func()
+		ctx, end = s.n.cfg.Spans.Start(ctx, spans.Key(cmd.Send.From, cmd.Send.Cmid), "node: forwarded send on the shard's leader")
+		defer end()
 	}
 	res, err := r.s.Propose(ctx, cmd)
 	if err != nil {

@@ -87,6 +87,8 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 	if err := caller(c); err != nil {
 		return nil, err
 	}
+	ctx, end := s.n.cfg.Spans.Start(ctx, spans.Key(c.User, req.Cmid), "node: send")
+	defer end()
 	defer s.n.cfg.Spans.Since(spans.Key(c.User, req.Cmid), "node: send RPC, received to reply", time.Now())
 	cmd := &fsm.Send{FromUID: c.Uid, From: c.User, Text: req.Text, Cmid: req.Cmid,
 		ID: s.n.ids.next(), Ts: time.Now().UnixMilli(), Origin: s.n.cfg.ID}

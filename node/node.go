@@ -26,6 +26,7 @@ import (
 	"mpim/fsm"
 	"mpim/internal/profiling"
 	"mpim/internal/rpcerr"
+	"mpim/internal/tracing"
 	"mpim/node/ap"
 	pb "mpim/proto/mpimpb"
 )
@@ -231,6 +232,9 @@ func (n *Node) httpHandler() http.Handler {
 // countOps counts every unary call by method and protocol result.
 func (n *Node) countOps(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	n.currentCaller(req)
+	if n.cfg.Spans.Tracing() {
+		ctx = tracing.FromIncoming(ctx)
+	}
 	began := time.Now()
 	resp, err := handler(ctx, req)
 	n.metrics.obs.observeOp(info.FullMethod, time.Since(began), err)

@@ -7,14 +7,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"mpim/gateway"
-	"mpim/internal/spans"
 )
 
 func gatewayCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
 	var nodes, origins string
 	var cluster clusterFlags
-	var spanRing int
+	var traces traceFlags
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run one gateway (the WebSocket front clients connect to)",
@@ -26,9 +25,12 @@ func gatewayCmd() *cobra.Command {
 			cfg.Nodes = splitList(nodes)
 			cfg.AllowedOrigins = splitList(origins)
 			cfg.Logger = newLogger("gateway", cfg.ID)
-			if spanRing > 0 {
-				cfg.Spans = spans.New(cfg.ID, spanRing)
+			rec, flush, err := traces.recorder("mpim-gateway", cfg.ID)
+			if err != nil {
+				return err
 			}
+			defer flush()
+			cfg.Spans = rec
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -64,7 +66,7 @@ func gatewayCmd() *cobra.Command {
 	f.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "bound on one call to a node")
 	f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "node health-check interval")
 	f.DurationVar(&cfg.RouteTTL, "route-ttl", cfg.RouteTTL, "presence route lifetime (refreshed every third of it)")
-	f.IntVar(&spanRing, "spans", 0, "record where each send spends its time in the last N spans, served at /debug/spans (mpim bench --trace); 0: off")
+	traces.add(f, "")
 	f.DurationVar(&cfg.ReorderWindow, "reorder-window", cfg.ReorderWindow, "CP: how long a push ahead of its conversation waits for the ones before it before the gap is pulled (0: pull at once)")
 	return cmd
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"mpim/internal/clustertls"
-	"mpim/internal/spans"
 	"mpim/node"
 	pb "mpim/proto/mpimpb"
 )
@@ -25,7 +24,7 @@ func nodeCmd() *cobra.Command {
 	cfg := node.DefaultConfig()
 	var peers, unsafe, apRepair string
 	var cluster clusterFlags
-	var spanRing int
+	var traces traceFlags
 	// A node's live heap is small (~10 MB) and it allocates fast: Go's
 	// default GOGC of 100 spent ~10 % of its CPU collecting under load.
 	gogc := 400
@@ -39,9 +38,12 @@ func nodeCmd() *cobra.Command {
 			}
 			cfg.Logger = newLogger("node", cfg.ID)
 			cfg.RaftMetrics = true
-			if spanRing > 0 {
-				cfg.Spans = spans.New(cfg.ID, spanRing)
+			rec, flush, err := traces.recorder("mpim-node", cfg.ID)
+			if err != nil {
+				return err
 			}
+			defer flush()
+			cfg.Spans = rec
 			if cfg.Peers, err = parsePeers(peers); err != nil {
 				return usageError{err}
 			}
@@ -107,7 +109,7 @@ func nodeCmd() *cobra.Command {
 	f.Uint64Var(&cfg.Raft.TrailingLogs, "trailing-logs", cfg.Raft.TrailingLogs, "log entries kept after a snapshot")
 	f.IntVar(&cfg.Raft.MaxInflight, "max-inflight", cfg.Raft.MaxInflight, "CP: log entries a shard leader's batcher keeps in flight (proposals arriving meanwhile join the next entry)")
 	f.DurationVar(&cfg.APPushDelay, "ap-push-delay", cfg.APPushDelay, "AP: hold message pushes back this long so that shown positions rarely move")
-	f.IntVar(&spanRing, "spans", 0, "record where each send spends its time in the last N spans, served at /debug/spans on --http (mpim bench --trace); 0: off")
+	traces.add(f, " on --http")
 	f.StringVar(&apRepair, "ap-repair", "on", "AP mode: outbox and anti-entropy repair (on), or the naive lossy fan-out (off)")
 	f.StringVar(&unsafe, "unsafe", "", "UNSAFE teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.BoolVar(&cfg.TestHooks, "test-hooks", false, "enable failure hooks for tests (never in production)")

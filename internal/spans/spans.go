@@ -6,13 +6,24 @@
 // for its N slowest sends and lays them out on one timeline (the members
 // of a lab share one clock). It is off unless a process is started with
 // --spans, and then costs a lock and a copy per span.
+//
+// The same spans go to OpenTelemetry when the recorder has a tracer
+// (WithTracer: a member started with --trace-file or --otlp): each stage
+// becomes a span whose parent is the span of the request serving the
+// send (Adopt), whose own parent came in the call's gRPC metadata from
+// the gateway — one trace per send across gateway, node, and the shard's
+// leader.
 package spans
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Span is one interval (or instant, when Start == End) of one send in one
@@ -33,11 +44,52 @@ type Recorder struct {
 	ring []Span
 	next int
 	full bool
+
+	// tracer, when set, also makes each span an OpenTelemetry span, a
+	// child of the request span adopted for its key (parents).
+	tracer  trace.Tracer
+	parents sync.Map // key -> context.Context
 }
 
-// New returns a recorder for process proc keeping the last size spans.
+// New returns a recorder for process proc keeping the last size spans (0:
+// none kept, for a recorder that only feeds a tracer).
 func New(proc string, size int) *Recorder {
 	return &Recorder{proc: proc, ring: make([]Span, size)}
+}
+
+// WithTracer makes r's spans OpenTelemetry spans of t too.
+func (r *Recorder) WithTracer(t trace.Tracer) *Recorder {
+	r.tracer = t
+	return r
+}
+
+// Tracing reports whether r feeds a tracer.
+func (r *Recorder) Tracing() bool { return r != nil && r.tracer != nil }
+
+// keyAttr names a span's send in OpenTelemetry.
+const keyAttr = "mpim.send"
+
+// Start begins an OpenTelemetry span named name for key, a child of ctx's
+// span, and adopts it (see Adopt) until the returned end is called; it
+// returns ctx carrying the new span (to call the next process with).
+// Without a tracer it returns ctx and an end that does nothing.
+func (r *Recorder) Start(ctx context.Context, key, name string) (context.Context, func()) {
+	if !r.Tracing() || key == "" {
+		return ctx, func() {}
+	}
+	ctx, span := r.tracer.Start(ctx, name, trace.WithAttributes(attribute.String(keyAttr, key), attribute.String("mpim.member", r.proc)))
+	unadopt := r.Adopt(ctx, key)
+	return ctx, func() { unadopt(); span.End() }
+}
+
+// Adopt makes ctx's span the parent of the stages Add records for key,
+// until the returned function is called.
+func (r *Recorder) Adopt(ctx context.Context, key string) func() {
+	if !r.Tracing() || key == "" {
+		return func() {}
+	}
+	r.parents.Store(key, ctx)
+	return func() { r.parents.CompareAndDelete(key, ctx) }
 }
 
 // Key is the key of a send: its sender and cmid.
@@ -46,6 +98,18 @@ func Key(user, cmid string) string { return user + "/" + cmid }
 // Add records that the send key spent start..end in the named stage.
 func (r *Recorder) Add(key, name string, start, end time.Time) {
 	if r == nil || key == "" {
+		return
+	}
+	if r.tracer != nil {
+		parent := context.Background()
+		if p, ok := r.parents.Load(key); ok {
+			parent = p.(context.Context)
+		}
+		_, span := r.tracer.Start(parent, name, trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.String(keyAttr, key), attribute.String("mpim.member", r.proc)))
+		span.End(trace.WithTimestamp(end))
+	}
+	if len(r.ring) == 0 {
 		return
 	}
 	s := Span{Key: key, Proc: r.proc, Name: name, Start: start.UnixNano(), End: end.UnixNano()}

@@ -1,8 +1,12 @@
 package spans
 
 import (
+	"context"
+
 	"encoding/json"
 	"fmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -29,5 +33,35 @@ func TestRecorder(t *testing.T) {
 	var served []Span
 	if err := json.Unmarshal(w.Body.Bytes(), &served); err != nil || len(served) != 1 || served[0].Name != "stage4" {
 		t.Fatalf("GET /debug/spans?key=k1 = %s (%v), want the one span of k1 still kept (stage4)", w.Body, err)
+	}
+}
+
+// TestRecorderTracer: with a tracer, a stage recorded for a key becomes an
+// OpenTelemetry span under the span adopted for that key (with its times),
+// and one recorded after the request ended starts a trace of its own.
+func TestRecorderTracer(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	r := New("g1", 0).WithTracer(tp.Tracer("test"))
+	t0 := time.Unix(100, 0)
+	ctx, end := r.Start(context.Background(), "alice/c1", "gateway: send")
+	r.Add("alice/c1", "stage", t0, t0.Add(time.Millisecond))
+	r.Add("bob/c9", "another send's stage", t0, t0)
+	end()
+	r.Add("alice/c1", "after the reply", t0, t0)
+	_ = ctx
+	got := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		got[s.Name] = s
+	}
+	root, stage, other, after := got["gateway: send"], got["stage"], got["another send's stage"], got["after the reply"]
+	if stage.Parent.SpanID() != root.SpanContext.SpanID() || !stage.StartTime.Equal(t0) || stage.EndTime.Sub(stage.StartTime) != time.Millisecond {
+		t.Fatalf("the stage %+v is not a child of the send's span %s with its own times", stage.Parent, root.SpanContext.SpanID())
+	}
+	if other.Parent.IsValid() || after.Parent.IsValid() {
+		t.Fatal("a stage of another key, or one after the request ended, was put under the send's span")
+	}
+	if len(r.Find([]string{"alice/c1"})) != 0 {
+		t.Fatal("a recorder without a ring kept spans")
 	}
 }
