@@ -214,3 +214,50 @@ func TestChaosNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestChaosSweep: `mpim chaos sweep` runs a scenario on several seeds,
+// each with its own report, and writes the matrix: how many passed and
+// each figure's spread, as JSON, Markdown and HTML.
+func TestChaosSweep(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command(mpimBin, "chaos", "sweep", "../docs/course/scenarios/one-node.yaml", "--seeds", "2", "--first-seed", "3", "--mode", "cp", "--quick", "--out", out)
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpim chaos sweep: %v\n%s", err, tail(string(output), 20))
+	}
+	var s struct {
+		Cells []struct {
+			Scenario, Mode string
+			Passed, Runs   int
+			Seeds          []uint64
+			Spread         map[string]struct {
+				Min, Median, Max float64
+				N                int
+			}
+		}
+		Runs []struct{ Dir string }
+	}
+	b, err := os.ReadFile(filepath.Join(out, "sweep.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Cells) != 1 || s.Cells[0].Passed != 2 || s.Cells[0].Runs != 2 || !slices.Equal(s.Cells[0].Seeds, []uint64{3, 4}) {
+		t.Fatalf("sweep matrix %+v: want one-node cp passing on seeds 3 and 4", s.Cells)
+	}
+	if sp := s.Cells[0].Spread["availability.during_faults"]; sp.N != 2 || sp.Min > sp.Median || sp.Median > sp.Max {
+		t.Fatalf("availability during faults spread %+v", sp)
+	}
+	for _, r := range s.Runs {
+		if _, err := os.Stat(filepath.Join(r.Dir, "report.json")); err != nil {
+			t.Errorf("a run's own report is missing: %v", err)
+		}
+	}
+	for _, f := range []string{"sweep.md", "sweep.html"} {
+		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || !strings.Contains(string(b), "one-node") {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
