@@ -17,6 +17,7 @@ import (
 	"mpim/chaos/fault"
 	"mpim/chaos/scenario"
 	"mpim/dashboard"
+	"mpim/docs/course/slides"
 )
 
 // routeDashboard adds the teaching dashboard (docs/teaching.md) to the
@@ -38,6 +39,7 @@ func (l *Lab) routeDashboard(mux *http.ServeMux) {
 	mux.Handle("GET /dashboard", pages)
 	mux.Handle("GET /student", pages)
 	mux.Handle("GET /assets/", pages)
+	mux.Handle("GET /slides/", slides.Handler("/slides/"))
 	mux.HandleFunc("GET /api/topology", l.handleTopology)
 	mux.HandleFunc("GET /api/scenarios", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, l.Scenarios())
