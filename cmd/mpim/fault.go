@@ -35,6 +35,13 @@ func faultCmd() *cobra.Command {
 The lab is --lab URL, else $MPIM_LAB, else the lab most recently started on this machine.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			spelled := strings.Join(args, " ")
+			if args[0] != "list" {
+				// A misspelt fault is named before the lab is looked for.
+				if _, err := fault.Parse(spelled); err != nil {
+					return usageError{err}
+				}
+			}
 			base, err := findLab(labURL)
 			if err != nil {
 				return usageError{err}
@@ -46,10 +53,6 @@ The lab is --lab URL, else $MPIM_LAB, else the lab most recently started on this
 					return fmt.Errorf("lab at %s: %w", base, err)
 				}
 				return printReply(resp)
-			}
-			spelled := strings.Join(args, " ")
-			if _, err := fault.Parse(spelled); err != nil {
-				return usageError{err}
 			}
 			body, _ := json.Marshal(map[string]string{"fault": spelled})
 			resp, err := client.Post(base+"api/faults", "application/json", bytes.NewReader(body))
