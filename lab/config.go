@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"mpim/agent"
 )
 
 // Sentinel errors of package lab. Errors returned by the Lab wrap one of
@@ -84,6 +86,11 @@ type Config struct {
 	// network namespace of its own, faults as nftables rules; needs root,
 	// iproute2 and nftables, checked by probing).
 	Net string
+	// Hosts, when set, spreads the lab over the inventory's hosts: every
+	// member runs under the agent of its host, and network faults are
+	// nftables rules the agents load (package chaos/hostnet). Net must
+	// then be NetProxy or empty (it is not used).
+	Hosts *agent.Inventory
 	// Data is the directory holding one data directory per node and logs/.
 	// Empty means a new temporary directory (kept after Close, so the logs
 	// can be read).
@@ -187,6 +194,10 @@ func (c Config) Validate() error {
 		return bad("EventLogSize must be at least 1")
 	case c.Net != "" && c.Net != NetProxy && c.Net != NetNS:
 		return bad("net %q: use --net proxy or --net netns", c.Net)
+	case c.Hosts != nil && c.Net == NetNS:
+		return bad("--hosts applies faults on the hosts themselves: drop --net netns")
+	case c.Hosts != nil && c.Redis != RedisAuto && c.Redis != RedisEmbedded:
+		return bad("--hosts runs Redis on one of the hosts: use --redis auto or embedded")
 	case c.Net == NetNS && c.Redis != RedisAuto && c.Redis != RedisEmbedded:
 		return bad("--net netns runs Redis in its own namespace: use --redis auto or embedded")
 	}

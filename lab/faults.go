@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"mpim/chaos/fault"
+	"mpim/chaos/hostnet"
 	"mpim/chaos/netfault"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
@@ -34,6 +35,8 @@ type network struct {
 	// layer); ns the netns one.
 	proxies *proxy.Net
 	ns      *netns.Net
+	// hosts is the backend of a lab spread over hosts.
+	hosts *hostnet.Net
 	// planned are the links the members were given (netns: their direct
 	// addresses; the proxy backend lists its own).
 	planned []proxy.LinkState
@@ -50,6 +53,9 @@ type network struct {
 // target itself (the namespaces' rules do the cutting).
 func (l *Lab) link(from, to, target string) (string, error) {
 	switch {
+	case l.hosts != nil:
+		l.network.planned = append(l.network.planned, proxy.LinkState{From: from, To: to, Addr: target, Target: target})
+		return l.hosts.link(from, to, target), nil
 	case l.network.ns != nil:
 		l.network.planned = append(l.network.planned, proxy.LinkState{From: from, To: to, Addr: target, Target: target})
 		return target, nil

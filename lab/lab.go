@@ -30,6 +30,7 @@ import (
 	"mpim/chaos/netfault"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
+	"mpim/agent"
 	"mpim/internal/clustertls"
 	"mpim/internal/ports"
 	"mpim/internal/redisproc"
@@ -67,6 +68,8 @@ type Lab struct {
 	// network is the fault layer: every link between members passes
 	// through one of its proxies.
 	network *network
+	// hosts is the agents of a lab spread over hosts (nil on one machine).
+	hosts *hostsLab
 
 	mu     sync.Mutex // guards the mutable member fields, up and closed
 	up     bool
@@ -122,6 +125,11 @@ func (l *Lab) Up(ctx context.Context) (err error) {
 	l.started = time.Now()
 	if err := l.prepare(); err != nil {
 		return err
+	}
+	if l.cfg.Hosts != nil {
+		if err := l.prepareHosts(ctx); err != nil {
+			return err
+		}
 	}
 	ln, err := l.listenHTTP()
 	if err != nil {
@@ -202,9 +210,12 @@ func (l *Lab) prepare() error {
 	l.panelPassword = randomHex(12)
 	// Cluster traffic is authenticated: members present the lab's
 	// certificates to each other, and Redis wants a password.
+	// (Across hosts, the inventory's credentials, which the agents share.)
 	l.tlsDir = filepath.Join(l.data, "credentials")
-	if err := clustertls.Generate(l.tlsDir); err != nil {
-		return fmt.Errorf("lab: cluster credentials: %w", err)
+	if l.cfg.Hosts == nil {
+		if err := clustertls.Generate(l.tlsDir); err != nil {
+			return fmt.Errorf("lab: cluster credentials: %w", err)
+		}
 	}
 	l.redisPassword = os.Getenv("MPIM_REDIS_PASSWORD")
 	switch l.cfg.Redis {
@@ -254,7 +265,7 @@ func (l *Lab) plan(httpAddr string) error {
 		need++
 	}
 	var ports []int
-	if l.network.ns == nil {
+	if l.network.ns == nil && l.hosts == nil {
 		var err error
 		if ports, err = freePorts(need); err != nil {
 			return err
@@ -264,6 +275,9 @@ func (l *Lab) plan(httpAddr string) error {
 	// port with the proxy backend, the member's own namespace address and
 	// a fixed port per role with netns.
 	addr := func(member string, role int) string {
+		if l.hosts != nil {
+			return l.hosts.hostAddr(member, role)
+		}
 		if l.network.ns != nil {
 			return net.JoinHostPort(l.network.ns.Addr(member), strconv.Itoa(nsPorts[role]))
 		}
@@ -290,11 +304,22 @@ func (l *Lab) plan(httpAddr string) error {
 			}
 		}
 	}
+	if l.hosts != nil {
+		for _, m := range append(append(nodes, gateways...), redis) {
+			m.host, m.info.Host = l.hosts.place[m.info.Name], l.hosts.place[m.info.Name]
+			if m.program == "" {
+				m.program = agent.ProgramMpim
+			}
+		}
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.members = append(append(nodes, gateways...), redis)
 	for _, m := range l.members {
 		l.byName[m.info.Name] = m
+	}
+	l.mu.Unlock()
+	if l.hosts != nil && !l.cfg.NoFaultLayer {
+		return l.startHostsNetwork()
 	}
 	return nil
 }
@@ -314,8 +339,30 @@ const (
 	RedisExternal RedisImpl = "external"
 )
 
-// logPath is where the lab writes member name's output.
-func (l *Lab) logPath(name string) string { return filepath.Join(l.data, "logs", name+".log") }
+// logPath is where the lab writes member name's output (across hosts,
+// where its agent does, on its host).
+func (l *Lab) logPath(name string) string {
+	if l.hosts != nil {
+		return filepath.Join(l.hosts.info[l.hosts.place[name]].Data, "logs", name+".log")
+	}
+	return filepath.Join(l.data, "logs", name+".log")
+}
+
+// dataOf is node name's data directory (across hosts, on its host).
+func (l *Lab) dataOf(name string) string {
+	if l.hosts != nil {
+		return l.hosts.dataOf(name)
+	}
+	return filepath.Join(l.data, name)
+}
+
+// tlsDirOf is the credentials directory member name is started with.
+func (l *Lab) tlsDirOf(name string) string {
+	if l.hosts != nil {
+		return l.hosts.info[l.hosts.place[name]].TLSDir
+	}
+	return l.tlsDir
+}
 
 // planRedis plans the Redis member: redis-server, the embedded miniredis,
 // or an external Redis the lab does not manage.
@@ -327,6 +374,14 @@ func (l *Lab) planRedis(addr func(string, int) string) (*member, error) {
 		redis.state = StateExternal
 	case RedisServer:
 		l.redisAddr = addr("redis", roleRedis)
+		if l.hosts != nil {
+			host, portStr, _ := net.SplitHostPort(l.redisAddr)
+			port, _ := strconv.Atoi(portStr)
+			redis.program = agent.ProgramRedis
+			redis.args = redisproc.ArgsOn(host, port, l.hosts.dataOf("redis"))
+			redis.info.Log, redis.pingAddr = l.logPath("redis"), l.redisAddr
+			break
+		}
 		host, portStr, _ := net.SplitHostPort(l.redisAddr)
 		port, _ := strconv.Atoi(portStr)
 		dir := filepath.Join(l.data, "redis")
@@ -359,8 +414,8 @@ func (l *Lab) planNodes(addr func(string, int) string) ([]*member, error) {
 	var nodes []*member
 	for i := 1; i <= l.cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
-		spec := NodeSpec{ID: name, Data: filepath.Join(l.data, name), Listen: addr(name, roleGRPC), HTTP: addr(name, roleHTTP),
-			TLSDir: l.tlsDir, Mode: l.mode, Shards: l.cfg.Shards, BcryptCost: l.cfg.BcryptCost,
+		spec := NodeSpec{ID: name, Data: l.dataOf(name), Listen: addr(name, roleGRPC), HTTP: addr(name, roleHTTP),
+			TLSDir: l.tlsDirOf(name), Mode: l.mode, Shards: l.cfg.Shards, BcryptCost: l.cfg.BcryptCost,
 			RaftListen: raftAddrs[i-1], Leaders: l.cfg.Leaders, Unsafe: l.cfg.Unsafe, APRepair: l.cfg.APRepair,
 			Pprof: true} // the lab's members listen on loopback (or its own namespaces)
 		for j, a := range raftAddrs {
@@ -373,8 +428,10 @@ func (l *Lab) planNodes(addr func(string, int) string) ([]*member, error) {
 			}
 			spec.Peers = append(spec.Peers, peer+"="+a)
 		}
-		if err := os.MkdirAll(spec.Data, 0o755); err != nil {
-			return nil, fmt.Errorf("lab: create %s: %w", spec.Data, err)
+		if l.hosts == nil {
+			if err := os.MkdirAll(spec.Data, 0o755); err != nil {
+				return nil, fmt.Errorf("lab: create %s: %w", spec.Data, err)
+			}
 		}
 		var err error
 		if spec.Redis, err = l.link(name, "redis", l.redisAddr); err != nil {
@@ -397,7 +454,7 @@ func (l *Lab) planGateways(addr func(string, int) string, nodes []*member, httpA
 	var gateways []*member
 	for i := 1; i <= l.cfg.Gateways; i++ {
 		name := "g" + strconv.Itoa(i)
-		spec := GatewaySpec{ID: name, Listen: addr(name, roleGateway), TLSDir: l.tlsDir,
+		spec := GatewaySpec{ID: name, Listen: addr(name, roleGateway), TLSDir: l.tlsDirOf(name),
 			Origins: dashboardOrigins(httpAddr), Pprof: true}
 		first := (i - 1) % len(nodes)
 		for j := range nodes {
@@ -439,6 +496,12 @@ var nsPorts = [...]int{roleRedis: 16379, roleRaft: 7100, roleGRPC: 7101, roleHTT
 // namespace per member (probed first; the error says what is missing).
 func (l *Lab) planNetwork() error {
 	if l.cfg.NoFaultLayer {
+		l.network = &network{Network: netfault.New(netfault.None())}
+		return nil
+	}
+	if l.hosts != nil {
+		// Replaced once the members are planned (startHostsNetwork): the
+		// rules need to know who dials whom.
 		l.network = &network{Network: netfault.New(netfault.None())}
 		return nil
 	}
@@ -664,7 +727,12 @@ func (l *Lab) signal(name string, from, to State, sig func(pid int) error, kind 
 	if state != from {
 		return fmt.Errorf("%w: %s is %s", ErrNotRunning, name, state)
 	}
-	if err := sig(p.pid); err != nil {
+	if m.host != "" {
+		action := map[EventKind]string{EventPaused: "pause", EventResumed: "resume"}[kind]
+		if err := l.actRemote(m, action); err != nil {
+			return err
+		}
+	} else if err := sig(p.pid); err != nil {
 		return fmt.Errorf("lab: %s %s (pid %d): %w", kind, name, p.pid, err)
 	}
 	l.mu.Lock()
@@ -741,6 +809,9 @@ func (l *Lab) Banner() []string {
 		data += " (temporary directory, kept after exit)"
 	}
 	lines := []string{l.redisNote, data}
+	if l.hosts != nil {
+		lines = append(lines, l.hostsBanner())
+	}
 	if len(l.cfg.Unsafe) > 0 {
 		lines = append(lines, "WARNING: unsafe switches on ("+strings.Join(l.cfg.Unsafe, ", ")+"): the nodes break Raft's guarantees on purpose, for teaching and for testing the checkers")
 	}

@@ -69,6 +69,9 @@ type MemberState struct {
 	// Impl is the Redis implementation (RedisServer, RedisMiniredis or
 	// RedisExternal).
 	Impl RedisImpl `json:"impl,omitempty"`
+	// Host is the host the member runs on, with Config.Hosts ("" on one
+	// machine); Data and Log are then paths on that host.
+	Host string `json:"host,omitempty"`
 	// Data is a node's data directory.
 	Data string `json:"data,omitempty"`
 	// Log is the file holding the member's stderr and stdout.
@@ -88,6 +91,9 @@ type member struct {
 	readyPrefix string // stdout line prefix meaning ready; "" = wait for PING
 	healthURL   string // GET must answer 200 before the member counts as ready
 	pingAddr    string // Redis address to PING when readyPrefix is ""
+	// host is the host whose agent runs the member ("": this machine), and
+	// program what the agent runs (agent.ProgramMpim or ProgramRedis).
+	host, program string
 
 	// op serializes lifecycle operations (start, kill, pause, resume,
 	// stop) on this member. Lock order: member.op, then Lab.mu.
@@ -122,6 +128,9 @@ var errExitedEarly = errors.New("exited before it was ready")
 // process is gone and the error wraps ErrNotReady and quotes the member's
 // last log lines.
 func (l *Lab) start(ctx context.Context, m *member) error {
+	if m.host != "" {
+		return l.startRemote(ctx, m)
+	}
 	logFile, err := os.OpenFile(m.info.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("lab: open log of %s: %w", m.info.Name, err)
@@ -362,6 +371,13 @@ func (l *Lab) kill(m *member, reason EventKind) {
 	if p == nil {
 		return
 	}
+	if m.host != "" {
+		if err := l.actRemote(m, "kill"); err != nil {
+			l.log.Warn("remote kill", "member", m.info.Name, "err", err)
+		}
+		<-p.done
+		return
+	}
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	<-p.done
 }
@@ -377,6 +393,13 @@ func (l *Lab) stop(m *member) {
 	}
 	l.mu.Unlock()
 	if p == nil {
+		return
+	}
+	if m.host != "" {
+		if err := l.actRemote(m, "stop"); err != nil {
+			l.log.Warn("remote stop", "member", m.info.Name, "err", err)
+		}
+		<-p.done
 		return
 	}
 	_ = syscall.Kill(-p.pid, syscall.SIGTERM)

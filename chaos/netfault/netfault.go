@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"mpim/chaos/fault"
+	"mpim/chaos/hostnet"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
 )
@@ -72,6 +73,30 @@ func (n nsBackend) SetDelay(a, b string, d, j time.Duration) error {
 	return err
 }
 
+// Hosts is the backend of a lab spread over hosts (package hostnet):
+// faults the hosts' addresses cannot express, and delay, come back as
+// ErrUnsupported, with nothing applied.
+func Hosts(n *hostnet.Net) Backend { return hostsBackend{n} }
+
+type hostsBackend struct{ *hostnet.Net }
+
+func hostsErr(err error) error {
+	if errors.Is(err, hostnet.ErrUnsupported) {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return err
+}
+
+func (h hostsBackend) Hold(a, b string) error    { return hostsErr(h.Net.Hold(a, b)) }
+func (h hostsBackend) Release(a, b string) error { return hostsErr(h.Net.Release(a, b)) }
+func (h hostsBackend) SetLoss(a, b string, pct int) error {
+	return hostsErr(h.Net.SetLoss(a, b, pct))
+}
+func (h hostsBackend) SetDelay(a, b string, d, j time.Duration) error {
+	return hostsErr(h.Net.SetDelay(a, b, d, j))
+}
+func (h hostsBackend) Batch(fn func() error) error { return hostsErr(h.Net.Batch(fn)) }
+
 // None is no fault layer at all (a lab started for benchmarks): members
 // dial each other directly and every network fault is refused.
 func None() Backend { return noBackend{} }
@@ -121,6 +146,7 @@ func (n *Network) Apply(f fault.Fault, members []string) (listed bool, err error
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	before := n.active
 	var errs []error
 	try := func(err error) { errs = append(errs, err) }
 	b := n.backend
@@ -169,12 +195,21 @@ func (n *Network) Apply(f fault.Fault, members []string) (listed bool, err error
 			try(b.SetDelay(p[1], p[0], d, j))
 		}
 	case fault.Loss:
-		for _, p := range Pairs(f.Members, members) {
-			try(b.SetLoss(p[0], p[1], f.Percent))
-			try(b.SetLoss(p[1], p[0], f.Percent))
-		}
+		try(b.Batch(func() error {
+			var errs []error
+			for _, p := range Pairs(f.Members, members) {
+				errs = append(errs, b.SetLoss(p[0], p[1], f.Percent), b.SetLoss(p[1], p[0], f.Percent))
+			}
+			return errors.Join(errs...)
+		}))
 	default:
 		return false, fmt.Errorf("netfault: %s is not a network fault", f.Verb)
+	}
+	if f.Verb != fault.Delay && errors.Is(errs[0], ErrUnsupported) {
+		// The backend refused the batch as a whole and kept what was in
+		// force before it (the hosts backend does).
+		n.active = before
+		return false, errs[0]
 	}
 	n.active = append(n.active, f)
 	return true, errors.Join(errs...)

@@ -25,8 +25,21 @@ func (r Report) Verdict() string { s, _ := r["verdict"].(string); return s }
 
 // finish heals everything, waits for convergence, reads every client's
 // final view, checks the history and writes the report.
+// lostControl fails the run when the lab lost an agent (a lab spread
+// over hosts): part of the cluster was out of its hands, so whatever the
+// checks would say is not a verdict on the scenario.
+func (r *runner) lostControl() error {
+	if err := r.lab.Lost(); err != nil {
+		return fmt.Errorf("%w: lost control of the cluster, so this run has no verdict: %v", ErrSetup, err)
+	}
+	return nil
+}
+
 func (r *runner) finish(ctx context.Context) (*Report, error) {
 	cfg := r.cfg
+	if err := r.lostControl(); err != nil {
+		return nil, err
+	}
 	healStart := time.Now()
 	r.lab.ApplyString(ctx, "heal")
 	for _, m := range r.lab.Members() {
@@ -40,6 +53,9 @@ func (r *runner) finish(ctx context.Context) (*Report, error) {
 	converged, finalConvergenceMS := r.waitConverged(ctx, healStart)
 	cfg.progress("healed; replicas converged: %v after %d ms", converged, finalConvergenceMS)
 	views, finals, finalFailed := r.finalViews(ctx)
+	if err := r.lostControl(); err != nil {
+		return nil, err
+	}
 	if finalFailed > 0 {
 		cfg.progress("%d final reads never succeeded: those views are missing from the checks", finalFailed)
 	}

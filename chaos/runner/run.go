@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"mpim/agent"
 	"mpim/chaos/check"
 	"mpim/chaos/fault"
 	"mpim/chaos/scenario"
@@ -56,7 +57,9 @@ type Config struct {
 	// Command is how to rerun this exact run, stated in the report.
 	Command string
 	// Net is the lab's fault-layer backend (lab.NetProxy or lab.NetNS).
-	Net      string
+	Net string
+	// Hosts spreads the lab over an inventory's hosts (nil: this machine).
+	Hosts    *agent.Inventory
 	Progress io.Writer
 	Logger   *slog.Logger
 }
@@ -91,6 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Net != "" {
 		lc.Net = cfg.Net
 	}
+	lc.Hosts = cfg.Hosts
 	if cfg.Mode == "cp" {
 		lc.Unsafe = sc.Unsafe
 	}

@@ -23,7 +23,7 @@ func chaosCmd() *cobra.Command {
 	var mode, apRepair, out string
 	var seed uint64
 	var quick bool
-	var netBackend string
+	var netBackend, hostsFile string
 	run := &cobra.Command{
 		Use:   "run SCENARIO",
 		Short: "Start a cluster, run the scenario (a file or a built-in name), check, write the report",
@@ -58,16 +58,23 @@ func chaosCmd() *cobra.Command {
 			if out == "" {
 				out = filepath.Join(os.TempDir(), fmt.Sprintf("mpim-chaos-%s-%d", sc.Name, time.Now().Unix()))
 			}
+			inv, err := loadHosts(hostsFile)
+			if err != nil {
+				return usageError{err}
+			}
 			self, _ := os.Executable()
 			failed := false
 			var reports []*runner.Report
 			for _, v := range runs {
 				cfg := runner.Config{Scenario: sc, Mode: v.mode, APRepair: v.repair, Seed: seed, Binary: self, Net: netBackend,
-					Out: out, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
+					Hosts: inv, Out: out, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
 				if len(runs) > 1 {
 					cfg.Out = filepath.Join(out, cfg.ModeKey())
 				}
 				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick, netBackend)
+				if hostsFile != "" {
+					cfg.Command += " --hosts " + hostsFile
+				}
 				rep, err := runner.Run(cmd.Context(), cfg)
 				if err != nil {
 					return usageError{err}
@@ -96,6 +103,7 @@ func chaosCmd() *cobra.Command {
 	f.Uint64Var(&seed, "seed", 1, "seed of the workload (same seed, same schedule and workload)")
 	f.BoolVar(&quick, "quick", false, "compress the schedule (for CI)")
 	f.StringVar(&netBackend, "net", lab.NetProxy, "fault layer: proxy or netns (a network namespace per member; needs root and nftables)")
+	f.StringVar(&hostsFile, "hosts", "", "run the cluster on the hosts of this inventory, through their agents (docs/hosts.md)")
 	f.StringVar(&out, "out", "", "output folder (default: a new folder under the temp dir)")
 	list := &cobra.Command{
 		Use:   "list",

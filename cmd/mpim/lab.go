@@ -25,7 +25,7 @@ func labCmd() *cobra.Command {
 
 func labUpCmd() *cobra.Command {
 	cfg := lab.DefaultConfig()
-	var apRepair, unsafe string
+	var apRepair, unsafe, hostsFile string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start nodes, gateways and Redis as separate processes, print every address, run until interrupted",
@@ -38,6 +38,9 @@ the lab started.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Unsafe = splitList(unsafe)
 			var err error
+			if cfg.Hosts, err = loadHosts(hostsFile); err != nil {
+				return usageError{err}
+			}
 			if cfg.APRepair, err = onOff("--ap-repair", apRepair); err != nil {
 				return err
 			}
@@ -72,6 +75,7 @@ the lab started.`,
 	f.StringVar(&unsafe, "unsafe", "", "CP unsafe teaching switches: ack-before-commit, local-linearizable (comma-separated)")
 	f.StringVar(&cfg.Redis, "redis", cfg.Redis, "auto (redis-server if installed, else embedded miniredis), embedded, or HOST:PORT of an external Redis")
 	f.StringVar(&cfg.Net, "net", cfg.Net, "fault layer: proxy (a TCP proxy on every link, no privileges) or netns (a network namespace per member, nftables faults; needs root)")
+	f.StringVar(&hostsFile, "hosts", "", "run the cluster on the hosts of this inventory (hosts.yaml), through their agents (docs/hosts.md)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "directory for node data and logs (default: a new temporary directory)")
 	f.StringVar(&cfg.HTTP, "http", cfg.HTTP, "address of the lab HTTP API and dashboard (the default falls back to a free port when busy)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long a member may take to become ready")

@@ -20,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(nodeCmd(), gatewayCmd(), labCmd(), clientCmd(), faultCmd(), chaosCmd(), benchCmd())
+	root.AddCommand(nodeCmd(), gatewayCmd(), labCmd(), clientCmd(), faultCmd(), chaosCmd(), benchCmd(), agentCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
