@@ -16,7 +16,7 @@
 //	GET  /v1/info                        what the agent is and can do (Info)
 //	GET  /v1/members                     every member's state
 //	POST /v1/members/{name}/start        StartRequest; answers once ready
-//	POST /v1/members/{name}/{kill|stop|pause|resume}
+//	POST /v1/members/{name}/{kill|stop|pause|resume|wipe}
 //	GET  /v1/members/{name}/wait?pid=P   returns when process P ended, or after ~10 s
 //	GET  /v1/members/{name}/log?lines=N  the tail of the member's log
 //	PUT  /v1/rules                       RulesRequest: the host's whole rule set

@@ -241,8 +241,10 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		err = s.signal(m, "running", "paused", syscall.SIGSTOP)
 	case "resume":
 		err = s.signal(m, "paused", "running", syscall.SIGCONT)
+	case "wipe":
+		err = s.wipe(m)
 	default:
-		err = fmt.Errorf("%w: unknown action %q (start, kill, stop, pause, resume)", ErrRefused, action)
+		err = fmt.Errorf("%w: unknown action %q (start, kill, stop, pause, resume, wipe)", ErrRefused, action)
 	}
 	if err != nil {
 		fail(w, err)
@@ -507,6 +509,21 @@ func (s *Server) stop(m *member) {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		<-p.done
 	}
+}
+
+// wipe empties a stopped member's directory, for a fresh start (the lab's
+// mode switch).
+func (s *Server) wipe(m *member) error {
+	m.op.Lock()
+	defer m.op.Unlock()
+	if _, err := s.live(m); err == nil {
+		return fmt.Errorf("%w: %s is running; stop it before wiping its data", ErrRefused, m.name)
+	}
+	dir := filepath.Join(s.cfg.Data, m.name)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("agent: wipe %s: %w", m.name, err)
+	}
+	return os.MkdirAll(dir, 0o755)
 }
 
 // signal moves m from state from to state to with sig (a member already

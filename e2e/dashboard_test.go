@@ -59,6 +59,14 @@ func needChromium(t *testing.T) string {
 // lab is stopped with SIGINT when the test ends.
 func labUp(t *testing.T, args ...string) string {
 	t.Helper()
+	lines := labUpLines(t, args...)
+	return strings.TrimPrefix(lines[len(lines)-1], "dashboard ")
+}
+
+// labUpLines starts `mpim lab up` with args and returns the lines it
+// printed, up to and with the "dashboard" line.
+func labUpLines(t *testing.T, args ...string) []string {
+	t.Helper()
 	cmd := exec.Command(mpimBin, append([]string{"lab", "up", "--http", "127.0.0.1:0", "--data", t.TempDir()}, args...)...)
 	// A private runtime directory: this lab must not become the one that
 	// `mpim fault` without --lab finds.
@@ -93,14 +101,16 @@ func labUp(t *testing.T, args ...string) string {
 		}
 	})
 	timeout := time.After(60 * time.Second)
+	var printed []string
 	for {
 		select {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatal("lab up exited before printing its dashboard line")
 			}
-			if u, ok := strings.CutPrefix(l, "dashboard "); ok {
-				return u
+			printed = append(printed, l)
+			if strings.HasPrefix(l, "dashboard ") {
+				return printed
 			}
 		case <-timeout:
 			t.Fatal("no dashboard line within 60s")

@@ -74,6 +74,12 @@ func (l *Lab) SwitchMode(ctx context.Context, mode string) error {
 		wg.Wait()
 	}
 	for _, m := range waves[KindNode] {
+		if m.host != "" {
+			if err := l.actRemote(m, "wipe"); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := os.RemoveAll(m.info.Data); err != nil {
 			return fmt.Errorf("lab: clear %s for a fresh start: %w", m.info.Data, err)
 		}
