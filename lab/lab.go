@@ -27,10 +27,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mpim/agent"
 	"mpim/chaos/netfault"
 	"mpim/chaos/netns"
 	"mpim/chaos/proxy"
-	"mpim/agent"
 	"mpim/internal/clustertls"
 	"mpim/internal/ports"
 	"mpim/internal/redisproc"
