@@ -207,6 +207,18 @@ func TestHostsChaos(t *testing.T) {
 	if fmt.Sprint(hv) != fmt.Sprint(lv) {
 		t.Errorf("expectation outcomes differ:\nhosts %v\nlocal %v", hv, lv)
 	}
+	// A fault the hosts' addresses cannot express (loss on the leader's
+	// links only: its gateway shares its host and dials the same Redis
+	// port) is refused, and a run whose fault never happened has no
+	// verdict.
+	out := t.TempDir()
+	code, output := chaosRun(t, "lossy-leader", "--quick", "--mode", "cp", "--seed", "5", "--out", out, "--hosts", h.file)
+	if code != 2 || !strings.Contains(output, "did not happen as written") || !strings.Contains(output, "place them on different hosts") {
+		t.Errorf("lossy-leader on shared hosts: exit %d, want 2 naming the refusal:\n%s", code, tail(output, 8))
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.json")); err == nil {
+		t.Error("the refused run wrote a report with a verdict")
+	}
 	// The cut was real: the old leader's side answered nothing while cut.
 	sides := reports["hosts-cp"]["availability"].(map[string]any)["by_side"].(map[string]any)
 	for side, v := range sides {

@@ -32,6 +32,11 @@ func (r *runner) lostControl() error {
 	if err := r.lab.Lost(); err != nil {
 		return fmt.Errorf("%w: lost control of the cluster, so this run has no verdict: %v", ErrSetup, err)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.refused) > 0 {
+		return fmt.Errorf("%w: the fault layer refused %s, so the scenario did not happen as written and this run has no verdict", ErrSetup, strings.Join(r.refused, "; "))
+	}
 	return nil
 }
 

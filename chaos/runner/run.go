@@ -143,7 +143,10 @@ type runner struct {
 	// healConverged when the replicas were first seen to agree after it
 	// (zero: not seen before the next step or the end of the workload).
 	heal, healConverged time.Time
-	watchers            sync.WaitGroup
+	// refused are the steps the fault layer refused as a whole: the
+	// scenario did not happen as written, so the run has no verdict.
+	refused  []string
+	watchers sync.WaitGroup
 }
 
 func (r *runner) gatewayURLs() []string {
@@ -292,6 +295,9 @@ func (r *runner) schedule(ctx context.Context, stop <-chan struct{}) {
 		r.events = append(r.events, fmt.Sprintf("%6.2fs %s", now.Sub(r.start).Seconds(), f))
 		if err != nil {
 			r.events = append(r.events, fmt.Sprintf("%6.2fs   error: %v", now.Sub(r.start).Seconds(), err))
+			if errors.Is(err, lab.ErrUnsupported) {
+				r.refused = append(r.refused, fmt.Sprintf("%q: %v", st.Fault, err))
+			}
 		}
 		switch f.Verb {
 		case fault.Heal:

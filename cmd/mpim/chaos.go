@@ -71,10 +71,7 @@ func chaosCmd() *cobra.Command {
 				if len(runs) > 1 {
 					cfg.Out = filepath.Join(out, cfg.ModeKey())
 				}
-				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick, netBackend)
-				if hostsFile != "" {
-					cfg.Command += " --hosts " + hostsFile
-				}
+				cfg.Command = rerun(args[0], v.mode, v.repair, seed, quick, netBackend, hostsFile)
 				rep, err := runner.Run(cmd.Context(), cfg)
 				if err != nil {
 					return usageError{err}
@@ -123,7 +120,7 @@ func chaosCmd() *cobra.Command {
 // sweepCmd runs scenarios over several seeds and writes the verdict matrix
 // with each figure's spread (min / median / max).
 func sweepCmd() *cobra.Command {
-	var mode, out, netBackend string
+	var mode, out, netBackend, hostsFile string
 	var seeds int
 	var first uint64
 	var quick, all bool
@@ -168,6 +165,10 @@ when every run passed, 1 when one did not, 2 on a usage or setup error.`,
 			if out == "" {
 				out = filepath.Join(os.TempDir(), fmt.Sprintf("mpim-sweep-%d", time.Now().Unix()))
 			}
+			inv, err := loadHosts(hostsFile)
+			if err != nil {
+				return usageError{err}
+			}
 			self, _ := os.Executable()
 			var runs []runner.SweepRun
 			for _, sc := range scs {
@@ -181,9 +182,9 @@ when every run passed, 1 when one did not, 2 on a usage or setup error.`,
 					}
 					for s := first; s < first+uint64(seeds); s++ {
 						cfg := runner.Config{Scenario: sc, Mode: v, APRepair: repair, Seed: s, Binary: self, Net: netBackend,
-							Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
+							Hosts: inv, Progress: os.Stderr, Logger: newLogger("chaos", sc.Name)}
 						cfg.Out = filepath.Join(out, sc.Name, cfg.ModeKey(), fmt.Sprintf("seed-%d", s))
-						cfg.Command = rerun(sc.Name, v, repair, s, quick, netBackend)
+						cfg.Command = rerun(sc.Name, v, repair, s, quick, netBackend, hostsFile)
 						run := runner.SweepRun{Scenario: sc.Name, Mode: cfg.ModeKey(), Seed: s, Dir: cfg.Out}
 						rep, err := runner.Run(cmd.Context(), cfg)
 						if err != nil {
@@ -225,6 +226,7 @@ when every run passed, 1 when one did not, 2 on a usage or setup error.`,
 	f.StringVar(&mode, "mode", "cp", "cp, ap, or both (cp, ap, and ap with repair off)")
 	f.BoolVar(&quick, "quick", false, "compress each schedule (for CI)")
 	f.StringVar(&netBackend, "net", lab.NetProxy, "fault layer: proxy or netns")
+	f.StringVar(&hostsFile, "hosts", "", "run every cluster on the hosts of this inventory (docs/hosts.md)")
 	f.StringVar(&out, "out", "", "output folder (default: a new folder under the temp dir)")
 	return cmd
 }
@@ -237,10 +239,13 @@ func loadScenario(arg string) (*scenario.Scenario, error) {
 	return scenario.Builtin(arg)
 }
 
-func rerun(sc, mode string, repair bool, seed uint64, quick bool, netBackend string) string {
+func rerun(sc, mode string, repair bool, seed uint64, quick bool, netBackend, hostsFile string) string {
 	s := fmt.Sprintf("mpim chaos run %s --mode %s --seed %d", sc, mode, seed)
 	if netBackend != "" && netBackend != lab.NetProxy {
 		s += " --net " + netBackend
+	}
+	if hostsFile != "" {
+		s += " --hosts " + hostsFile
 	}
 	if mode == "ap" && !repair {
 		s += " --ap-repair off"
