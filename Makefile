@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin/mpim
 # two clusters must never fight over the two cores of a CI machine.
 CLUSTER_PKGS := ./e2e/...
 
-.PHONY: build lab test unit e2e fuzz vet proto clean gobench bench-targets
+.PHONY: build lab test unit e2e fuzz vet proto clean gobench bench-targets peers
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mpim
@@ -42,6 +42,13 @@ gobench:
 # after another (about six minutes). Not part of `make test`.
 bench-targets: build
 	bench/targets.sh
+
+# The peers `mpim bench --reference` measures beside the system: a
+# Centrifugo server (`--reference centrifugo`), installed into bin/ next to
+# mpim, where bench looks first. Not part of `make test` or CI.
+CENTRIFUGO_VERSION ?= v6.9.1
+peers:
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
 
 proto:
 	protoc --go_out=. --go_opt=module=mpim --go-grpc_out=. --go-grpc_opt=module=mpim proto/mpim.proto

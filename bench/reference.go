@@ -25,7 +25,7 @@ import (
 // Reference is a bare baseline measured in the same run: what the system
 // is compared against.
 type Reference struct {
-	// Kind is "raft" or "redis".
+	// Kind is "raft", "redis" or "centrifugo".
 	Kind string `json:"kind"`
 	// What says exactly what was measured.
 	What    string  `json:"what"`
@@ -39,13 +39,23 @@ type Reference struct {
 	Measured time.Time `json:"measured"`
 }
 
-// referencePayload is the size of one operation's data in both references,
-// about the size of an encoded chat send.
+// referencePayload is the size of one operation's data in the raft and
+// redis references, about the size of an encoded chat send.
 const referencePayload = 256
 
 // closedLoop runs clients goroutines, each calling op back to back, and
 // measures the calls that start after warmup and before warmup+duration.
 func closedLoop(ctx context.Context, clients int, warmup, duration time.Duration, op func(ctx context.Context, client int) error) (ops, errs uint64, h *Histogram, elapsed time.Duration) {
+	return closedLoopTimed(ctx, clients, warmup, duration, func(ctx context.Context, client int) (time.Duration, error) {
+		t := time.Now()
+		err := op(ctx, client)
+		return time.Since(t), err
+	})
+}
+
+// closedLoopTimed is closedLoop for an op that measures its own latency
+// (Centrifugo's: from the publish to its delivery, not to the op's end).
+func closedLoopTimed(ctx context.Context, clients int, warmup, duration time.Duration, op func(ctx context.Context, client int) (time.Duration, error)) (ops, errs uint64, h *Histogram, elapsed time.Duration) {
 	start := time.Now()
 	from, to := start.Add(warmup), start.Add(warmup+duration)
 	hs := make([]Histogram, clients)
@@ -59,7 +69,7 @@ func closedLoop(ctx context.Context, clients int, warmup, duration time.Duration
 				if !t.Before(to) {
 					return
 				}
-				err := op(ctx, i)
+				lat, err := op(ctx, i)
 				if t.Before(from) {
 					continue
 				}
@@ -68,7 +78,7 @@ func closedLoop(ctx context.Context, clients int, warmup, duration time.Duration
 					continue
 				}
 				n[i]++
-				hs[i].Record(time.Since(t))
+				hs[i].Record(lat)
 			}
 		})
 	}

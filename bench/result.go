@@ -109,8 +109,9 @@ type RatioLine struct {
 	Ratio     float64 `json:"ratio"`
 }
 
-// ratios relates every phase's throughput to the references: CP sends to
-// bare Raft, AP sends to Redis PUBLISH; both when both were measured.
+// ratios relates every phase's throughput to every reference measured:
+// CP sends to bare Raft, AP sends to Redis PUBLISH and to Centrifugo (the
+// issue's "AP ≥ 0.6× Centrifugo"); all of them when several were measured.
 func (r *Result) ratios() {
 	for _, ph := range r.Phases {
 		for _, ref := range r.References {

@@ -1,8 +1,9 @@
 // Package bench is `mpim bench`: an open-loop load generator speaking the
 // client protocol over real WebSockets, with HDR-style latency histograms
-// for send→ack and send→delivery, bare Raft and Redis references measured
-// in the same run, an idle-connection memory probe and a failover probe.
-// It starts its own cluster with package lab, or loads a running one.
+// for send→ack and send→delivery, references (bare Raft, Redis PUBLISH, a
+// Centrifugo server) measured in the same run, an idle-connection memory
+// probe and a failover probe. It starts its own cluster with package lab,
+// or loads a running one.
 package bench
 
 import (
@@ -65,7 +66,8 @@ type Config struct {
 	// Procs spreads the clients over this many processes (children
 	// running `mpim bench worker`); 1 keeps them in this process.
 	Procs int
-	// References to measure first: "raft", "redis".
+	// References to measure first: "raft", "redis", "centrifugo" (the
+	// last needs a centrifugo binary next to Binary or on PATH).
 	References []string
 	// Idle connects and logs in Conns clients on the first gateway, sends
 	// nothing, holds them for Duration and reports the gateway's RSS per
@@ -135,8 +137,8 @@ func (c Config) Validate() error {
 		return bad("--trace %d: trace 1 to 1000 of the slowest sends, or 0 for none", c.Trace)
 	}
 	for _, r := range c.References {
-		if r != "raft" && r != "redis" {
-			return bad("--reference %q: use raft or redis", r)
+		if r != "raft" && r != "redis" && r != "centrifugo" {
+			return bad("--reference %q: use raft, redis or centrifugo", r)
 		}
 	}
 	return nil
@@ -178,23 +180,33 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer func() { res.Host.LoadEnd = loadAvg() }()
 
 	// References first, while no cluster runs: they must not share the
-	// cores with it.
+	// cores with it. A missing centrifugo binary fails before any of them.
+	var centrifugo string
+	if slices.Contains(cfg.References, "centrifugo") {
+		var err error
+		if centrifugo, err = CentrifugoBinary(cfg.Binary); err != nil {
+			return nil, fmt.Errorf("%w: reference centrifugo: %w", ErrSetup, err)
+		}
+	}
 	for _, kind := range cfg.References {
 		clients := max(cfg.senders(), 1)
 		cfg.progress("reference %s: %d clients for %v", kind, clients, cfg.Warmup+cfg.Duration)
 		dir := filepath.Join(cfg.Out, "reference-"+kind)
 		var ref *Reference
 		var err error
-		if kind == "raft" {
+		switch kind {
+		case "raft":
 			ref, err = RaftReference(ctx, dir, clients, cfg.Warmup, cfg.Duration)
-		} else {
+		case "redis":
 			ref, err = RedisReference(ctx, dir, clients, cfg.Warmup, cfg.Duration)
+		case "centrifugo":
+			ref, err = CentrifugoReference(ctx, centrifugo, dir, clients, cfg.Warmup, cfg.Duration)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: reference %s: %v", ErrSetup, kind, err)
 		}
 		os.RemoveAll(dir)
-		cfg.progress("reference %s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms", kind, ref.OpsPerS, ref.Latency.P50, ref.Latency.P99)
+		cfg.progress("reference %s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, %d errors", kind, ref.OpsPerS, ref.Latency.P50, ref.Latency.P99, ref.Errors)
 		res.References = append(res.References, ref)
 	}
 

@@ -14,23 +14,29 @@ import (
 
 func benchCmd() *cobra.Command {
 	cfg := bench.DefaultConfig()
-	var targets, refs string
+	var targets string
+	var refs []string
 	var failover int
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Load a cluster with real WebSocket clients and report throughput and latency against bare Raft and Redis",
+		Short: "Load a cluster with real WebSocket clients and report throughput and latency against bare Raft, Redis and Centrifugo",
 		Long: `Start a cluster (or load a running one with --target) and measure it with
 real WebSocket clients: send→ack and send→delivery latency histograms,
 throughput, and the references --reference raft (a bare hashicorp/raft
-cluster, one Apply per operation) and --reference redis (raw PUBLISH),
-measured in the same run at the same concurrency. --rate 0 runs each
-sender closed-loop; --rate R schedules R sends/s open-loop, with latency
-counted from each send's scheduled time. Writes result.json and result.md
-to --out. See docs/benchmarks.md.`,
+cluster, one Apply per operation), --reference redis (raw PUBLISH) and
+--reference centrifugo (a Centrifugo v6 server with the Redis engine and
+history on, 200 B publications client to client, each awaited until
+delivered; needs bin/centrifugo from make peers, or centrifugo on PATH),
+measured in the same run at the same concurrency, before the cluster
+starts. --rate 0 runs each sender closed-loop; --rate R schedules R
+sends/s open-loop, with latency counted from each send's scheduled time.
+Writes result.json and result.md to --out. See docs/benchmarks.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Targets = splitList(targets)
-			cfg.References = splitList(refs)
+			for _, r := range refs {
+				cfg.References = append(cfg.References, splitList(r)...)
+			}
 			cfg.Command = "mpim " + strings.Join(os.Args[1:], " ")
 			cfg.Progress = os.Stderr
 			if os.Getenv("MPIM_LOG") != "" {
@@ -81,7 +87,7 @@ to --out. See docs/benchmarks.md.`,
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured length of each phase")
 	f.IntVar(&cfg.MaxOutstanding, "max-outstanding", cfg.MaxOutstanding, "open loop: sends one sender may have waiting before it skips (and counts) the next")
 	f.IntVar(&cfg.Procs, "procs", cfg.Procs, "spread the clients over this many processes (descriptor limits, CPU)")
-	f.StringVar(&refs, "reference", "", "references to measure first: raft, redis (comma-separated)")
+	f.StringSliceVar(&refs, "reference", nil, "references to measure first: raft, redis, centrifugo (repeat the flag or separate by commas)")
 	f.BoolVar(&cfg.Idle, "idle", cfg.Idle, "connect and log in --conns idle clients on gateway g1, hold them --duration, report its RSS per connection")
 	f.BoolVar(&cfg.Direct, "direct", cfg.Direct, "start the cluster without the lab's fault layer (members dial each other directly, no proxies; no network faults)")
 	f.BoolVar(&cfg.Profile, "profile", cfg.Profile, "collect CPU and allocation profiles of every node and gateway during the first phase")
