@@ -39,6 +39,9 @@ type ClusterInfo struct {
 	// did so without the lab's fault layer (no proxies between members).
 	Own    bool `json:"own"`
 	Direct bool `json:"direct,omitempty"`
+	// Hosts names the inventory's hosts the cluster ran on (--hosts;
+	// empty: this machine, with the clients).
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // LoadInfo is the shape of the load.
@@ -153,7 +156,12 @@ func (r *Result) Markdown() string {
 	c := r.Cluster
 	if c.Own {
 		layer := "every link between members through the lab's fault-layer proxies"
-		if c.Direct {
+		switch {
+		case len(c.Hosts) > 0 && c.Direct:
+			layer = "on hosts " + strings.Join(c.Hosts, ", ") + " through their agents, no fault rules; the clients on this machine"
+		case len(c.Hosts) > 0:
+			layer = "on hosts " + strings.Join(c.Hosts, ", ") + " through their agents, faults as nftables rules; the clients on this machine"
+		case c.Direct:
 			layer = "members connected directly (no fault layer)"
 		}
 		p("- cluster: %s mode, %d nodes, %d gateways, %d shards, started by bench (gateway rate limits off; %s)", c.Mode, c.Nodes, c.Gateways, c.Shards, layer)

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"mpim/agent"
 	"mpim/lab"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// (--spans) and writes the first phase's Trace slowest sends, stage
 	// by stage, to trace.md and trace.json (own cluster only).
 	Trace int
+	// Hosts starts the cluster on an inventory's hosts, through their
+	// agents (nil: this machine). The bench's clients stay here.
+	Hosts *agent.Inventory
 	// Direct starts the cluster without the lab's fault layer: members
 	// dial each other directly instead of through its proxies, which live
 	// in this process and cost CPU on every hop (own cluster only; no
@@ -133,6 +137,10 @@ func (c Config) Validate() error {
 		return bad("--find-peak finds the rate itself (closed loop, then half the peak); drop --rate")
 	case (c.Idle || c.Profile || c.Direct || c.Trace > 0) && len(c.Targets) > 0:
 		return bad("--idle, --profile, --trace and --direct need the cluster bench starts itself (no --target)")
+	case c.Hosts != nil && len(c.Targets) > 0:
+		return bad("--hosts starts a cluster on the hosts; --target names a running one: pick one")
+	case c.Hosts != nil && c.Idle:
+		return bad("--idle reads the gateway's memory from /proc on this machine; across hosts the gateway is elsewhere")
 	case c.Trace < 0 || c.Trace > 1000:
 		return bad("--trace %d: trace 1 to 1000 of the slowest sends, or 0 for none", c.Trace)
 	}
@@ -175,6 +183,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{Command: cfg.Command, Started: time.Now(), Host: newHost()}
 	res.Cluster = ClusterInfo{Mode: cfg.Mode, Nodes: cfg.Nodes, Gateways: cfg.Gateways, Shards: cfg.Shards, Targets: cfg.Targets, Direct: cfg.Direct}
+	if cfg.Hosts != nil {
+		for _, h := range cfg.Hosts.Hosts {
+			res.Cluster.Hosts = append(res.Cluster.Hosts, h.Name)
+		}
+	}
 	res.Load = LoadInfo{Conns: cfg.Conns, Senders: cfg.senders(), GroupSize: cfg.GroupSize, Procs: cfg.Procs,
 		Warmup: cfg.Warmup.Seconds(), Duration: cfg.Duration.Seconds()}
 	defer func() { res.Host.LoadEnd = loadAvg() }()
@@ -317,6 +330,7 @@ func startLab(ctx context.Context, cfg Config) (*lab.Lab, error) {
 	lc.Data, lc.HTTP, lc.StateFile, lc.BcryptCost = filepath.Join(cfg.Out, "lab"), "127.0.0.1:0", "-", 4
 	lc.Binary, lc.Logger = cfg.Binary, cfg.Logger
 	lc.NoFaultLayer = cfg.Direct
+	lc.Hosts = cfg.Hosts
 	lc.Args = func(member string, args []string) []string {
 		if cfg.Trace > 0 && (strings.HasPrefix(member, "g") || strings.HasPrefix(member, "n")) {
 			args = append(args, "--spans", strconv.Itoa(spanRing))

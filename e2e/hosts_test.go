@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,7 @@ type hostsEnv struct {
 	creds  string // the control machine's credentials
 	agents map[string]*exec.Cmd
 	logs   map[string]string
+	home   map[string]string // a host's directory: data/, creds/, agent.log
 }
 
 // startHosts makes the hosts and their agents and writes hosts.yaml.
@@ -48,7 +50,7 @@ func startHosts(t *testing.T, names []string, extra string) *hostsEnv {
 	}
 	dir := t.TempDir()
 	h := &hostsEnv{t: t, net: n, file: filepath.Join(dir, "hosts.yaml"), creds: filepath.Join(dir, "creds"),
-		agents: map[string]*exec.Cmd{}, logs: map[string]string{}}
+		agents: map[string]*exec.Cmd{}, logs: map[string]string{}, home: map[string]string{}}
 	t.Cleanup(h.close)
 	if err := clustertls.Generate(h.creds); err != nil {
 		t.Fatal(err)
@@ -75,6 +77,7 @@ func startHosts(t *testing.T, names []string, extra string) *hostsEnv {
 			}
 		}
 		h.logs[name] = filepath.Join(home, "agent.log")
+		h.home[name] = home
 		h.startAgent(name, addr, home)
 		fmt.Fprintf(&inv, "  - {name: %s, agent: \"%s:7400\", address: %s}\n", name, addr, addr)
 	}
@@ -181,6 +184,11 @@ func TestHostsChaos(t *testing.T) {
 		}
 		reports[run.name] = rep
 	}
+	// Each run had members of its own on the agents: the CP run's data
+	// never met the AP run's.
+	if dirs, _ := filepath.Glob(filepath.Join(h.home["a"], "data", "l*-n1")); len(dirs) != 2 {
+		t.Errorf("host a holds node directories %v after two runs, want one per run", dirs)
+	}
 	if cmd, _ := reports["hosts-cp"]["command"].(string); !strings.Contains(cmd, "--hosts "+h.file) {
 		t.Errorf("the rerun command %q does not name the inventory", cmd)
 	}
@@ -237,6 +245,26 @@ func TestHostsMajoritiesRing(t *testing.T) {
 	rep := readReport(t, filepath.Join(out, "report.json"))
 	if code != 0 || rep["verdict"] != "pass" {
 		t.Fatalf("exit %d, verdict %v:\n%s\n%s", code, rep["verdict"], readFile(filepath.Join(out, "report.md")), tail(output, 15))
+	}
+
+	// mpim bench on the same hosts: its cluster there, its clients here.
+	bout := t.TempDir()
+	b, err := exec.Command(mpimBin, "bench", "--hosts", h.file, "--conns", "6", "--rate", "60", "--warmup", "1s", "--duration", "2s", "--out", bout).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpim bench --hosts: %v\n%s", err, tail(string(b), 20))
+	}
+	var res struct {
+		Cluster struct{ Hosts []string }
+		Phases  []struct {
+			Sent, OK uint64
+			Errors   map[string]uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(readFile(filepath.Join(bout, "result.json"))), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cluster.Hosts) != 5 || len(res.Phases) != 1 || res.Phases[0].Sent == 0 || res.Phases[0].OK != res.Phases[0].Sent {
+		t.Errorf("bench --hosts: hosts %v, phases %+v: want the five hosts and every send acknowledged", res.Cluster.Hosts, res.Phases)
 	}
 }
 

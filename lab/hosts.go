@@ -2,9 +2,12 @@ package lab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,6 +35,12 @@ type hostsLab struct {
 	place   map[string]string // member -> host
 	ip      map[string]string // host -> IPv4 its packets carry
 	dials   []hostnet.Dial
+	// prefix names this lab's members on the agents (prefix-n1), so that
+	// labs sharing agents, one after another or at once, never share a
+	// member or its data: it derives from the control machine and the
+	// lab's data directory, so a lab started again on the same --data
+	// finds its members' data again.
+	prefix string
 
 	mu   sync.Mutex
 	lost map[string]string // host -> why, since when
@@ -70,7 +79,7 @@ func (l *Lab) prepareHosts(ctx context.Context) error {
 		return fmt.Errorf("lab: --hosts: %w", err)
 	}
 	h := &hostsLab{inv: inv, clients: map[string]*agent.Client{}, info: map[string]agent.Info{}, place: place,
-		ip: map[string]string{}, lost: map[string]string{}}
+		ip: map[string]string{}, lost: map[string]string{}, prefix: labPrefix(l.data)}
 	var errs []error
 	for _, host := range inv.Hosts {
 		c := agent.NewClient(host.Name, host.Agent, creds)
@@ -113,6 +122,16 @@ func (l *Lab) prepareHosts(ctx context.Context) error {
 	return nil
 }
 
+// labPrefix is the prefix of a lab's member names on the agents.
+func labPrefix(data string) string {
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(host + "\x00" + data))
+	return "l" + hex.EncodeToString(sum[:4])
+}
+
+// remote is member's name on its agent.
+func (h *hostsLab) remote(member string) string { return h.prefix + "-" + member }
+
 func resolve(addr string) (string, error) {
 	if ip := net.ParseIP(addr); ip != nil && ip.To4() != nil {
 		return ip.String(), nil
@@ -137,7 +156,7 @@ func (h *hostsLab) hostAddr(member string, role int) string {
 
 // dataOf is member's data directory on its host.
 func (h *hostsLab) dataOf(member string) string {
-	return filepath.Join(h.info[h.place[member]].Data, member)
+	return filepath.Join(h.info[h.place[member]].Data, h.remote(member))
 }
 
 // startNetwork builds the fault layer from the planned dials, once every
@@ -193,7 +212,7 @@ func (l *Lab) startRemote(ctx context.Context, m *member) error {
 	}
 	m.state, m.since = StateStarting, time.Now()
 	l.mu.Unlock()
-	pid, err := c.Start(ctx, m.info.Name, req)
+	pid, err := c.Start(ctx, l.hosts.remote(m.info.Name), req)
 	if err != nil {
 		l.mu.Lock()
 		m.state, m.since = StateExited, time.Now()
@@ -227,7 +246,7 @@ func (l *Lab) followRemote(c *agent.Client, m *member, p *process) error {
 	var since time.Time
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		r, err := c.Wait(ctx, m.info.Name, p.pid)
+		r, err := c.Wait(ctx, l.hosts.remote(m.info.Name), p.pid)
 		cancel()
 		switch {
 		case err == nil && r.Exited:
@@ -293,7 +312,7 @@ func (l *Lab) Lost() error {
 func (l *Lab) actRemote(m *member, action string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := l.hosts.clients[m.host].Act(ctx, m.info.Name, action)
+	err := l.hosts.clients[m.host].Act(ctx, l.hosts.remote(m.info.Name), action)
 	if agent.IsUnreachable(err) {
 		l.agentLost(m.host, err)
 	}

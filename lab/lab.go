@@ -343,7 +343,7 @@ const (
 // where its agent does, on its host).
 func (l *Lab) logPath(name string) string {
 	if l.hosts != nil {
-		return filepath.Join(l.hosts.info[l.hosts.place[name]].Data, "logs", name+".log")
+		return filepath.Join(l.hosts.info[l.hosts.place[name]].Data, "logs", l.hosts.remote(name)+".log")
 	}
 	return filepath.Join(l.data, "logs", name+".log")
 }

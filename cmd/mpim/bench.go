@@ -14,7 +14,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	cfg := bench.DefaultConfig()
-	var targets string
+	var targets, hostsFile string
 	var refs []string
 	var failover int
 	cmd := &cobra.Command{
@@ -34,6 +34,10 @@ Writes result.json and result.md to --out. See docs/benchmarks.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Targets = splitList(targets)
+			var err error
+			if cfg.Hosts, err = loadHosts(hostsFile); err != nil {
+				return usageError{err}
+			}
 			for _, r := range refs {
 				cfg.References = append(cfg.References, splitList(r)...)
 			}
@@ -49,7 +53,6 @@ Writes result.json and result.md to --out. See docs/benchmarks.md.`,
 				cfg.Out = filepath.Join(os.TempDir(), fmt.Sprintf("mpim-bench-%d", time.Now().Unix()))
 			}
 			var res *bench.Result
-			var err error
 			if failover > 0 {
 				if cfg.Direct {
 					return usageError{fmt.Errorf("--failover partitions the leader: it needs the fault layer, drop --direct")}
@@ -77,6 +80,7 @@ Writes result.json and result.md to --out. See docs/benchmarks.md.`,
 	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes of the cluster bench starts")
 	f.IntVar(&cfg.Gateways, "gateways", cfg.Gateways, "gateways of the cluster bench starts")
 	f.IntVar(&cfg.Shards, "shards", cfg.Shards, "shards of the cluster bench starts")
+	f.StringVar(&hostsFile, "hosts", "", "start the cluster on the hosts of this inventory, through their agents (docs/hosts.md); the clients stay on this machine")
 	f.StringVar(&targets, "target", "", "gateway URLs of a running lab (ws://HOST:PORT/ws, comma-separated) instead of starting one")
 	f.IntVar(&cfg.Conns, "conns", cfg.Conns, "client connections, one user each")
 	f.IntVar(&cfg.Senders, "senders", cfg.Senders, "how many of the connections send (default: all)")
