@@ -113,7 +113,7 @@ func chaosCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(run, list, sweepCmd())
+	cmd.AddCommand(run, list, sweepCmd(), exportCmd())
 	return cmd
 }
 
