@@ -14,10 +14,20 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	binary    string
 	buildErr  error
 	buildOut  []byte
 )
+
+// TestMain removes the binary mpimBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // mpimBinary builds the mpim binary once for the package's tests.
 func mpimBinary(t *testing.T) string {
@@ -31,7 +41,7 @@ func mpimBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binary = filepath.Join(dir, "mpim")
+		buildDir, binary = dir, filepath.Join(dir, "mpim")
 		buildOut, buildErr = exec.Command("go", "build", "-o", binary, "mpim/cmd/mpim").CombinedOutput()
 	})
 	if buildErr != nil {
