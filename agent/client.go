@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"mpim/chaos/hostnet"
@@ -51,6 +52,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
+		}
+		if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") {
+			return fmt.Errorf("%w: agent %s (%s): the TLS handshake failed, so the agent and this machine do not hold one cluster's credentials: %v", ErrUnreachable, c.Host, c.Addr, err)
 		}
 		return fmt.Errorf("%w: agent %s (%s): %v", ErrUnreachable, c.Host, c.Addr, err)
 	}

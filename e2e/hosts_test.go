@@ -474,7 +474,7 @@ func TestAgentRefusesStrangers(t *testing.T) {
 	up := exec.Command(mpimBin, "lab", "up", "--hosts", inv, "--http", "127.0.0.1:0", "--data", filepath.Join(dir, "lab"))
 	up.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
 	b, err := up.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "host a") || !strings.Contains(string(b), "unreachable") {
+	if err == nil || !strings.Contains(string(b), "host a") || !strings.Contains(string(b), "do not hold one cluster's credentials") {
 		t.Errorf("lab up with the wrong credentials: %v\n%s", err, tail(string(b), 5))
 	}
 }
