@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"mpim/internal/clustertls"
+	"mpim/internal/procstate"
 	"mpim/internal/redisproc"
 )
 
@@ -432,7 +433,7 @@ func waitReady(parent context.Context, req StartRequest, p *process) error {
 				return nil
 			}
 		case req.HealthURL != "":
-			if healthy(ctx, req.HealthURL) {
+			if procstate.Healthy(ctx, req.HealthURL) {
 				return nil
 			}
 		default:
@@ -446,21 +447,6 @@ func waitReady(parent context.Context, req StartRequest, p *process) error {
 		case <-tick.C:
 		}
 	}
-}
-
-var healthClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func healthy(ctx context.Context, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := healthClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // live returns m's process, or ErrNotRunning.
@@ -547,27 +533,11 @@ func (s *Server) signal(m *member, from, to string, sig syscall.Signal) error {
 	if err := syscall.Kill(-p.pid, sig); err != nil {
 		return fmt.Errorf("agent: signal %s: %w", m.name, err)
 	}
-	waitStopped(p.pid, sig == syscall.SIGSTOP)
+	procstate.WaitStopped(p.pid, sig == syscall.SIGSTOP)
 	s.mu.Lock()
 	m.state, m.since = to, time.Now()
 	s.mu.Unlock()
 	return nil
-}
-
-// waitStopped polls /proc/PID/stat (at most a second) until the process
-// is stopped (or no longer stopped), so that "paused" holds on return.
-func waitStopped(pid int, stopped bool) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 || i+2 >= len(b) || (b[i+2] == 'T') == stopped {
-			return
-		}
-	}
 }
 
 func (s *Server) stateOf(m *member) State {

@@ -2,19 +2,17 @@ package lab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"mpim/internal/procstate"
 	"mpim/internal/redisproc"
 )
 
@@ -273,7 +271,7 @@ func (l *Lab) waitReady(parent context.Context, m *member, p *process) error {
 			if redisproc.Ping(ctx, m.pingAddr) == nil {
 				return nil
 			}
-		} else if healthy(ctx, m.healthURL) {
+		} else if procstate.Healthy(ctx, m.healthURL) {
 			return nil
 		}
 		select {
@@ -284,26 +282,6 @@ func (l *Lab) waitReady(parent context.Context, m *member, p *process) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// healthClient checks /healthz without keeping idle connections (and their
-// goroutines) around.
-var healthClient = &http.Client{
-	Timeout:   time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true},
-}
-
-func healthy(ctx context.Context, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := healthClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // exited records the end of process p of member m and emits the matching
@@ -422,7 +400,7 @@ func sigStop(pid int) error {
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
 		return err
 	}
-	waitProcState(pid, func(s byte) bool { return s == 'T' })
+	procstate.WaitStopped(pid, true)
 	return nil
 }
 
@@ -432,22 +410,6 @@ func sigCont(pid int) error {
 	if err := syscall.Kill(-pid, syscall.SIGCONT); err != nil {
 		return err
 	}
-	waitProcState(pid, func(s byte) bool { return s != 'T' })
+	procstate.WaitStopped(pid, false)
 	return nil
-}
-
-// waitProcState polls /proc/PID/stat until ok accepts the state letter,
-// the process is gone, or a second has passed.
-func waitProcState(pid int, ok func(byte) bool) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || ok(b[i+2]) {
-			return
-		}
-	}
 }
