@@ -237,14 +237,16 @@ func TestHostsChaos(t *testing.T) {
 }
 
 // TestHostsMajoritiesRing runs the scenario that needs five nodes on
-// five hosts.
+// five hosts, in CP and in AP (partition and heal), then benches there.
 func TestHostsMajoritiesRing(t *testing.T) {
 	h := startHosts(t, []string{"a", "b", "c", "d", "e"}, "")
-	out := t.TempDir()
-	code, output := chaosRun(t, "majorities-ring", "--quick", "--mode", "cp", "--seed", "3", "--out", out, "--hosts", h.file)
-	rep := readReport(t, filepath.Join(out, "report.json"))
-	if code != 0 || rep["verdict"] != "pass" {
-		t.Fatalf("exit %d, verdict %v:\n%s\n%s", code, rep["verdict"], readFile(filepath.Join(out, "report.md")), tail(output, 15))
+	for _, mode := range []string{"cp", "ap"} {
+		out := t.TempDir()
+		code, output := chaosRun(t, "majorities-ring", "--quick", "--mode", mode, "--seed", "3", "--out", out, "--hosts", h.file)
+		rep := readReport(t, filepath.Join(out, "report.json"))
+		if code != 0 || rep["verdict"] != "pass" {
+			t.Fatalf("%s: exit %d, verdict %v:\n%s\n%s", mode, code, rep["verdict"], readFile(filepath.Join(out, "report.md")), tail(output, 15))
+		}
 	}
 
 	// mpim bench on the same hosts: its cluster there, its clients here.
