@@ -10,9 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"mpim/chaos/netns"
 	"mpim/chaos/scenario"
-	"mpim/internal/testenv"
 )
 
 // chaosRun runs `mpim chaos run` and returns its exit code and output.
@@ -180,39 +178,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// TestChaosNetns runs a library scenario on the real-host backend (every
-// member in a network namespace, faults as nftables rules) and requires
-// its CP expectations to hold; no namespace may be left behind.
-func TestChaosNetns(t *testing.T) {
-	testenv.Need(t, testenv.NetNS, netns.Probe().Err())
-	namespaces := func() map[string]bool {
-		b, _ := exec.Command("ip", "netns", "list").Output()
-		m := map[string]bool{}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 0 {
-				m[f[0]] = true
-			}
-		}
-		return m
-	}
-	before := namespaces()
-	out := t.TempDir()
-	code, output := chaosRun(t, "isolate-leader", "--quick", "--mode", "cp", "--seed", "5", "--net", "netns", "--out", out)
-	rep := readReport(t, filepath.Join(out, "report.json"))
-	if code != 0 || rep["verdict"] != "pass" {
-		b, _ := os.ReadFile(filepath.Join(out, "report.md"))
-		t.Fatalf("exit %d, verdict %v:\n%s\n%s", code, rep["verdict"], b, tail(output, 15))
-	}
-	if cmd, _ := rep["command"].(string); !strings.Contains(cmd, "--net netns") {
-		t.Errorf("the report's rerun command %q does not say --net netns", cmd)
-	}
-	for ns := range namespaces() {
-		if !before[ns] {
-			t.Errorf("namespace %s left behind after the run", ns)
-		}
-	}
 }
 
 // TestChaosSweep: `mpim chaos sweep` runs a scenario on several seeds,

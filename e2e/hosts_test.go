@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,11 +165,24 @@ func readFile(p string) string {
 }
 
 // TestHostsChaos runs isolate-leader across three hosts in CP and in AP,
-// and a one-machine run of the same scenario and seed beside the CP one:
-// both pass, with the same report keys and the same verdicts.
+// and a one-machine run of the same scenario and seed beside the CP one
+// (on the netns backend: every member in a namespace of its own, which
+// it must leave behind it): both pass, with the same report keys and the
+// same verdicts.
 func TestHostsChaos(t *testing.T) {
 	h := startHosts(t, []string{"a", "b", "c"}, "")
 	reports := map[string]map[string]any{}
+	namespaces := func() map[string]bool {
+		b, _ := exec.Command("ip", "netns", "list").Output()
+		m := map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				m[f[0]] = true
+			}
+		}
+		return m
+	}
+	before := namespaces()
 	for _, run := range []struct{ name, mode, hosts string }{
 		{"hosts-cp", "cp", h.file}, {"hosts-ap", "ap", h.file}, {"local-cp", "cp", ""},
 	} {
@@ -176,6 +190,8 @@ func TestHostsChaos(t *testing.T) {
 		args := []string{"isolate-leader", "--quick", "--mode", run.mode, "--seed", "5", "--out", out}
 		if run.hosts != "" {
 			args = append(args, "--hosts", run.hosts)
+		} else {
+			args = append(args, "--net", "netns")
 		}
 		code, output := chaosRun(t, args...)
 		rep := readReport(t, filepath.Join(out, "report.json"))
@@ -191,6 +207,14 @@ func TestHostsChaos(t *testing.T) {
 	}
 	if cmd, _ := reports["hosts-cp"]["command"].(string); !strings.Contains(cmd, "--hosts "+h.file) {
 		t.Errorf("the rerun command %q does not name the inventory", cmd)
+	}
+	if cmd, _ := reports["local-cp"]["command"].(string); !strings.Contains(cmd, "--net netns") {
+		t.Errorf("the rerun command %q does not say --net netns", cmd)
+	}
+	for ns := range namespaces() {
+		if !before[ns] {
+			t.Errorf("namespace %s left behind by the runs", ns)
+		}
 	}
 	keys := func(r map[string]any) []string {
 		var ks []string
@@ -408,6 +432,27 @@ func TestHostsLab(t *testing.T) {
 	p.screenshot("hosts-cp-partition")
 	p.heal()
 	p.waitJS(30*time.Second, "alice's panel to show bob's majority message", `document.querySelector('.chat[data-panel="alice"]').textContent.includes("bob-majority-")`)
+
+	// The mode switch starts the nodes on fresh data, on their hosts: the
+	// CP logs are gone from host a, the AP log is there.
+	raftLogs := filepath.Join(h.home["a"], "data", "l*-n1", "shard-*", "raft.db")
+	if logs, _ := filepath.Glob(raftLogs); len(logs) == 0 {
+		t.Fatalf("no CP log under %s before the switch", raftLogs)
+	}
+	resp, err := (&http.Client{Timeout: 90 * time.Second}).Post(dashboard+"api/mode", "application/json", strings.NewReader(`{"mode": "ap"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/mode ap: %s", resp.Status)
+	}
+	if logs, _ := filepath.Glob(raftLogs); len(logs) != 0 {
+		t.Errorf("after the switch to AP, host a still holds the CP logs %v", logs)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(h.home["a"], "data", "l*-n1", "ap.log")); len(logs) != 1 {
+		t.Errorf("after the switch to AP, host a's n1 has no AP log: %v", logs)
+	}
 }
 
 // TestAgentRefusesStrangers: an agent answers only callers with a

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer l.Close()
 	cfg.progress("lab up: %d nodes, %d gateways (%s)", lc.Nodes, lc.Gateways, l.Dashboard())
-	r := &runner{cfg: cfg, lab: l, rec: &recorder{}, rng: rand.New(rand.NewPCG(cfg.Seed, 1))}
+	r := &runner{cfg: cfg, lab: l, rec: &recorder{}, rng: rand.New(rand.NewPCG(cfg.Seed, 1)), abort: make(chan struct{})}
 	if err := r.setup(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 	}
@@ -145,8 +145,12 @@ type runner struct {
 	heal, healConverged time.Time
 	// refused are the steps the fault layer refused as a whole: the
 	// scenario did not happen as written, so the run has no verdict.
-	refused  []string
-	watchers sync.WaitGroup
+	refused []string
+	// abort is closed when the run can no longer have a verdict (a
+	// refused step), so that it ends at once.
+	abort     chan struct{}
+	abortOnce sync.Once
+	watchers  sync.WaitGroup
 }
 
 func (r *runner) gatewayURLs() []string {
@@ -263,7 +267,14 @@ func (r *runner) execute(ctx context.Context) {
 		select {
 		case <-end:
 			running = false
+		case <-r.abort:
+			r.cfg.progress("stopping: this run can have no verdict")
+			running = false
 		case <-tick.C:
+			if r.lab.Lost() != nil {
+				r.cfg.progress("stopping: %v", r.lab.Lost())
+				running = false
+			}
 			r.rec.mu.Lock()
 			n := len(r.rec.ops)
 			r.rec.mu.Unlock()
@@ -297,6 +308,7 @@ func (r *runner) schedule(ctx context.Context, stop <-chan struct{}) {
 			r.events = append(r.events, fmt.Sprintf("%6.2fs   error: %v", now.Sub(r.start).Seconds(), err))
 			if errors.Is(err, lab.ErrUnsupported) {
 				r.refused = append(r.refused, fmt.Sprintf("%q: %v", st.Fault, err))
+				r.abortOnce.Do(func() { close(r.abort) })
 			}
 		}
 		switch f.Verb {
