@@ -159,7 +159,7 @@ func (h *hostsLab) dataOf(member string) string {
 	return filepath.Join(h.info[h.place[member]].Data, h.remote(member))
 }
 
-// startNetwork builds the fault layer from the planned dials, once every
+// startHostsNetwork builds the fault layer from the planned dials, once every
 // member is planned, and clears whatever rules the hosts still hold.
 func (l *Lab) startHostsNetwork() error {
 	h := l.hosts
