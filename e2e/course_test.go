@@ -51,7 +51,10 @@ import (
 //     commands in between always run, in order.
 //
 // MPIM_COURSE_OUT=DIR keeps every chaos run's reports in DIR, one folder
-// per command.
+// per command. MPIM_COURSE_PAGES=01-cap.md,05-more-experiments.md (page
+// basenames, comma-separated) runs the commands of those English pages
+// only, to iterate on a page; the Chinese pages are still compared with
+// every English one.
 
 // courseDir is the course, relative to this package.
 const courseDir = "../docs/course"
@@ -214,7 +217,16 @@ func TestCourse(t *testing.T) {
 	t.Run("commands", func(t *testing.T) {
 		r := newCourseRunner(t)
 		start := time.Now()
+		only := coursePagesFilter()
+		for name := range only {
+			if !slices.Contains(pages, filepath.Join(courseDir, name)) {
+				t.Errorf("MPIM_COURSE_PAGES names %s, which is not an English course page", name)
+			}
+		}
 		for _, en := range pages {
+			if only != nil && !only[filepath.Base(en)] {
+				continue
+			}
 			for _, b := range parseCourseBlocks(t, en) {
 				for _, s := range b.Steps {
 					r.run(en, s)
@@ -224,6 +236,22 @@ func TestCourse(t *testing.T) {
 		}
 		t.Logf("course: %d commands run, %d shown again and skipped, in %s", r.ran, r.skipped, time.Since(start).Round(time.Second))
 	})
+}
+
+// coursePagesFilter returns the page basenames MPIM_COURSE_PAGES names,
+// or nil when it is unset: then every page runs.
+func coursePagesFilter() map[string]bool {
+	v := strings.TrimSpace(os.Getenv("MPIM_COURSE_PAGES"))
+	if v == "" {
+		return nil
+	}
+	only := map[string]bool{}
+	for _, name := range strings.Split(v, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			only[filepath.Base(name)] = true
+		}
+	}
+	return only
 }
 
 // compareCourseBlocks requires zh to hold the same blocks, with the same
