@@ -5,7 +5,7 @@ BIN       := $(CURDIR)/bin/mpim
 # two clusters must never fight over the two cores of a CI machine.
 CLUSTER_PKGS := ./e2e/...
 
-.PHONY: build lab test unit e2e fuzz vet proto clean gobench bench-targets peers
+.PHONY: build lab test unit e2e fuzz vet proto clean gobench bench-targets peers course-numbers
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mpim
@@ -42,6 +42,15 @@ gobench:
 # after another (about six minutes). Not part of `make test`.
 bench-targets: build
 	bench/targets.sh
+
+# The course's tables of measured numbers (docs/course/README.md, "How the
+# numbers are made"): a 5-seed quick chaos sweep of every scenario they
+# show, one after another (16 minutes on 2026-12-07), then every marked table and
+# number rewritten in both languages. NUMBERS_FLAGS passes flags on
+# (-only retry, -from DIR, -n). Not part of `make test`.
+NUMBERS_FLAGS ?=
+course-numbers: build
+	MPIM_BIN=$(BIN) $(GO) run ./docs/course/numbers $(NUMBERS_FLAGS)
 
 # The peers `mpim bench --reference` measures beside the system: a
 # Centrifugo server (`--reference centrifugo`), installed into bin/ next to
