@@ -407,46 +407,26 @@ func waitReady(parent context.Context, req StartRequest, p *process) error {
 	}
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	failed := func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited before it was ready (%s)", p.status)
-		default:
-		}
-		return fmt.Errorf("not ready after %v", timeout)
-	}
+	var ready <-chan struct{}
 	if req.ReadyPrefix != "" {
-		select {
-		case <-p.ready:
-		case <-p.done:
-			return failed()
-		case <-ctx.Done():
-			return failed()
-		}
+		ready = p.ready
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	err := procstate.WaitReady(ctx, ready, p.done, func(ctx context.Context) bool {
 		switch {
 		case req.PingAddr != "":
-			if redisproc.Ping(ctx, req.PingAddr) == nil {
-				return nil
-			}
+			return redisproc.Ping(ctx, req.PingAddr) == nil
 		case req.HealthURL != "":
-			if procstate.Healthy(ctx, req.HealthURL) {
-				return nil
-			}
-		default:
-			return nil
+			return procstate.Healthy(ctx, req.HealthURL)
 		}
-		select {
-		case <-p.done:
-			return failed()
-		case <-ctx.Done():
-			return failed()
-		case <-tick.C:
-		}
+		return true
+	})
+	switch {
+	case errors.Is(err, procstate.ErrExited):
+		return fmt.Errorf("exited before it was ready (%s)", p.status)
+	case err != nil:
+		return fmt.Errorf("not ready after %v", timeout)
 	}
+	return nil
 }
 
 // live returns m's process, or ErrNotRunning.

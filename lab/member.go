@@ -241,47 +241,25 @@ func readStdout(r *os.File, log *os.File, prefix string, ready chan<- string) {
 func (l *Lab) waitReady(parent context.Context, m *member, p *process) error {
 	ctx, cancel := context.WithTimeout(parent, l.cfg.ReadyTimeout)
 	defer cancel()
-	failed := func() error {
-		select {
-		case <-p.done:
-			l.mu.Lock()
-			werr := p.waitErr
-			l.mu.Unlock()
-			return fmt.Errorf("%w (%v)", errExitedEarly, werr)
-		default:
-		}
-		if err := parent.Err(); err != nil {
-			return fmt.Errorf("start interrupted: %w", err)
-		}
+	var ready <-chan string
+	check := func(ctx context.Context) bool { return redisproc.Ping(ctx, m.pingAddr) == nil }
+	if m.readyPrefix != "" {
+		ready = p.ready
+		check = func(ctx context.Context) bool { return procstate.Healthy(ctx, m.healthURL) }
+	}
+	err := procstate.WaitReady(ctx, ready, p.done, check)
+	switch {
+	case errors.Is(err, procstate.ErrExited):
+		l.mu.Lock()
+		werr := p.waitErr
+		l.mu.Unlock()
+		return fmt.Errorf("%w (%v)", errExitedEarly, werr)
+	case err != nil && parent.Err() != nil:
+		return fmt.Errorf("start interrupted: %w", parent.Err())
+	case err != nil:
 		return fmt.Errorf("not ready after %v", l.cfg.ReadyTimeout)
 	}
-	if m.readyPrefix != "" {
-		select {
-		case <-p.ready:
-		case <-p.done:
-			return failed()
-		case <-ctx.Done():
-			return failed()
-		}
-	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if m.readyPrefix == "" {
-			if redisproc.Ping(ctx, m.pingAddr) == nil {
-				return nil
-			}
-		} else if procstate.Healthy(ctx, m.healthURL) {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return failed()
-		case <-ctx.Done():
-			return failed()
-		case <-tick.C:
-		}
-	}
+	return nil
 }
 
 // exited records the end of process p of member m and emits the matching

@@ -353,12 +353,7 @@ func (n *Net) Faults() []proxy.DirFault {
 	for d, f := range n.faults {
 		out = append(out, proxy.DirFault{From: d.from, To: d.to, Held: f.held, LossPercent: f.loss})
 	}
-	slices.SortFunc(out, func(x, y proxy.DirFault) int {
-		if x.From != y.From {
-			return strings.Compare(x.From, y.From)
-		}
-		return strings.Compare(x.To, y.To)
-	})
+	proxy.SortDirFaults(out)
 	return out
 }
 

@@ -380,10 +380,16 @@ func (n *Net) Faults() []DirFault {
 		out = append(out, DirFault{From: d.from, To: d.to, Held: f.held, Delay: f.delay, Jitter: f.jitter,
 			LossPercent: int(f.loss*100 + 0.5)})
 	}
-	slices.SortFunc(out, func(x, y DirFault) int {
+	SortDirFaults(out)
+	return out
+}
+
+// SortDirFaults sorts directional faults by From, then To: the order
+// every backend lists them in.
+func SortDirFaults(fs []DirFault) {
+	slices.SortFunc(fs, func(x, y DirFault) int {
 		return cmp.Or(cmp.Compare(x.From, y.From), cmp.Compare(x.To, y.To))
 	})
-	return out
 }
 
 // Links lists the links in the order they were made, with their open

@@ -6,6 +6,7 @@ package procstate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"strconv"
@@ -48,4 +49,44 @@ func WaitStopped(pid int, stopped bool) {
 			return
 		}
 	}
+}
+
+// ErrExited: the process ended before it was ready.
+var ErrExited = errors.New("procstate: exited before it was ready")
+
+// WaitReady waits for a member to be ready: first for ready (a channel
+// closed or sent on when the member printed its ready line; nil: no line
+// awaited), then until check answers true, polled every 20 ms. It returns
+// ErrExited when done is closed first (or by the time ctx ends), and
+// ctx's error when ctx ends.
+func WaitReady[T any](ctx context.Context, ready <-chan T, done <-chan struct{}, check func(context.Context) bool) error {
+	ended := func() error {
+		select {
+		case <-done:
+			return ErrExited
+		default:
+			return ctx.Err()
+		}
+	}
+	if ready != nil {
+		select {
+		case <-ready:
+		case <-done:
+			return ErrExited
+		case <-ctx.Done():
+			return ended()
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !check(ctx) {
+		select {
+		case <-done:
+			return ErrExited
+		case <-ctx.Done():
+			return ended()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
