@@ -122,6 +122,9 @@ var (
 	ErrRefused = errors.New("agent: refused")
 	// ErrNotReady: a started member did not become ready.
 	ErrNotReady = errors.New("agent: member did not become ready")
+	// ErrExitedEarly: a started member exited before it was ready (a
+	// retry may succeed, e.g. once its port leaves TIME_WAIT).
+	ErrExitedEarly = errors.New("agent: member exited before it was ready")
 	// ErrUnreachable: the agent cannot be reached (or refused the
 	// handshake).
 	ErrUnreachable = errors.New("agent: unreachable")

@@ -67,7 +67,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		var e errorReply
 		_ = json.Unmarshal(b, &e)
 		sentinel := map[int]error{http.StatusNotFound: ErrUnknownMember, http.StatusConflict: ErrNotRunning,
-			http.StatusBadRequest: ErrRefused, http.StatusServiceUnavailable: ErrNotReady}[resp.StatusCode]
+			http.StatusBadRequest: ErrRefused, http.StatusServiceUnavailable: ErrNotReady, http.StatusGone: ErrExitedEarly}[resp.StatusCode]
 		if sentinel == nil {
 			return fmt.Errorf("agent %s: %s: %s", c.Host, resp.Status, e.Error)
 		}

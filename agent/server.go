@@ -196,6 +196,8 @@ func fail(w http.ResponseWriter, err error) {
 		status = http.StatusConflict
 	case errors.Is(err, ErrRefused):
 		status = http.StatusBadRequest
+	case errors.Is(err, ErrExitedEarly):
+		status = http.StatusGone
 	case errors.Is(err, ErrNotReady):
 		status = http.StatusServiceUnavailable
 	}
@@ -388,7 +390,7 @@ func (s *Server) start(ctx context.Context, name string, req StartRequest) (int,
 	if err := waitReady(ctx, req, p); err != nil {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		<-p.done
-		return 0, fmt.Errorf("%w: %s %v (log: %s)", ErrNotReady, name, err, redisproc.Tail(m.log, 8))
+		return 0, fmt.Errorf("%w: %s %w (log: %s)", ErrNotReady, name, err, redisproc.Tail(m.log, 8))
 	}
 	s.mu.Lock()
 	if m.proc == p {
@@ -422,7 +424,7 @@ func waitReady(parent context.Context, req StartRequest, p *process) error {
 	})
 	switch {
 	case errors.Is(err, procstate.ErrExited):
-		return fmt.Errorf("exited before it was ready (%s)", p.status)
+		return fmt.Errorf("%w (%s)", ErrExitedEarly, p.status)
 	case err != nil:
 		return fmt.Errorf("not ready after %v", timeout)
 	}

@@ -526,6 +526,12 @@ func TestAgentRefusesStrangers(t *testing.T) {
 	if _, err := c.Log(ctx, "x1", 10); !errors.Is(err, agent.ErrUnknownMember) {
 		t.Errorf("the log of a member never started: %v, want ErrUnknownMember", err)
 	}
+	// A member that exits before its ready line: the lab's restart retries
+	// exactly these, so the agent must say so distinctly.
+	_, err = c.Start(ctx, "x2", agent.StartRequest{Program: agent.ProgramMpim, Args: []string{"node", "--no-such-flag"}, ReadyPrefix: "node x2 "})
+	if !errors.Is(err, agent.ErrExitedEarly) {
+		t.Errorf("a member exiting at once: %v, want ErrExitedEarly", err)
+	}
 	// A lab given credentials of another authority names the host and
 	// the refusal.
 	inv := filepath.Join(dir, "hosts.yaml")

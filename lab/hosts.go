@@ -221,7 +221,7 @@ func (l *Lab) startRemote(ctx context.Context, m *member) error {
 		if agent.IsUnreachable(err) {
 			l.agentLost(m.host, err)
 		}
-		if strings.Contains(err.Error(), "exited before it was ready") {
+		if errors.Is(err, agent.ErrExitedEarly) {
 			err = fmt.Errorf("%w: %w", errExitedEarly, err)
 		}
 		return fmt.Errorf("%w: %s %s on host %s: %w", ErrNotReady, m.info.Kind, m.info.Name, m.host, err)
