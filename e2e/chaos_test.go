@@ -3,9 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,9 +62,19 @@ var libraryInAllModes = []string{"isolate-leader", "kill-under-load", "redis-dow
 // --quick and requires every expectation to hold: three in all three modes
 // (CP, AP, AP without repair), the rest in CP. A scenario added to the
 // library runs here without anyone having to remember it.
+//
+// A library scenario the course runs with `--mode both` (exit 0: every
+// mode's verdict pass) is left to TestCourse when that runs every page in
+// the same `go test`: each would otherwise run twice, about 100 s of a CI
+// run. Run alone (`-run TestChaosLibrary`, or with MPIM_COURSE_PAGES set),
+// this test runs them itself.
 func TestChaosLibrary(t *testing.T) {
+	byCourse := courseRunsInAllModes(t)
 	for _, sc := range scenario.List() {
 		switch {
+		case byCourse[sc.Name] != "":
+			t.Logf("%s: run in every mode by TestCourse (%s)", sc.Name, byCourse[sc.Name])
+			continue
 		case slices.Contains(libraryInAllModes, sc.Name), len(sc.Unsafe) > 0:
 			continue
 		}
@@ -76,6 +89,9 @@ func TestChaosLibrary(t *testing.T) {
 		})
 	}
 	for _, sc := range libraryInAllModes {
+		if byCourse[sc] != "" {
+			continue
+		}
 		t.Run(sc+"/all-modes", func(t *testing.T) {
 			out := t.TempDir()
 			code, output := chaosRun(t, sc, "--quick", "--mode", "both", "--seed", "7", "--out", out)
@@ -100,13 +116,73 @@ func TestChaosLibrary(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d, want 0:\n%s", code, tail(output, 15))
 			}
-			if sc == "isolate-leader" {
-				// The pages a class is shown, in a browser.
+			if sc == "kill-under-load" {
+				// The pages a class is shown, in a browser (the course does
+				// not run kill-under-load in every mode, so this run is
+				// always here).
 				checkReportPages(t, map[string]int{filepath.Join(out, "comparison.html"): 3,
 					filepath.Join(out, "cp", "report.html"): 1, filepath.Join(out, "ap", "report.html"): 1})
 			}
 		})
 	}
+}
+
+// courseRunsInAllModes returns the library scenarios TestCourse will run
+// with `mpim chaos run NAME --mode both` expecting exit 0, each with the
+// page and line that runs it — or nothing when TestCourse's commands are
+// not part of this `go test` (-run, -skip, MPIM_COURSE_PAGES).
+func courseRunsInAllModes(t *testing.T) map[string]string {
+	t.Helper()
+	if coursePagesFilter() != nil || !testSelected("TestCourse/commands") {
+		return nil
+	}
+	runs := map[string]string{}
+	for _, en := range coursePages(t) {
+		for _, b := range parseCourseBlocks(t, en) {
+			for _, s := range b.Steps {
+				f := strings.Fields(s.Cmd)
+				if len(f) == 6 && f[0] == "mpim" && f[1] == "chaos" && f[2] == "run" && f[4] == "--mode" && f[5] == "both" &&
+					s.Exit == 0 && !s.Background && isBuiltin(f[3]) {
+					if _, seen := runs[f[3]]; !seen {
+						runs[f[3]] = fmt.Sprintf("%s:%d", filepath.Base(en), s.Line)
+					}
+				}
+			}
+		}
+	}
+	return runs
+}
+
+func isBuiltin(name string) bool {
+	_, err := scenario.Builtin(name)
+	return err == nil
+}
+
+// testSelected reports whether this `go test`'s -run and -skip patterns
+// select the test at path (names joined by "/"), matching each
+// slash-separated element as go test does.
+func testSelected(path string) bool {
+	// A -run pattern deeper than path still runs path (on the way to its
+	// subtests); a -skip pattern deeper than path skips only subtests.
+	match := func(pattern string, deeper bool) bool {
+		names := strings.Split(path, "/")
+		for i, p := range strings.Split(pattern, "/") {
+			if i >= len(names) {
+				return deeper
+			}
+			if ok, err := regexp.MatchString(p, names[i]); err != nil || !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" && !match(f.Value.String(), true) {
+		return false
+	}
+	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" && match(f.Value.String(), false) {
+		return false
+	}
+	return true
 }
 
 // TestChaosCatchesUnsafe: the checkers catch the unsafe switches in a real
