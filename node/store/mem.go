@@ -13,26 +13,42 @@ import (
 
 // Mem keeps a shard's state in memory: one copy-on-write B-tree per
 // bucket. It is the CP replicas' state, where the Raft log (fsynced) and
-// its snapshots are the durable copy, as in etcd and Consul: a restarted
-// replica restores the last snapshot and re-applies the log after it, so
-// no write needs to touch a file. (AP keeps Store: there the state file
-// is the durable copy.)
+// its snapshots are the durable copy, as in Consul (go-memdb; etcd, by
+// contrast, keeps its state in bbolt): a restarted replica restores the
+// last snapshot and re-applies the log after it, so no write needs to
+// touch a file. AP's replicas keep it too, with the
+// replicator's log as the durable copy.
 //
 // Writers are serialized; a write transaction is applied in place and
-// undone on error. View reads a lazily cloned, immutable copy of the trees
-// as of the last committed write (bbolt's isolation: a reader sees the
-// state as of its start), shared by every view until the next write. A
-// reader that needs a new copy waits for the write in progress; a reader
-// never holds a writer up.
+// undone on error. A view reads the state as of its start (bbolt's
+// isolation) from copies of the trees, taken bucket by bucket as the view
+// first reads each: a clone is O(1), but it makes the next write to that
+// tree copy the nodes on its path, so a view that reads only the users
+// (every send looks its recipient up) must not make the following writes to
+// the messages copy theirs. Views started between two writes share their
+// copies. A writer about to change a bucket first gives every open view
+// that has not read it yet its own copy, so views never see a later write.
+// A reader waits for a write in progress only to take a copy; it never
+// holds a writer up.
 type Mem struct {
-	// mu guards the live trees and snap: a writer holds it for its whole
-	// transaction (which serializes writers), a reader while it takes a
-	// copy.
+	// mu guards live, cur and open, and every readCopy's trees: a writer
+	// holds it for its whole transaction (which serializes writers), a
+	// reader while it takes a copy.
 	mu   sync.Mutex
 	live map[string]*btree.BTreeG[item]
-	// snap is an immutable copy of live as of the last commit, or nil when
-	// a write happened since the last reader took one.
-	snap map[string]*btree.BTreeG[item]
+	// cur is the read copy new views share: the state as of the last
+	// commit, its trees filled in as views read them; nil after a write.
+	cur *readCopy
+	// open are the read copies views still hold.
+	open map[*readCopy]struct{}
+}
+
+// readCopy is the state as of one commit, for the views that share it: a
+// bucket is in trees once a view read it, or once a writer changed it
+// while the view was open; until then the live tree still holds it.
+type readCopy struct {
+	trees map[string]*btree.BTreeG[item]
+	refs  int
 }
 
 type item struct {
@@ -47,7 +63,7 @@ func less(a, b item) bool { return a.k < b.k }
 const degree = 32
 
 // NewMem returns an empty state.
-func NewMem() *Mem { return &Mem{live: emptyTrees()} }
+func NewMem() *Mem { return &Mem{live: emptyTrees(), open: map[*readCopy]struct{}{}} }
 
 func emptyTrees() map[string]*btree.BTreeG[item] {
 	fl := btree.NewFreeListG[item](btree.DefaultFreeListSize)
@@ -61,19 +77,58 @@ func emptyTrees() map[string]*btree.BTreeG[item] {
 // View runs fn on the state as of the last committed write. fn may run
 // while writers go on; the values it sees never change under it.
 func (m *Mem) View(fn func(fsm.Tx) error) error {
-	return fn(memTx{trees: m.readCopy()})
+	rc := m.acquire()
+	defer m.release(rc)
+	return fn(memTx{tree: (&viewTrees{m: m, rc: rc}).tree})
 }
 
-func (m *Mem) readCopy() map[string]*btree.BTreeG[item] {
+func (m *Mem) acquire() *readCopy {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.snap == nil {
-		m.snap = make(map[string]*btree.BTreeG[item], len(m.live))
-		for b, t := range m.live {
-			m.snap[b] = t.Clone()
-		}
+	if m.cur == nil {
+		m.cur = &readCopy{trees: make(map[string]*btree.BTreeG[item], len(m.live))}
 	}
-	return m.snap
+	rc := m.cur
+	if rc.refs++; rc.refs == 1 {
+		m.open[rc] = struct{}{}
+	}
+	return rc
+}
+
+func (m *Mem) release(rc *readCopy) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rc.refs--; rc.refs == 0 {
+		delete(m.open, rc)
+	}
+}
+
+// viewTrees hands one view the trees of its read copy, keeping those it
+// already took so that it takes the lock once per bucket.
+type viewTrees struct {
+	m     *Mem
+	rc    *readCopy
+	taken map[string]*btree.BTreeG[item]
+}
+
+func (v *viewTrees) tree(bucket string) *btree.BTreeG[item] {
+	if t, ok := v.taken[bucket]; ok {
+		return t
+	}
+	v.m.mu.Lock()
+	t, ok := v.rc.trees[bucket]
+	if !ok {
+		if live := v.m.live[bucket]; live != nil {
+			t = live.Clone()
+		}
+		v.rc.trees[bucket] = t
+	}
+	v.m.mu.Unlock()
+	if v.taken == nil {
+		v.taken = make(map[string]*btree.BTreeG[item], 4)
+	}
+	v.taken[bucket] = t
+	return t
 }
 
 // ViewLive runs fn on the live state, without taking a copy, holding the
@@ -84,7 +139,7 @@ func (m *Mem) readCopy() map[string]*btree.BTreeG[item] {
 func (m *Mem) ViewLive(fn func(fsm.Tx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return fn(memTx{trees: m.live})
+	return fn(liveTx(m.live))
 }
 
 // Update runs fn in a write transaction: its writes are visible to views
@@ -92,13 +147,29 @@ func (m *Mem) ViewLive(fn func(fsm.Tx) error) error {
 func (m *Mem) Update(fn func(fsm.Tx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.snap = nil
-	tx := &memWriteTx{memTx: memTx{trees: m.live}}
-	if err := fn(tx); err != nil {
+	tx := &memWriteTx{memTx: liveTx(m.live), touch: m.preserve}
+	err := fn(tx)
+	if err != nil {
 		tx.rollback()
-		return err
 	}
-	return nil
+	if tx.touched != nil {
+		m.cur = nil // the next views need the state after this write
+	}
+	return err
+}
+
+// preserve is called (under mu) before a writer first changes bucket: every
+// open view that has not read it yet gets its copy as it stands.
+func (m *Mem) preserve(bucket string) {
+	for rc := range m.open {
+		if _, ok := rc.trees[bucket]; !ok {
+			rc.trees[bucket] = m.live[bucket].Clone()
+		}
+	}
+}
+
+func liveTx(trees map[string]*btree.BTreeG[item]) memTx {
+	return memTx{tree: func(b string) *btree.BTreeG[item] { return trees[b] }}
 }
 
 // MemSnapshot is a pinned copy of the state being streamed.
@@ -106,34 +177,47 @@ type MemSnapshot struct {
 	trees map[string]*btree.BTreeG[item]
 }
 
-// BeginSnapshot pins the current state (O(1): the trees are shared and
-// copied on write) for a snapshot stream.
-func (m *Mem) BeginSnapshot() *MemSnapshot { return &MemSnapshot{trees: m.readCopy()} }
+// BeginSnapshot pins the current state (O(1) a bucket: the trees are
+// shared and copied on write) for a snapshot stream.
+func (m *Mem) BeginSnapshot() *MemSnapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	trees := make(map[string]*btree.BTreeG[item], len(m.live))
+	for b, t := range m.live {
+		trees[b] = t.Clone()
+	}
+	return &MemSnapshot{trees: trees}
+}
 
 // Stream writes the pinned state as an fsm snapshot.
-func (s *MemSnapshot) Stream(w io.Writer) error { return fsm.Snapshot(memTx{trees: s.trees}, w) }
+func (s *MemSnapshot) Stream(w io.Writer) error { return fsm.Snapshot(liveTx(s.trees), w) }
 
 // Restore replaces the whole state with a snapshot stream, atomically:
 // on error the state is unchanged.
 func (m *Mem) Restore(r io.Reader) error {
 	fresh := emptyTrees()
-	if err := fsm.Restore(&memWriteTx{memTx: memTx{trees: fresh}, noUndo: true}, r); err != nil {
+	if err := fsm.Restore(&memWriteTx{memTx: liveTx(fresh), noUndo: true}, r); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.live, m.snap = fresh, nil
+	// Open views keep what they read; what they have not read yet is the
+	// old state, which only they hold now.
+	for b := range m.live {
+		m.preserve(b)
+	}
+	m.live, m.cur = fresh, nil
 	return nil
 }
 
 // memTx reads a set of trees. Values are never modified in place, so a
 // slice Get returns stays valid after the transaction.
 type memTx struct {
-	trees map[string]*btree.BTreeG[item]
+	tree func(bucket string) *btree.BTreeG[item]
 }
 
 func (t memTx) Get(bucket string, key []byte) []byte {
-	it, ok := t.trees[bucket].Get(item{k: string(key)})
+	it, ok := t.tree(bucket).Get(item{k: string(key)})
 	if !ok {
 		return nil
 	}
@@ -144,7 +228,7 @@ func (t memTx) Put(string, []byte, []byte) error { return errReadOnly }
 func (t memTx) Delete(string, []byte) error      { return errReadOnly }
 
 func (t memTx) Scan(bucket string, from, to []byte, reverse bool, fn func(k, v []byte) bool) error {
-	tree := t.trees[bucket]
+	tree := t.tree(bucket)
 	lo := string(from)
 	visit := func(it item) bool { return fn([]byte(it.k), it.v) }
 	switch {
@@ -181,6 +265,23 @@ type memWriteTx struct {
 	memTx
 	undo   []undoRec
 	noUndo bool
+	// touch, when set, is called before the first change to each bucket.
+	touch   func(bucket string)
+	touched map[string]bool
+}
+
+// writable returns bucket's live tree, telling touch the first time.
+func (t *memWriteTx) writable(bucket string) *btree.BTreeG[item] {
+	if !t.touched[bucket] {
+		if t.touched == nil {
+			t.touched = make(map[string]bool, 8)
+		}
+		t.touched[bucket] = true
+		if t.touch != nil {
+			t.touch(bucket)
+		}
+	}
+	return t.tree(bucket)
 }
 
 type undoRec struct {
@@ -194,7 +295,7 @@ func (t *memWriteTx) Put(bucket string, key, value []byte) error {
 	if v == nil {
 		v = []byte{} // nil reads as absent
 	}
-	prev, had := t.trees[bucket].ReplaceOrInsert(item{k: string(key), v: v})
+	prev, had := t.writable(bucket).ReplaceOrInsert(item{k: string(key), v: v})
 	if !t.noUndo {
 		if !had {
 			prev = item{k: string(key)}
@@ -205,7 +306,7 @@ func (t *memWriteTx) Put(bucket string, key, value []byte) error {
 }
 
 func (t *memWriteTx) Delete(bucket string, key []byte) error {
-	prev, had := t.trees[bucket].Delete(item{k: string(key)})
+	prev, had := t.writable(bucket).Delete(item{k: string(key)})
 	if had && !t.noUndo {
 		t.undo = append(t.undo, undoRec{bucket: bucket, prev: prev, had: true})
 	}
@@ -216,9 +317,9 @@ func (t *memWriteTx) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		u := t.undo[i]
 		if u.had {
-			t.trees[u.bucket].ReplaceOrInsert(u.prev)
+			t.tree(u.bucket).ReplaceOrInsert(u.prev)
 		} else {
-			t.trees[u.bucket].Delete(u.prev)
+			t.tree(u.bucket).Delete(u.prev)
 		}
 	}
 	t.undo = nil

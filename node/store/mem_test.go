@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"mpim/fsm"
@@ -130,6 +132,75 @@ func TestMemRollbackAndIsolation(t *testing.T) {
 	m.View(func(tx fsm.Tx) error {
 		if v := tx.Get("users", []byte("a")); string(v) != "3" {
 			t.Fatalf("a new view missed a committed write: a=%q, want 3", v)
+		}
+		return nil
+	})
+}
+
+// TestMemViewCopiesWhatItReads: a view copies only the buckets it reads, so
+// a user lookup leaves the message trees uncopied (their next writes need
+// not copy their paths); a bucket a view has not read yet is kept for it as
+// of its start when a writer changes it, and restored-over state too.
+func TestMemViewCopiesWhatItReads(t *testing.T) {
+	m := NewMem()
+	put := func(bucket, k, v string) {
+		t.Helper()
+		if err := m.Update(func(tx fsm.Tx) error { return tx.Put(bucket, []byte(k), []byte(v)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("users", "alice", "1")
+	put("msgs", "m1", "1")
+	m.View(func(tx fsm.Tx) error { tx.Get("users", []byte("alice")); return nil })
+	if got := slices.Sorted(maps.Keys(m.cur.trees)); !slices.Equal(got, []string{"users"}) {
+		t.Fatalf("a view that read users copied %v", got)
+	}
+	if len(m.open) != 0 {
+		t.Fatalf("%d read copies open after every view returned", len(m.open))
+	}
+
+	err := m.View(func(tx fsm.Tx) error {
+		if v := tx.Get("users", []byte("alice")); string(v) != "1" {
+			t.Fatalf("users alice = %q, want 1", v)
+		}
+		put("msgs", "m1", "2") // not read by this view yet
+		put("msgs", "m2", "2")
+		put("users", "alice", "2") // read already
+		if v := tx.Get("msgs", []byte("m1")); string(v) != "1" {
+			t.Fatalf("a view saw a later write to a bucket it read after it: m1=%q, want 1", v)
+		}
+		if v := tx.Get("msgs", []byte("m2")); v != nil {
+			t.Fatalf("a view saw a later insert: m2=%q", v)
+		}
+		var n int
+		tx.Scan("msgs", nil, nil, false, func(k, v []byte) bool { n++; return true })
+		if n != 1 {
+			t.Fatalf("a view scanned %d messages, want the 1 of its start", n)
+		}
+		if v := tx.Get("users", []byte("alice")); string(v) != "1" {
+			t.Fatalf("users alice = %q after a later write, want 1", v)
+		}
+		var snap bytes.Buffer
+		want := NewMem()
+		want.Update(func(tx fsm.Tx) error { return tx.Put("uids", []byte("x"), []byte("9")) })
+		want.BeginSnapshot().Stream(&snap)
+		if err := m.Restore(&snap); err != nil {
+			t.Fatal(err)
+		}
+		if v := tx.Get("uids", []byte("x")); v != nil {
+			t.Fatalf("a view saw a restore made after its start: uids x=%q", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.View(func(tx fsm.Tx) error {
+		if v := tx.Get("uids", []byte("x")); string(v) != "9" {
+			t.Fatalf("a new view missed the restored state: uids x=%q", v)
+		}
+		if v := tx.Get("msgs", []byte("m2")); v != nil {
+			t.Fatalf("the restore kept m2=%q", v)
 		}
 		return nil
 	})
