@@ -592,3 +592,46 @@ func TestCPSixNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestCPWritesGoToTheLeader: once a send has named its conversation's
+// shard, a gateway sends the next ones straight to the shard's leader, so
+// its own node forwards only the first; cut off from the leader (and only
+// from it), the gateway falls back to its node, which forwards again.
+func TestCPWritesGoToTheLeader(t *testing.T) {
+	c := startLab(t, labOpts{nodes: 3, gateways: 3, gatewayArgs: []string{"--call-timeout", "1500ms"}})
+	c.register("g1", "alice")
+	c.register("g1", "bob")
+	lead := c.colocatedLeader()
+	num := map[string]string{"n1": "2", "n2": "3", "n3": "1"}[lead]
+	own := "n" + num
+	alice := c.login("g"+num, "alice", "d")
+	ctx := ctxFor(t, 60*time.Second)
+	forwards := func() float64 { return c.scrape(own, "mpim_node_forward_duration_seconds_count") }
+	before := forwards()
+	for i := range 20 {
+		if _, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "direct", Cmid: fmt.Sprint("d", i)}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	direct := forwards() - before
+	if direct > 1 {
+		t.Fatalf("%s forwarded %v of 20 sends to the leader %s; want the first at most", own, direct, lead)
+	}
+
+	// Only the link between the gateway and the leader: both directions.
+	c.apply(fmt.Sprintf("oneway g%s / %s", num, lead))
+	c.apply(fmt.Sprintf("oneway %s / g%s", lead, num))
+	for i := range 5 {
+		cmid := fmt.Sprint("cut", i)
+		eventually(t, 15*time.Second, cmid+" is acknowledged through "+own, func() bool {
+			_, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "via own node", Cmid: cmid})
+			if code := client.ErrorCode(err); err != nil && code != client.CodeTimeout && code != client.CodeUnavailable {
+				t.Fatalf("%s: %v", cmid, err)
+			}
+			return err == nil
+		})
+	}
+	if got := forwards() - before - direct; got < 5 {
+		t.Fatalf("with g%s cut from the leader, %s forwarded %v sends; want the 5 sent", num, own, got)
+	}
+}

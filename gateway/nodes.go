@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,16 @@ type nodeConn struct {
 	mu      sync.Mutex
 	id      string // learned from the node's status
 	mode    string
+	// leads is which shards the node led at its last status (CP mode),
+	// indexed by shard; nil when it leads none or is not CP.
+	leads atomic.Pointer[[]bool]
+}
+
+// leader reports whether the node said at its last status that it leads
+// shard.
+func (n *nodeConn) leader(shard int) bool {
+	l := n.leads.Load()
+	return l != nil && shard >= 0 && shard < len(*l) && (*l)[shard]
 }
 
 func (n *nodeConn) identity() (id, mode string) {
@@ -148,6 +159,16 @@ func (p *nodePool) check(ctx context.Context, n *nodeConn) {
 		n.mu.Lock()
 		n.id, n.mode = st.Id, st.Mode
 		n.mu.Unlock()
+		var leads []bool
+		for i, sh := range st.Shards {
+			if sh.State == "Leader" && st.Mode == "cp" {
+				if leads == nil {
+					leads = make([]bool, len(st.Shards))
+				}
+				leads[i] = true
+			}
+		}
+		n.leads.Store(&leads)
 	}
 	p.setHealthy(n, err == nil, err)
 }
@@ -187,6 +208,17 @@ func (p *nodePool) candidates() []*nodeConn {
 	return out
 }
 
+// leaderOf returns a healthy node that led shard at its last status, or
+// nil. A node that no longer leads forwards the write, as nI would.
+func (p *nodePool) leaderOf(shard int) *nodeConn {
+	for _, n := range p.nodes {
+		if n.healthy.Load() && n.leader(shard) {
+			return n
+		}
+	}
+	return nil
+}
+
 // preferred is the node the gateway attaches its push stream to.
 func (p *nodePool) preferred() *nodeConn { return p.candidates()[0] }
 
@@ -210,11 +242,21 @@ var errNoNode = errors.New("gateway: no node reachable")
 // call runs fn against the best node, failing over on transport failures
 // as kind allows. It returns a *wire.Error for every failure.
 func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
+	return p.callVia(ctx, timeout, kind, nil, fn)
+}
+
+// callVia is call trying first, when it is not nil, the node first (a CP
+// write's shard leader), then the usual candidates.
+func (p *nodePool) callVia(ctx context.Context, timeout time.Duration, kind callKind, first *nodeConn, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
 	var last error
 	// reached records that some attempt may have reached a node: then a
 	// write's outcome is unknown even if a later node refuses it.
 	reached := false
-	for _, n := range p.candidates() {
+	order := p.candidates()
+	if first != nil {
+		order = append([]*nodeConn{first}, slices.DeleteFunc(order, func(n *nodeConn) bool { return n == first })...)
+	}
+	for _, n := range order {
 		// A connection that is not up cannot have carried the request: it
 		// is refused before anything was sent, so any call may move on.
 		if !ready(ctx, n.cc) {
@@ -229,6 +271,11 @@ func (p *nodePool) call(ctx context.Context, timeout time.Duration, kind callKin
 		}
 		code, msg, terr := rpcerr.Decode(err)
 		if terr == nil {
+			if reached && kind != readCall && code == rpcerr.Unavailable {
+				// This node did not apply it, but an earlier attempt may
+				// have reached a node that did: the outcome is unknown.
+				return n, ambiguous(kind, fmt.Errorf("an earlier attempt may have been applied (%v); then %s: %s", last, n.addr, msg))
+			}
 			return n, &wire.Error{Code: wire.Code(code), Message: msg}
 		}
 		if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"mpim/chaos/proxy"
 	"mpim/gateway/wire"
+	"mpim/internal/convid"
 	"mpim/internal/rpcerr"
 	pb "mpim/proto/mpimpb"
 )
@@ -29,6 +32,10 @@ type testNode struct {
 	mu   sync.Mutex
 	// served counts the calls answered, by method.
 	served map[string]int
+	// mode and leads are what its status says: the mode ("cp" when
+	// empty) and, of four shards, which it leads.
+	mode  string
+	leads map[int]bool
 }
 
 type testAdmin struct {
@@ -37,7 +44,24 @@ type testAdmin struct {
 }
 
 func (a testAdmin) Status(context.Context, *pb.Empty) (*pb.NodeStatus, error) {
-	return &pb.NodeStatus{Id: a.n.id, Mode: "cp"}, nil
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	st := &pb.NodeStatus{Id: a.n.id, Mode: cmpOr(a.n.mode, "cp")}
+	for i := range 4 {
+		state := "Follower"
+		if a.n.leads[i] {
+			state = "Leader"
+		}
+		st.Shards = append(st.Shards, &pb.ShardStatus{Shard: uint32(i), State: state})
+	}
+	return st, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 type testMessages struct {
@@ -53,8 +77,11 @@ func (m testMessages) History(_ context.Context, req *pb.HistoryRequest) (*pb.Hi
 	return &pb.HistoryReply{}, nil
 }
 
-func (m testMessages) Send(context.Context, *pb.SendRequest) (*pb.SendReply, error) {
+func (m testMessages) Send(_ context.Context, req *pb.SendRequest) (*pb.SendReply, error) {
 	m.n.count("send")
+	if req.Group == "g:refused" {
+		return nil, rpcerr.Error(rpcerr.Unavailable, "no quorum; not applied")
+	}
 	return &pb.SendReply{Message: &pb.Message{}}, nil
 }
 
@@ -271,6 +298,16 @@ func TestNodePoolFailoverOnPartition(t *testing.T) {
 		t.Fatalf("an idempotent write across the partition: tried %s, err %v; want n1 (timeout) then n2", names(tried, byAddr), werr)
 	}
 
+	// n2 refuses (not applied), but n1 may have applied it: unknown.
+	p.setHealthy(p.nodes[0], true, nil)
+	tried, werr = attempt(p, idempotentWrite, "g:refused")
+	if werr == nil || werr.Code != wire.Timeout || !slices.Equal(tried, []string{link.Addr(), n2.addr}) {
+		t.Fatalf("an idempotent write timed out on n1 and refused by n2: tried %s, err %v; want timeout (n1 may have applied it)", names(tried, byAddr), werr)
+	}
+	if tried, werr = attempt(p, idempotentWrite, "g:refused"); werr == nil || werr.Code != wire.Unavailable || tried[0] != n2.addr {
+		t.Fatalf("an idempotent write refused by n2 alone: tried %s, err %v; want unavailable (nothing applied)", names(tried, byAddr), werr)
+	}
+
 	p.setHealthy(p.nodes[0], true, nil)
 	check(p)
 	if p.preferred() != p.nodes[1] {
@@ -284,5 +321,74 @@ func TestNodePoolFailoverOnPartition(t *testing.T) {
 	}
 	if tried, werr := attempt(p, readCall, "g:team"); werr != nil || !slices.Equal(tried, []string{link.Addr()}) {
 		t.Fatalf("after heal: tried %s, err %v; want n1 again", names(tried, byAddr), werr)
+	}
+}
+
+// TestNodePoolLeaderFirst: a CP write goes first to the node whose last
+// status said it leads the write's shard, while that node is healthy; a
+// node that no longer answers, or an AP node (no leaders), is not chosen.
+// A session learns a target's shard from a node's send trailer.
+func TestNodePoolLeaderFirst(t *testing.T) {
+	n1, n2, n3 := startTestNode(t, "n1"), startTestNode(t, "n2"), startTestNode(t, "n3")
+	n2.leads = map[int]bool{1: true}
+	n3.mode, n3.leads = "ap", map[int]bool{2: true}
+	p := testPool(t, n1.addr, n2.addr, n3.addr)
+	check(p)
+	byAddr := map[string]string{n1.addr: "n1", n2.addr: "n2", n3.addr: "n3"}
+	if l := p.leaderOf(1); l == nil || l.addr != n2.addr {
+		t.Fatalf("leader of shard 1: %v, want n2", l)
+	}
+	for _, sh := range []int{0, 2, 3, 4, -1} {
+		if l := p.leaderOf(sh); l != nil {
+			t.Fatalf("leader of shard %d: %s, want none (n3 is an AP node)", sh, byAddr[l.addr])
+		}
+	}
+	var tried []string
+	_, werr := p.callVia(context.Background(), callTimeout, idempotentWrite, p.leaderOf(1), func(ctx context.Context, n *nodeConn) error {
+		tried = append(tried, n.addr)
+		_, err := n.messages.Send(ctx, &pb.SendRequest{Group: "g:team"})
+		return err
+	})
+	if werr != nil || !slices.Equal(tried, []string{n2.addr}) {
+		t.Fatalf("a write for shard 1 tried %s (err %v), want n2 alone", names(tried, byAddr), werr)
+	}
+	if n2.servedOf("send") != 1 || n1.servedOf("send") != 0 {
+		t.Fatalf("sends served: n1 %d, n2 %d; want the leader's 1", n1.servedOf("send"), n2.servedOf("send"))
+	}
+	n2.stop()
+	check(p)
+	if l := p.leaderOf(1); l != nil {
+		t.Fatalf("a stopped leader is still chosen: %s", byAddr[l.addr])
+	}
+	tried = nil
+	_, werr = p.callVia(context.Background(), callTimeout, idempotentWrite, p.leaderOf(1), func(ctx context.Context, n *nodeConn) error {
+		tried = append(tried, n.addr)
+		_, err := n.messages.Send(ctx, &pb.SendRequest{Group: "g:team"})
+		return err
+	})
+	if werr != nil || len(tried) == 0 || tried[0] != n1.addr {
+		t.Fatalf("with the leader down a write tried %s (err %v), want the preferred n1 first", names(tried, byAddr), werr)
+	}
+
+	s := &session{}
+	if _, ok := s.shardOf("@bob"); ok {
+		t.Fatal("a new session knows a shard")
+	}
+	s.learnShard("@bob", metadata.Pairs(convid.ShardTrailer, "3"))
+	s.learnShard("@carol", metadata.Pairs(convid.ShardTrailer, "x"))
+	s.learnShard("#team", metadata.MD{})
+	if sh, ok := s.shardOf("@bob"); !ok || sh != 3 {
+		t.Fatalf("@bob: shard %d %v, want 3", sh, ok)
+	}
+	for _, target := range []string{"@carol", "#team"} {
+		if sh, ok := s.shardOf(target); ok {
+			t.Fatalf("%s: shard %d learned from a bad or missing trailer", target, sh)
+		}
+	}
+	for i := range maxSendTargets + 1 {
+		s.learnShard(fmt.Sprint("@u", i), metadata.Pairs(convid.ShardTrailer, "1"))
+	}
+	if len(s.shards) > maxSendTargets {
+		t.Fatalf("the session keeps %d targets, more than %d", len(s.shards), maxSendTargets)
 	}
 }

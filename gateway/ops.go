@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-
+	"strconv"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"mpim/gateway/wire"
 	"mpim/internal/convid"
@@ -205,10 +208,20 @@ func (s *session) do(ctx context.Context, req *wire.Request) (any, *wire.Error) 
 	case wire.OpSend:
 		var rep *pb.SendReply
 		called := time.Now()
-		_, werr := s.callCtx(ctx, idempotentWrite, func(ctx context.Context, n *nodeConn) (err error) {
-			rep, err = n.messages.Send(ctx, &pb.SendRequest{Caller: c, To: req.To, Group: req.Group, Text: req.Text, Cmid: req.Cmid})
+		// A CP write goes first to its shard's leader when the gateway
+		// knows the shard (from an earlier send to the same target) and
+		// reaches the leader; else to the preferred node, which forwards.
+		target := sendTarget(req)
+		var leader *nodeConn
+		if sh, ok := s.shardOf(target); ok {
+			leader = s.g.nodes.leaderOf(sh)
+		}
+		var trailer metadata.MD
+		_, werr := s.g.nodes.callVia(ctx, s.g.cfg.CallTimeout, idempotentWrite, leader, func(ctx context.Context, n *nodeConn) (err error) {
+			rep, err = n.messages.Send(ctx, &pb.SendRequest{Caller: c, To: req.To, Group: req.Group, Text: req.Text, Cmid: req.Cmid}, grpc.Trailer(&trailer))
 			return
 		})
+		s.learnShard(target, trailer)
 		s.g.cfg.Spans.Since(spans.Key(c.User, req.Cmid), "gateway: node call (gRPC send)", called)
 		if werr != nil {
 			return nil, werr
@@ -450,4 +463,41 @@ func outcomeOf(code string) string {
 		return "unknown"
 	}
 	return "refused"
+}
+
+// maxSendTargets bounds a session's cache of its send targets' shards.
+const maxSendTargets = 256
+
+// sendTarget names what a send goes to: a user or a group.
+func sendTarget(req *wire.Request) string {
+	if req.Group != "" {
+		return "#" + req.Group
+	}
+	return "@" + req.To
+}
+
+// shardOf returns the shard a CP node said target's conversation is in.
+func (s *session) shardOf(target string) (int, bool) {
+	s.typedMu.Lock()
+	defer s.typedMu.Unlock()
+	sh, ok := s.shards[target]
+	return sh, ok
+}
+
+// learnShard keeps the shard a node's send answer named in its trailer.
+func (s *session) learnShard(target string, md metadata.MD) {
+	v := md.Get(convid.ShardTrailer)
+	if len(v) != 1 {
+		return
+	}
+	sh, err := strconv.Atoi(v[0])
+	if err != nil || sh < 0 {
+		return
+	}
+	s.typedMu.Lock()
+	defer s.typedMu.Unlock()
+	if s.shards == nil || len(s.shards) >= maxSendTargets {
+		s.shards = make(map[string]int)
+	}
+	s.shards[target] = sh
 }

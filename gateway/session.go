@@ -69,9 +69,12 @@ type session struct {
 	isReady atomic.Bool
 
 	// typed is when this connection last sent a typing notice, per
-	// conversation (TypingInterval); made on first use.
+	// conversation (TypingInterval); made on first use. shards is the
+	// shard of each send target's conversation, as CP nodes named it
+	// (learnShard). typedMu guards both.
 	typedMu sync.Mutex
 	typed   map[string]time.Time
+	shards  map[string]int
 }
 
 func newSession(g *Gateway, conn *websocket.Conn, cork *corkConn, id string) *session {

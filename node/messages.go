@@ -5,7 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"sort"
+	"strconv"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"mpim/fsm"
 	"mpim/internal/convid"
@@ -110,6 +114,9 @@ func (s *messageService) Send(ctx context.Context, req *pb.SendRequest) (*pb.Sen
 		cmd.Conv, what = convid.OfGroup(req.Group), req.Group
 	default:
 		return nil, rpcerr.Error(rpcerr.BadRequest, "send needs to or group")
+	}
+	if s.n.ap == nil {
+		grpc.SetTrailer(ctx, metadata.Pairs(convid.ShardTrailer, strconv.Itoa(ShardOf(cmd.Conv, len(s.n.shards)))))
 	}
 	if s.n.cfg.TestHooks && req.Text == TestInternalText {
 		return nil, rpcerr.Error(rpcerr.Internal, "test hook: provoked internal error; nothing was applied")

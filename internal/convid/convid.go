@@ -149,6 +149,12 @@ func ParseKey(conv string) (k Key, ok bool) {
 	return Key{Kind: Direct, UIDA: a, UIDB: b}, true
 }
 
+// ShardTrailer is the gRPC trailer in which a CP node answers a send with
+// the shard of its conversation, so that a gateway can send the next one
+// to that shard's leader (it cannot compute a direct conversation's key:
+// that needs the recipient's uid).
+const ShardTrailer = "mpim-shard"
+
 // Shard maps a conversation's state key to its shard by a stable hash
 // (FNV-1a), so that every node, every gateway and every restart agree.
 // Users live in shard 0.
