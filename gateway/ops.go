@@ -158,12 +158,7 @@ func (s *session) serve(req *wire.Request, read time.Time) {
 
 // call runs fn on a node with the session's timeout.
 func (s *session) call(kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
-	return s.callCtx(context.Background(), kind, fn)
-}
-
-// callCtx is call under ctx (carrying a trace's span to the node).
-func (s *session) callCtx(ctx context.Context, kind callKind, fn func(context.Context, *nodeConn) error) (*nodeConn, *wire.Error) {
-	return s.g.nodes.call(ctx, s.g.cfg.CallTimeout, kind, fn)
+	return s.g.nodes.call(context.Background(), s.g.cfg.CallTimeout, kind, fn)
 }
 
 func (s *session) do(ctx context.Context, req *wire.Request) (any, *wire.Error) {
