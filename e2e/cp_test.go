@@ -138,7 +138,8 @@ func checkExactlyOnce(t *testing.T, who string, msgs []client.Message, log *send
 }
 
 // TestCPIsolateNode: with one of three nodes cut off, its clients are
-// refused (unavailable; timeout only within the election window) while the
+// refused (unavailable; timeout only for sends begun within the election
+// window) while the
 // majority keeps working; after heal the node catches up and every replica
 // holds every acknowledged message exactly once, in one order, and no
 // refused one.
@@ -192,8 +193,12 @@ func cpIsolateNode(t *testing.T, backend string) {
 				refusedFast = true
 			}
 		case "timeout":
-			if time.Since(start) > 4*time.Second {
-				t.Fatalf("minority send answered timeout %v into the partition: only the election window may give timeout", time.Since(start))
+			// A send begun in the election window (2 s) may have gone to
+			// the old leader — forwarded by n3, or sent straight there by
+			// the gateway before its health check saw the cut — and its
+			// outcome is unknown; one begun after it may not.
+			if began := begin.Sub(start); began > 2500*time.Millisecond {
+				t.Fatalf("minority send begun %v into the partition answered timeout: only the election window may give timeout", began)
 			}
 		default:
 			t.Fatalf("a send on the side without a quorum got %q", code)

@@ -80,6 +80,11 @@ func Start(cfg Config) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
+	// One round of health checks before serving: until it, every node
+	// counts as unhealthy, and a round half done would send a client's
+	// first requests past its own node (in AP, a registration on one node
+	// and the login on another that has not heard of it yet).
+	g.nodes.checkAll(ctx)
 	g.goRun(func() { g.nodes.watch(ctx) })
 	if cfg.RedisAddr != "" {
 		g.rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DialTimeout: cfg.RedisTimeout,

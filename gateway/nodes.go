@@ -137,18 +137,24 @@ func (p *nodePool) watch(ctx context.Context) {
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
 	for {
-		var wg sync.WaitGroup
-		for _, n := range p.nodes {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.check(ctx, n) }()
-		}
-		wg.Wait()
+		p.checkAll(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// checkAll health-checks every node at once and returns when every check
+// has.
+func (p *nodePool) checkAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, n := range p.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.check(ctx, n) }()
+	}
+	wg.Wait()
 }
 
 func (p *nodePool) check(ctx context.Context, n *nodeConn) {

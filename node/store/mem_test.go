@@ -2,12 +2,16 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"mpim/fsm"
@@ -278,4 +282,72 @@ func TestMemMatchesBolt(t *testing.T) {
 	if applied != uint64(len(batches)) {
 		t.Fatalf("restored applied index %d, want %d", applied, len(batches))
 	}
+}
+
+// TestMemViewsUnderConcurrentWrites: while a writer commits a counter to
+// two buckets in one transaction, every view sees both at the same value
+// (one state, however late it reads the second bucket) and never a value
+// older than one committed before the view began.
+func TestMemViewsUnderConcurrentWrites(t *testing.T) {
+	m := NewMem()
+	var committed atomic.Uint64
+	put := func(tx fsm.Tx, bucket string, v uint64) error {
+		return tx.Put(bucket, []byte("k"), binary.BigEndian.AppendUint64(nil, v))
+	}
+	get := func(tx fsm.Tx, bucket string) uint64 {
+		b := tx.Get(bucket, []byte("k"))
+		if b == nil {
+			return 0
+		}
+		return binary.BigEndian.Uint64(b)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for v := uint64(1); v <= 3000; v++ {
+			err := m.Update(func(tx fsm.Tx) error {
+				if err := put(tx, "users", v); err != nil {
+					return err
+				}
+				return put(tx, "msgs", v)
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			committed.Store(v)
+		}
+	}()
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				floor := committed.Load()
+				m.View(func(tx fsm.Tx) error {
+					first, second := "users", "msgs"
+					if r%2 == 1 {
+						first, second = second, first
+					}
+					a := get(tx, first)
+					runtime.Gosched() // let the writer commit between the two reads
+					b := get(tx, second)
+					if a != b {
+						t.Errorf("a view saw %s=%d and %s=%d: two states", first, a, second, b)
+					}
+					if a < floor {
+						t.Errorf("a view begun after commit %d saw %d", floor, a)
+					}
+					return nil
+				})
+			}
+		}()
+	}
+	wg.Wait()
 }
