@@ -26,10 +26,17 @@ const streamBuffer = 8192
 // it; a dropped one is still found by a client's sync, it only loses its
 // push), retryFor how long one is tried, retryFirst the first wait, which
 // doubles after every miss.
+//
+// A message push whose recipient has no route is tried again too, for
+// unroutedFor: no route usually means offline, but right after a Redis
+// restart (routes are not persisted) it means "not bound again yet" — the
+// gateways rebind their sessions once their subscription is back, and a
+// push published in between would otherwise be lost to an online client.
 const (
-	retryLimit = 65536
-	retryFor   = 30 * time.Second
-	retryFirst = 250 * time.Millisecond
+	retryLimit  = 65536
+	retryFor    = 30 * time.Second
+	retryFirst  = 250 * time.Millisecond
+	unroutedFor = 5 * time.Second
 )
 
 // fanout hands pushes to gateways. The primary path is the seed's: look up
@@ -229,8 +236,9 @@ func (f *fanout) deliverAll(ctx context.Context, jobs []pushJob) {
 		j.push.Origin = f.node
 	}
 	var published []bool
+	var unrouted [][]uint64
 	if f.rdb != nil && !f.degraded.Load() {
-		published = f.publishRouted(ctx, jobs)
+		published, unrouted = f.publishRoutedAll(ctx, jobs)
 	}
 	for i, j := range jobs {
 		ok := published != nil && published[i]
@@ -241,8 +249,11 @@ func (f *fanout) deliverAll(ctx context.Context, jobs []pushJob) {
 		if _, isMessage := j.push.Event.(*pb.Push_Message); !ok || !isMessage {
 			f.stream(j.push, j.uids, !ok)
 		}
-		if !ok && f.rdb != nil {
+		switch {
+		case !ok && f.rdb != nil:
 			f.keepForRetry(j.push, j.uids, "")
+		case ok && len(unrouted[i]) > 0:
+			f.keepForRetryFor(j.push, unrouted[i], "", unroutedFor)
 		}
 	}
 }
@@ -250,6 +261,11 @@ func (f *fanout) deliverAll(ctx context.Context, jobs []pushJob) {
 // keepForRetry remembers a message push to send again (to gateway, or
 // routed again when gateway is "").
 func (f *fanout) keepForRetry(push *pb.Push, uids []uint64, gateway string) {
+	f.keepForRetryFor(push, uids, gateway, retryFor)
+}
+
+// keepForRetryFor is keepForRetry tried for d.
+func (f *fanout) keepForRetryFor(push *pb.Push, uids []uint64, gateway string, d time.Duration) {
 	if _, ok := push.Event.(*pb.Push_Message); !ok {
 		return
 	}
@@ -257,7 +273,7 @@ func (f *fanout) keepForRetry(push *pb.Push, uids []uint64, gateway string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.retry = append(f.retry, retryPush{push: push, uids: uids, gateway: gateway,
-		next: now.Add(retryFirst), wait: retryFirst, until: now.Add(retryFor)})
+		next: now.Add(retryFirst), wait: retryFirst, until: now.Add(d)})
 	f.trimRetry()
 }
 
@@ -298,7 +314,15 @@ func (f *fanout) retryDue(all bool) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 		if rp.gateway == "" {
-			if f.publishRouted(ctx, []pushJob{{push: rp.push, uids: rp.uids}})[0] {
+			ok, unrouted := f.publishRoutedAll(ctx, []pushJob{{push: rp.push, uids: rp.uids}})
+			switch {
+			case !ok[0]:
+			case len(unrouted[0]) > 0:
+				// Those still without a route are tried again until the
+				// push's own deadline.
+				f.metrics.pushes.WithLabelValues("retried").Inc()
+				rp.uids = unrouted[0]
+			default:
 				f.metrics.pushes.WithLabelValues("retried").Inc()
 				rp.until = time.Time{} // delivered, or kept per gateway
 			}
@@ -339,7 +363,15 @@ func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
 // that no one received (that gateway's subscription is down) is kept for a
 // retry.
 func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
-	ok := make([]bool, len(jobs))
+	ok, _ := f.publishRoutedAll(ctx, jobs)
+	return ok
+}
+
+// publishRoutedAll is publishRouted that also reports, per job, the
+// recipients Redis held no route for.
+func (f *fanout) publishRoutedAll(ctx context.Context, jobs []pushJob) (ok []bool, unrouted [][]uint64) {
+	ok = make([]bool, len(jobs))
+	unrouted = make([][]uint64, len(jobs))
 	var uids []uint64
 	for _, j := range jobs {
 		uids = append(uids, j.uids...)
@@ -348,7 +380,7 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 	gateways, err := lookupRoutes(ctx, f.rdb, slices.Compact(uids))
 	if err != nil {
 		f.setDegraded(true)
-		return ok
+		return ok, unrouted
 	}
 	type publish struct {
 		job     int
@@ -360,6 +392,11 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 	pipe := f.rdb.Pipeline()
 	for i, j := range jobs {
 		ok[i] = true
+		for _, uid := range j.uids {
+			if len(gateways[uid]) == 0 {
+				unrouted[i] = append(unrouted[i], uid)
+			}
+		}
 		base, err := proto.Marshal(j.push)
 		if err != nil {
 			ok[i] = false
@@ -375,7 +412,7 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 		}
 	}
 	if len(pubs) == 0 {
-		return ok
+		return ok, unrouted
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		f.setDegraded(true)
@@ -395,7 +432,7 @@ func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
 			f.keepForRetry(jobs[p.job].push, p.to, p.gateway)
 		}
 	}
-	return ok
+	return ok, unrouted
 }
 
 // byGateway groups uids by the gateways holding their routes.

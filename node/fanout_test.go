@@ -94,6 +94,41 @@ func TestFanoutRetry(t *testing.T) {
 	expectPush(t, sub2, "m2")
 }
 
+// TestFanoutRetryUnrouted: a message push to a recipient with no route is
+// routed again for a while (right after a Redis restart that lost the
+// routes, no route is "not bound again yet", not "offline"), reaches the
+// recipient's gateway once its route is back, and is not kept for ever.
+func TestFanoutRetryUnrouted(t *testing.T) {
+	_, rdb := testRedis(t)
+	f, rt := testFanout(rdb, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	push := &pb.Push{Event: &pb.Push_Message{Message: &pb.Message{Conv: "g:room", Id: "m1", Seq: 1}}}
+	f.deliver(ctx, push, []uint64{8})
+	if got := pendingFor(f); len(got) != 1 || got[0] != "" {
+		t.Fatalf("after a push without a route the retry queue holds %v, want one push to route again", got)
+	}
+	f.mu.Lock()
+	until := f.retry[0].until
+	f.mu.Unlock()
+	if d := time.Until(until); d > unroutedFor || d <= 0 {
+		t.Fatalf("an unrouted push is kept %v, want at most %v", d, unroutedFor)
+	}
+	sub := rdb.Subscribe(ctx, channels.Gateway("g9"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.bind(ctx, &pb.Caller{Uid: 8, User: "bob", Device: "d", Session: "s2"}, "g9"); err != nil {
+		t.Fatal(err)
+	}
+	f.retryDue(true)
+	expectPush(t, sub, "m1")
+	if got := pendingFor(f); len(got) != 0 {
+		t.Fatalf("a delivered retry stays queued: %v", got)
+	}
+}
+
 // pendingFor lists the gateway of every queued retry ("" = route again).
 func pendingFor(f *fanout) []string {
 	f.mu.Lock()
