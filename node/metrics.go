@@ -35,7 +35,7 @@ func newMetrics(id string) *metrics {
 		degraded: f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "mpim_redis_degraded",
 			Help: "1 while this node cannot use Redis (cache bypassed, pushes on the fallback path).", ConstLabels: labels})).(prometheus.Gauge),
 		pushes: f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpim_pushes_total",
-			Help: "Pushes handed to gateways, by path: redis, stream, retried (routed again after Redis recovered), retry_dropped (dropped from a full retry queue).", ConstLabels: labels}, []string{"path"})).(*prometheus.CounterVec),
+			Help: "Pushes handed to gateways, by path: redis, stream, retried (routed again: after Redis recovered, or while a recipient had no route yet), retry_dropped (dropped from a full retry queue).", ConstLabels: labels}, []string{"path"})).(*prometheus.CounterVec),
 		ops: f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mpim_node_ops_total",
 			Help: "Requests served, by op and result code.", ConstLabels: labels}, []string{"op", "code"})).(*prometheus.CounterVec),
 	}
