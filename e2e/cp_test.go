@@ -139,10 +139,9 @@ func checkExactlyOnce(t *testing.T, who string, msgs []client.Message, log *send
 
 // TestCPIsolateNode: with one of three nodes cut off, its clients are
 // refused (unavailable; timeout only for sends begun within the election
-// window) while the
-// majority keeps working; after heal the node catches up and every replica
-// holds every acknowledged message exactly once, in one order, and no
-// refused one.
+// window) while the majority keeps working; after heal the node catches up
+// and every replica holds every acknowledged message exactly once, in one
+// order, and no refused one.
 func TestCPIsolateNode(t *testing.T) { cpIsolateNode(t, lab.NetProxy) }
 
 // TestCPIsolateNodeNetns is TestCPIsolateNode on the real-host backend:
