@@ -473,14 +473,7 @@ func TestCPKillSnapshotJoin(t *testing.T) {
 		// n1's restart may still be moving leaders back (--leaders
 		// colocate): a send caught by a transfer is refused or its outcome
 		// unknown, and the client retries it with the same cmid.
-		cmid := fmt.Sprint("snap-", i)
-		eventually(t, 10*time.Second, cmid+" is acknowledged", func() bool {
-			_, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "snap", Cmid: cmid})
-			if code := client.ErrorCode(err); err != nil && code != client.CodeTimeout && code != client.CodeUnavailable {
-				t.Fatalf("%s: %v", cmid, err)
-			}
-			return err == nil
-		})
+		sendUntilAcked(t, alice, client.SendArgs{To: "bob", Text: "snap", Cmid: fmt.Sprint("snap-", i)}, 10*time.Second)
 	}
 	c.apply("heal")
 	c.waitConverged(20*time.Second, "n1", "n2", "n3")
@@ -626,16 +619,24 @@ func TestCPWritesGoToTheLeader(t *testing.T) {
 	c.apply(fmt.Sprintf("oneway g%s / %s", num, lead))
 	c.apply(fmt.Sprintf("oneway %s / g%s", lead, num))
 	for i := range 5 {
-		cmid := fmt.Sprint("cut", i)
-		eventually(t, 15*time.Second, cmid+" is acknowledged through "+own, func() bool {
-			_, err := alice.Send(ctx, client.SendArgs{To: "bob", Text: "via own node", Cmid: cmid})
-			if code := client.ErrorCode(err); err != nil && code != client.CodeTimeout && code != client.CodeUnavailable {
-				t.Fatalf("%s: %v", cmid, err)
-			}
-			return err == nil
-		})
+		sendUntilAcked(t, alice, client.SendArgs{To: "bob", Text: "via own node", Cmid: fmt.Sprint("cut", i)}, 15*time.Second)
 	}
 	if got := forwards() - before - direct; got < 5 {
 		t.Fatalf("with g%s cut from the leader, %s forwarded %v sends; want the 5 sent", num, own, got)
 	}
+}
+
+// sendUntilAcked sends args until it is acknowledged, within d, retrying
+// with the same cmid after timeout or unavailable, as a client must; any
+// other answer fails the test.
+func sendUntilAcked(t *testing.T, conn *client.Conn, args client.SendArgs, d time.Duration) {
+	t.Helper()
+	ctx := ctxFor(t, d+5*time.Second)
+	eventually(t, d, args.Cmid+" is acknowledged", func() bool {
+		_, err := conn.Send(ctx, args)
+		if code := client.ErrorCode(err); err != nil && code != client.CodeTimeout && code != client.CodeUnavailable {
+			t.Fatalf("%s: %v", args.Cmid, err)
+		}
+		return err == nil
+	})
 }

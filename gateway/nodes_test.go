@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -46,7 +47,7 @@ type testAdmin struct {
 func (a testAdmin) Status(context.Context, *pb.Empty) (*pb.NodeStatus, error) {
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
-	st := &pb.NodeStatus{Id: a.n.id, Mode: cmpOr(a.n.mode, "cp")}
+	st := &pb.NodeStatus{Id: a.n.id, Mode: cmp.Or(a.n.mode, "cp")}
 	for i := range 4 {
 		state := "Follower"
 		if a.n.leads[i] {
@@ -55,13 +56,6 @@ func (a testAdmin) Status(context.Context, *pb.Empty) (*pb.NodeStatus, error) {
 		st.Shards = append(st.Shards, &pb.ShardStatus{Shard: uint32(i), State: state})
 	}
 	return st, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 type testMessages struct {
@@ -145,8 +139,13 @@ const callTimeout = time.Second
 // attempt runs one call of kind through p and reports the nodes it was
 // tried on, in order, and its error.
 func attempt(p *nodePool, kind callKind, conv string) (tried []string, werr *wire.Error) {
+	return attemptVia(p, kind, nil, conv)
+}
+
+// attemptVia is attempt trying first first (p.callVia).
+func attemptVia(p *nodePool, kind callKind, first *nodeConn, conv string) (tried []string, werr *wire.Error) {
 	var mu sync.Mutex
-	_, werr = p.call(context.Background(), callTimeout, kind, func(ctx context.Context, n *nodeConn) error {
+	_, werr = p.callVia(context.Background(), callTimeout, kind, first, func(ctx context.Context, n *nodeConn) error {
 		mu.Lock()
 		tried = append(tried, n.addr)
 		mu.Unlock()
@@ -343,12 +342,7 @@ func TestNodePoolLeaderFirst(t *testing.T) {
 			t.Fatalf("leader of shard %d: %s, want none (n3 is an AP node)", sh, byAddr[l.addr])
 		}
 	}
-	var tried []string
-	_, werr := p.callVia(context.Background(), callTimeout, idempotentWrite, p.leaderOf(1), func(ctx context.Context, n *nodeConn) error {
-		tried = append(tried, n.addr)
-		_, err := n.messages.Send(ctx, &pb.SendRequest{Group: "g:team"})
-		return err
-	})
+	tried, werr := attemptVia(p, idempotentWrite, p.leaderOf(1), "g:team")
 	if werr != nil || !slices.Equal(tried, []string{n2.addr}) {
 		t.Fatalf("a write for shard 1 tried %s (err %v), want n2 alone", names(tried, byAddr), werr)
 	}
@@ -360,12 +354,7 @@ func TestNodePoolLeaderFirst(t *testing.T) {
 	if l := p.leaderOf(1); l != nil {
 		t.Fatalf("a stopped leader is still chosen: %s", byAddr[l.addr])
 	}
-	tried = nil
-	_, werr = p.callVia(context.Background(), callTimeout, idempotentWrite, p.leaderOf(1), func(ctx context.Context, n *nodeConn) error {
-		tried = append(tried, n.addr)
-		_, err := n.messages.Send(ctx, &pb.SendRequest{Group: "g:team"})
-		return err
-	})
+	tried, werr = attemptVia(p, idempotentWrite, p.leaderOf(1), "g:team")
 	if werr != nil || len(tried) == 0 || tried[0] != n1.addr {
 		t.Fatalf("with the leader down a write tried %s (err %v), want the preferred n1 first", names(tried, byAddr), werr)
 	}
