@@ -238,7 +238,7 @@ func (f *fanout) deliverAll(ctx context.Context, jobs []pushJob) {
 	var published []bool
 	var unrouted [][]uint64
 	if f.rdb != nil && !f.degraded.Load() {
-		published, unrouted = f.publishRoutedAll(ctx, jobs)
+		published, unrouted = f.publishRouted(ctx, jobs)
 	}
 	for i, j := range jobs {
 		ok := published != nil && published[i]
@@ -314,7 +314,7 @@ func (f *fanout) retryDue(all bool) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 		if rp.gateway == "" {
-			ok, unrouted := f.publishRoutedAll(ctx, []pushJob{{push: rp.push, uids: rp.uids}})
+			ok, unrouted := f.publishRouted(ctx, []pushJob{{push: rp.push, uids: rp.uids}})
 			switch {
 			case !ok[0]:
 			case len(unrouted[0]) > 0:
@@ -359,17 +359,10 @@ func (f *fanout) broadcast(ctx context.Context, push *pb.Push) {
 
 // publishRouted looks up the recipients' routes of every job and
 // publishes each job's push once per gateway, in two pipelined round
-// trips; it reports, per job, whether every step succeeded. A message push
-// that no one received (that gateway's subscription is down) is kept for a
-// retry.
-func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) []bool {
-	ok, _ := f.publishRoutedAll(ctx, jobs)
-	return ok
-}
-
-// publishRoutedAll is publishRouted that also reports, per job, the
-// recipients Redis held no route for.
-func (f *fanout) publishRoutedAll(ctx context.Context, jobs []pushJob) (ok []bool, unrouted [][]uint64) {
+// trips; it reports, per job, whether every step succeeded, and the
+// recipients Redis held no route for. A message push that no one received
+// (that gateway's subscription is down) is kept for a retry.
+func (f *fanout) publishRouted(ctx context.Context, jobs []pushJob) (ok []bool, unrouted [][]uint64) {
 	ok = make([]bool, len(jobs))
 	unrouted = make([][]uint64, len(jobs))
 	var uids []uint64
