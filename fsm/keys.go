@@ -23,6 +23,10 @@ const (
 	bMemberAt  = "memberat"  // conv 0x00 uid -> stamp of the last stamped join or leave (last writer wins)
 )
 
+// UsersBucket holds the user records UserByName reads: a cache of them
+// is current while this bucket is unchanged.
+const UsersBucket = bUsers
+
 // Buckets lists every bucket in a fixed order (snapshots walk it).
 var Buckets = []string{bMeta, bUsers, bUIDs, bGroups, bConvs, bMembers, bUserConvs, bMsgs, bOrders, bMsgIDs, bOrigins, bDedup, bDelivered, bReadCur, bRenamed, bMemberAt}
 

@@ -238,6 +238,8 @@ func (r *apReplica) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, e
 
 func (r *apReplica) view(fn func(fsm.Tx) error) error { return r.s.view(fn) }
 
+func (r *apReplica) version(bucket string) uint64 { return r.s.st.Version(bucket) }
+
 func (r *apReplica) linearize(context.Context) error { return nil }
 
 func (r *apReplica) status() *pb.ShardStatus { return r.s.status() }

@@ -431,6 +431,8 @@ func (r *cpReplica) proposeOnce(ctx context.Context, cmd fsm.Command) (string, f
 
 func (r *cpReplica) view(fn func(fsm.Tx) error) error { return r.s.View(fn) }
 
+func (r *cpReplica) version(bucket string) uint64 { return r.s.Version(bucket) }
+
 // linearize is ReadIndex: the leader confirms its lead with a quorum and
 // names its commit index; this replica waits until it has applied it.
 func (r *cpReplica) linearize(ctx context.Context) error {

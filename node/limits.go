@@ -111,13 +111,45 @@ func (n *Node) roomForNewDM(conv string, from, to uint64, toName string) error {
 	if n.cfg.Limits.MaxUserConvs <= 0 {
 		return nil
 	}
+	if n.dms.has(conv) {
+		return nil
+	}
 	var exists bool
 	n.convShard(conv).view(func(tx fsm.Tx) error { exists = fsm.ConvExists(tx, conv); return nil })
 	if exists {
+		n.dms.add(conv)
 		return nil
 	}
 	if err := n.roomForConv(from, ""); err != nil {
 		return err
 	}
 	return n.roomForConv(to, toName)
+}
+
+// convSet remembers conversations seen to exist. A conversation is never
+// removed from the state, so what it holds stays true: roomForNewDM
+// checks it before taking a view of the shard, which waits while the
+// shard applies a batch (every send to an existing DM asks).
+type convSet struct {
+	mu    sync.RWMutex
+	convs map[string]struct{}
+}
+
+// maxKnownConvs bounds a convSet; past it, it starts again empty.
+const maxKnownConvs = 1 << 16
+
+func (s *convSet) has(conv string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.convs[conv]
+	return ok
+}
+
+func (s *convSet) add(conv string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.convs == nil || len(s.convs) >= maxKnownConvs {
+		s.convs = make(map[string]struct{})
+	}
+	s.convs[conv] = struct{}{}
 }

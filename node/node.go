@@ -45,6 +45,8 @@ type Node struct {
 	routes  *routes
 	ids     *idGen
 	names   nameCache // uid → current name, for wire conversation ids
+	users   userCache // name → user record, for lookupUser
+	dms     convSet   // DMs seen to exist, for roomForNewDM
 	// created counts group creations per user (Limits.GroupsPerMinute).
 	created creations
 	// misses bounds lookupUser's catch-ups for unknown names; waiters

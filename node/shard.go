@@ -36,6 +36,9 @@ type replica interface {
 	propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	// view reads the local copy.
 	view(fn func(fsm.Tx) error) error
+	// version counts the changes to a bucket of the local copy
+	// (store.Mem.Version).
+	version(bucket string) uint64
 	// linearize waits until a read of the local copy would be
 	// linearizable (ReadIndex); a replica that is the only copy returns at
 	// once.

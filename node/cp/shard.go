@@ -491,6 +491,10 @@ func (s *Shard) lastCommandAtOrBelow(index uint64) uint64 {
 // View reads this replica's state (local: it may be stale).
 func (s *Shard) View(fn func(fsm.Tx) error) error { return s.st.View(fn) }
 
+// Version counts the changes to a bucket of the local state
+// (store.Mem.Version).
+func (s *Shard) Version(bucket string) uint64 { return s.st.Version(bucket) }
+
 // Leader returns the shard's leader as this replica knows it ("" when it
 // knows none).
 func (s *Shard) Leader() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -41,6 +42,9 @@ type Mem struct {
 	cur *readCopy
 	// open are the read copies views still hold.
 	open map[*readCopy]struct{}
+	// versions counts, per bucket, the commits and restores that changed
+	// it (Version); written under mu, read without it.
+	versions map[string]*atomic.Uint64
 }
 
 // readCopy is the state as of one commit, for the views that share it: a
@@ -63,7 +67,26 @@ func less(a, b item) bool { return a.k < b.k }
 const degree = 32
 
 // NewMem returns an empty state.
-func NewMem() *Mem { return &Mem{live: emptyTrees(), open: map[*readCopy]struct{}{}} }
+func NewMem() *Mem {
+	versions := make(map[string]*atomic.Uint64, len(fsm.Buckets))
+	for _, b := range fsm.Buckets {
+		versions[b] = new(atomic.Uint64)
+	}
+	return &Mem{live: emptyTrees(), open: map[*readCopy]struct{}{}, versions: versions}
+}
+
+// Version counts the committed writes and restores that changed bucket.
+// A value read from a view started after Version returned v is current
+// for as long as Version still returns v: a cache of a bucket's values
+// (the node's user lookups) checks it instead of taking a view. The
+// count moves while the writer still holds the state, so a view started
+// after the new count is read sees the write.
+func (m *Mem) Version(bucket string) uint64 {
+	if v := m.versions[bucket]; v != nil {
+		return v.Load()
+	}
+	return 0
+}
 
 func emptyTrees() map[string]*btree.BTreeG[item] {
 	fl := btree.NewFreeListG[item](btree.DefaultFreeListSize)
@@ -154,6 +177,11 @@ func (m *Mem) Update(fn func(fsm.Tx) error) error {
 	}
 	if tx.touched != nil {
 		m.cur = nil // the next views need the state after this write
+		if err == nil {
+			for b := range tx.touched {
+				m.versions[b].Add(1)
+			}
+		}
 	}
 	return err
 }
@@ -207,6 +235,9 @@ func (m *Mem) Restore(r io.Reader) error {
 		m.preserve(b)
 	}
 	m.live, m.cur = fresh, nil
+	for _, v := range m.versions {
+		v.Add(1)
+	}
 	return nil
 }
 
