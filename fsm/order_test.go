@@ -94,6 +94,13 @@ func TestOrderReordered(t *testing.T) {
 	if m, ok := MessageByID(h.kv, "n1-3"); !ok || m.Seq != 4 {
 		t.Fatalf("MessageByID after renumbering: %+v %v, want seq 4", m, ok)
 	}
+	rec, ok := MessageRecordByID(h.kv, "n1-3")
+	if m, decoded := rec.Decode(); !ok || !decoded || m.Seq != 4 || m.ID != "n1-3" {
+		t.Fatalf("MessageRecordByID after renumbering: %+v %v %v, want n1-3 at seq 4", m, ok, decoded)
+	}
+	if _, ok := MessageRecordByID(h.kv, "n9-9"); ok {
+		t.Fatal("MessageRecordByID found a message never sent")
+	}
 }
 
 // TestDedupConflictConverges: one (sender, conv, cmid) accepted as two

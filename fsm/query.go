@@ -115,18 +115,43 @@ func Messages(tx Tx, conv string, after, before uint64, limit int) (msgs []Messa
 	return msgs, more
 }
 
-// MessageByID returns the message with that id.
-func MessageByID(tx Tx, id string) (Message, bool) {
+// MessageRecord is a message as stored, read now and decoded later: a
+// reader that holds the live state's lock (store.Mem.ViewLive) reads the
+// bytes under it and decodes them after. It stays valid after the read
+// only on a store that never changes a value in place (store.Mem).
+type MessageRecord struct{ key, value []byte }
+
+// MessageRecordByID is MessageByID without the decoding (a message
+// renumbered in the meantime is read under its new seq).
+func MessageRecordByID(tx Tx, id string) (MessageRecord, bool) {
 	k := tx.Get(bMsgIDs, []byte(id))
 	i := bytes.IndexByte(k, 0)
 	if i < 0 {
-		return Message{}, false
+		return MessageRecord{}, false
 	}
-	m, ok := messageByOrder(tx, string(k[:i]), k[i+1:])
+	conv := string(k[:i])
+	seq := getU64(tx.Get(bOrders, orderKey(conv, k[i+1:])))
+	if seq == 0 {
+		return MessageRecord{}, false
+	}
+	mk := msgKey(conv, seq)
+	v := tx.Get(bMsgs, mk)
+	return MessageRecord{key: mk, value: v}, v != nil
+}
+
+// Decode is the message the record holds.
+func (r MessageRecord) Decode() (Message, bool) {
+	var m Message
+	return m, decodeMessage(r.key, r.value, &m)
+}
+
+// MessageByID returns the message with that id.
+func MessageByID(tx Tx, id string) (Message, bool) {
+	r, ok := MessageRecordByID(tx, id)
 	if !ok {
 		return Message{}, false
 	}
-	return *m, true
+	return r.Decode()
 }
 
 // Delivered returns the delivery cursor of uid's device in conv.
