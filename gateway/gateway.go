@@ -23,6 +23,7 @@ import (
 
 	"mpim/gateway/wire"
 	"mpim/internal/profiling"
+	"mpim/internal/workers"
 	pb "mpim/proto/mpimpb"
 )
 
@@ -36,6 +37,8 @@ type Gateway struct {
 	rdb     *redis.Client
 	redis   *subscriber
 	up      websocket.Upgrader
+	// work runs the sessions' requests (session.readLoop).
+	work *workers.Pool
 
 	// mu guards the session indexes and session.gone. It is a leaf lock:
 	// nothing else is locked while it is held, and nothing that can block
@@ -122,8 +125,13 @@ func newGateway(cfg Config, log *slog.Logger) *Gateway {
 	g.up = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, CheckOrigin: g.checkOrigin,
 		// Write buffers only while a frame is written: idle connections hold none.
 		WriteBufferPool: &sync.Pool{}}
+	g.work = workers.New(requestWorkerIdle)
 	return g
 }
+
+// requestWorkerIdle is how long a request worker waits for the next
+// request before it ends.
+const requestWorkerIdle = 10 * time.Second
 
 func (g *Gateway) goRun(fn func()) {
 	g.wg.Add(1)
@@ -152,6 +160,7 @@ func (g *Gateway) Close() error {
 	for _, s := range all {
 		s.wait()
 	}
+	g.work.Close()
 	if g.rdb != nil {
 		g.rdb.Close()
 	}

@@ -97,6 +97,7 @@ func newHarness(t *testing.T, opt harnessOptions) *harness {
 			<-c.done
 		}
 		synctest.Wait()
+		g.work.Close()
 		cc.Close()
 	})
 	return h

@@ -269,10 +269,12 @@ func (s *session) readLoop() {
 			return
 		}
 		s.ops.Add(1)
-		go func() {
+		// On a worker that keeps its stack between requests: a goroutine
+		// of its own would grow a fresh one each time.
+		s.g.work.Go(func() {
 			defer func() { <-s.inflight; s.ops.Done() }()
 			s.serve(req, read)
-		}()
+		})
 	}
 }
 

@@ -68,6 +68,9 @@ type Node struct {
 	wg       sync.WaitGroup
 }
 
+// streamWorkers is how many goroutines serve the node's gRPC streams.
+const streamWorkers = 64
+
 // Start opens the node's state and starts serving.
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
@@ -114,7 +117,11 @@ func Start(cfg Config) (*Node, error) {
 		n.closeShards()
 		return nil, fmt.Errorf("node: listen %s: %w", cfg.ListenAddr, err)
 	}
-	opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.countOps)}
+	// Stream workers keep their grown stacks between requests; a
+	// goroutine per request grew a fresh one each time (runtime.newstack
+	// in the profiles). Past streamWorkers at once, gRPC starts goroutines
+	// again.
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(n.countOps), grpc.NumStreamWorkers(streamWorkers)}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS.Server())))
 	}
