@@ -386,6 +386,10 @@ func planUsers(cfg Config, targets []string) []userPlan {
 	return plan
 }
 
+// setupConnFor is how long a setup connection registers users before the
+// next one takes over, below the gateway's login timeout (10 s).
+const setupConnFor = 5 * time.Second
+
 // setupUsers registers every user, then creates every group with its
 // members.
 func setupUsers(ctx context.Context, cfg Config, plan []userPlan, targets []string) error {
@@ -397,13 +401,29 @@ func setupUsers(ctx context.Context, cfg Config, plan []userPlan, targets []stri
 	var wg sync.WaitGroup
 	for w := range parallel {
 		wg.Go(func() {
-			c, err := dial(ctx, targets[w%len(targets)], "setup", &prog)
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			defer c.close()
+			var c *conn
+			var opened time.Time
+			defer func() {
+				if c != nil {
+					c.close()
+				}
+			}()
 			for i := w; i < len(plan); i += parallel {
+				// A gateway closes a connection that has not logged in
+				// within its login timeout (10 s): registering thousands
+				// of users takes longer, so each connection registers for
+				// setupConnFor and the next one goes on.
+				if c == nil || time.Since(opened) > setupConnFor {
+					if c != nil {
+						c.close()
+					}
+					var err error
+					if c, err = dial(ctx, targets[w%len(targets)], "setup", &prog); err != nil {
+						c, errs[w] = nil, err
+						return
+					}
+					opened = time.Now()
+				}
 				// Names are unique to this run: a conflict is an earlier
 				// attempt of ours that timed out but was applied.
 				if f, err := c.callRetry(ctx, "register", map[string]any{"user": plan[i].User, "password": password}); err != nil && !isCode(f, "conflict") {

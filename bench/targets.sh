@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${MPIM:-bin/mpim}
 OUT=${OUT:-$(mktemp -d -t mpim-targets-XXXX)}
+mkdir -p "$OUT"
 echo "results in $OUT"
 run() {
   local name=$1; shift

@@ -36,8 +36,14 @@ type nodeConn struct {
 
 	healthy atomic.Bool
 	mu      sync.Mutex
-	id      string // learned from the node's status
-	mode    string
+	// alive is cancelled when the node turns unhealthy: a call in flight
+	// to it that may be repeated elsewhere stops waiting then (callVia).
+	// nil while the node is unhealthy. Guarded by mu, as are the changes
+	// of healthy.
+	alive     context.Context
+	stopAlive context.CancelFunc
+	id        string // learned from the node's status
+	mode      string
 	// leads is which shards the node led at its last status (CP mode),
 	// indexed by shard; nil when it leads none or is not CP.
 	leads atomic.Pointer[[]bool]
@@ -179,10 +185,27 @@ func (p *nodePool) check(ctx context.Context, n *nodeConn) {
 	p.setHealthy(n, err == nil, err)
 }
 
+// whileHealthy is a context cancelled when the node turns unhealthy, or
+// nil when it is not healthy now.
+func (n *nodeConn) whileHealthy() context.Context {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.alive
+}
+
 func (p *nodePool) setHealthy(n *nodeConn, ok bool, why error) {
+	n.mu.Lock()
 	if n.healthy.Swap(ok) == ok {
+		n.mu.Unlock()
 		return
 	}
+	if ok {
+		n.alive, n.stopAlive = context.WithCancel(context.Background())
+	} else if n.stopAlive != nil {
+		n.stopAlive()
+		n.alive, n.stopAlive = nil, nil
+	}
+	n.mu.Unlock()
 	if p.onHealth != nil {
 		p.onHealth(n.addr, ok)
 	}
@@ -270,7 +293,18 @@ func (p *nodePool) callVia(ctx context.Context, timeout time.Duration, kind call
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
+		stop := func() bool { return false }
+		if alive := n.whileHealthy(); alive != nil && kind != write {
+			// A call that may be repeated elsewhere waits for this node
+			// only while its health checks answer: a node cut off holds
+			// the request until the timeout (5 s), and the next node can
+			// take it as soon as the checks notice (within about half a
+			// second). A CP write sent straight to a leader that was just
+			// cut off moves on to nI this way.
+			stop = context.AfterFunc(alive, cancel)
+		}
 		err := fn(cctx, n)
+		stop()
 		cancel()
 		if err == nil {
 			return n, nil

@@ -381,3 +381,69 @@ func TestNodePoolLeaderFirst(t *testing.T) {
 		t.Fatalf("the session keeps %d targets, more than %d", len(s.shards), maxSendTargets)
 	}
 }
+
+// TestNodePoolLeavesANodeThatTurnsUnhealthy: a call that may be repeated
+// elsewhere stops waiting for a node cut off mid-call as soon as a health
+// check fails, and goes to the next node, instead of holding the client
+// for the whole call timeout (a CP write sent straight to a leader just
+// cut off: `mpim bench --failover` measured 5 s, the call timeout, before
+// this). A write that may not be repeated keeps waiting.
+func TestNodePoolLeavesANodeThatTurnsUnhealthy(t *testing.T) {
+	n1, n2 := startTestNode(t, "n1"), startTestNode(t, "n2")
+	faults := proxy.NewNet(slog.New(slog.NewTextHandler(t.Output(), nil)))
+	t.Cleanup(func() { faults.Close() })
+	link, err := faults.Link("g1", "n1", n1.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPool(t, link.Addr(), n2.addr)
+	byAddr := map[string]string{link.Addr(): "n1", n2.addr: "n2"}
+	check(p)
+	faults.Hold("g1", "n1")
+	faults.Hold("n1", "g1")
+
+	call := func(kind callKind) (chan []string, chan *wire.Error) {
+		tried, errs := make(chan []string, 1), make(chan *wire.Error, 1)
+		go func() {
+			var mu sync.Mutex
+			var seen []string
+			_, werr := p.callVia(context.Background(), time.Hour, kind, p.nodes[0], func(ctx context.Context, n *nodeConn) error {
+				mu.Lock()
+				seen = append(seen, n.addr)
+				mu.Unlock()
+				_, err := n.messages.Send(ctx, &pb.SendRequest{Group: "g:team"})
+				return err
+			})
+			mu.Lock()
+			tried <- seen
+			mu.Unlock()
+			errs <- werr
+		}()
+		return tried, errs
+	}
+	tried, errs := call(idempotentWrite)
+	time.Sleep(100 * time.Millisecond) // the send is held on its way to n1
+	check(p)                            // n1's check times out: n1 unhealthy
+	select {
+	case got := <-tried:
+		if werr := <-errs; werr != nil || !slices.Equal(got, []string{link.Addr(), n2.addr}) {
+			t.Fatalf("an idempotent write to a node cut off: tried %s, err %v; want n1, then n2 once n1's check failed", names(got, byAddr), werr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idempotent write still waits for a node whose health check failed (call timeout: an hour)")
+	}
+
+	p.setHealthy(p.nodes[0], true, nil)
+	_, errs = call(write)
+	time.Sleep(100 * time.Millisecond)
+	check(p)
+	select {
+	case werr := <-errs:
+		t.Fatalf("a write that may not be repeated gave up on its node when a check failed: %v", werr)
+	case <-time.After(500 * time.Millisecond):
+	}
+	faults.Heal() // the held write reaches n1 and returns
+	if werr := <-errs; werr != nil {
+		t.Fatalf("the held write after heal: %v", werr)
+	}
+}
