@@ -423,7 +423,7 @@ func TestNodePoolLeavesANodeThatTurnsUnhealthy(t *testing.T) {
 	}
 	tried, errs := call(idempotentWrite)
 	time.Sleep(100 * time.Millisecond) // the send is held on its way to n1
-	check(p)                            // n1's check times out: n1 unhealthy
+	check(p)                           // n1's check times out: n1 unhealthy
 	select {
 	case got := <-tried:
 		if werr := <-errs; werr != nil || !slices.Equal(got, []string{link.Addr(), n2.addr}) {
