@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Measures the targets of docs/benchmarks.md ("Where they stand now"), one
-# run after another, each with the load average at its start and end:
+# Measures the targets of docs/benchmarks.md ("Where they stand now", the
+# latest session's), one run after another, each with the load average at
+# its start and end:
 #   make bench-targets            (OUT=DIR to keep the results elsewhere)
 # Every run writes result.json and result.md under OUT/<name>. Takes about
 # six minutes on two cores; run it on an otherwise idle machine.
