@@ -260,16 +260,7 @@ func TestNodePoolWriteToJustDeadNode(t *testing.T) {
 // at once, so later calls do not wait for it; the health check agrees;
 // after heal it marks n1 healthy and the gateway fails back to it.
 func TestNodePoolFailoverOnPartition(t *testing.T) {
-	n1, n2 := startTestNode(t, "n1"), startTestNode(t, "n2")
-	faults := proxy.NewNet(slog.New(slog.NewTextHandler(t.Output(), nil)))
-	t.Cleanup(func() { faults.Close() })
-	link, err := faults.Link("g1", "n1", n1.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPool(t, link.Addr(), n2.addr)
-	byAddr := map[string]string{link.Addr(): "n1", n2.addr: "n2"}
-	check(p)
+	p, faults, link, n2, byAddr := poolBehindFaults(t)
 	if tried, werr := attempt(p, readCall, "g:team"); werr != nil || tried[0] != link.Addr() {
 		t.Fatalf("before the partition: tried %s, err %v; want n1", names(tried, byAddr), werr)
 	}
@@ -321,6 +312,24 @@ func TestNodePoolFailoverOnPartition(t *testing.T) {
 	if tried, werr := attempt(p, readCall, "g:team"); werr != nil || !slices.Equal(tried, []string{link.Addr()}) {
 		t.Fatalf("after heal: tried %s, err %v; want n1 again", names(tried, byAddr), werr)
 	}
+}
+
+// poolBehindFaults is a checked pool over n1, reached through a link of
+// the fault layer (g1→n1), and n2, reached directly; byAddr names them.
+func poolBehindFaults(t *testing.T) (p *nodePool, faults *proxy.Net, link *proxy.Link, n2 *testNode, byAddr map[string]string) {
+	t.Helper()
+	n1 := startTestNode(t, "n1")
+	n2 = startTestNode(t, "n2")
+	faults = proxy.NewNet(slog.New(slog.NewTextHandler(t.Output(), nil)))
+	t.Cleanup(func() { faults.Close() })
+	link, err := faults.Link("g1", "n1", n1.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = testPool(t, link.Addr(), n2.addr)
+	byAddr = map[string]string{link.Addr(): "n1", n2.addr: "n2"}
+	check(p)
+	return p, faults, link, n2, byAddr
 }
 
 // TestNodePoolLeaderFirst: a CP write goes first to the node whose last
@@ -389,16 +398,7 @@ func TestNodePoolLeaderFirst(t *testing.T) {
 // cut off: `mpim bench --failover` measured 5 s, the call timeout, before
 // this). A write that may not be repeated keeps waiting.
 func TestNodePoolLeavesANodeThatTurnsUnhealthy(t *testing.T) {
-	n1, n2 := startTestNode(t, "n1"), startTestNode(t, "n2")
-	faults := proxy.NewNet(slog.New(slog.NewTextHandler(t.Output(), nil)))
-	t.Cleanup(func() { faults.Close() })
-	link, err := faults.Link("g1", "n1", n1.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPool(t, link.Addr(), n2.addr)
-	byAddr := map[string]string{link.Addr(): "n1", n2.addr: "n2"}
-	check(p)
+	p, faults, link, n2, byAddr := poolBehindFaults(t)
 	faults.Hold("g1", "n1")
 	faults.Hold("n1", "g1")
 
