@@ -44,15 +44,26 @@ func (b *batch) message(tx Tx, conv string, order []byte) (*Message, bool) {
 }
 
 func messageByOrder(tx Tx, conv string, order []byte) (*Message, bool) {
-	seq := getU64(tx.Get(bOrders, orderKey(conv, order)))
-	if seq == 0 {
+	r, ok := recordByOrder(tx, conv, order)
+	if !ok {
 		return nil, false
 	}
-	m, ok := getMessage(tx, conv, seq)
+	m, ok := r.Decode()
 	if !ok {
 		return nil, false
 	}
 	return &m, true
+}
+
+// recordByOrder is messageByOrder without the decoding.
+func recordByOrder(tx Tx, conv string, order []byte) (MessageRecord, bool) {
+	seq := getU64(tx.Get(bOrders, orderKey(conv, order)))
+	if seq == 0 {
+		return MessageRecord{}, false
+	}
+	k := msgKey(conv, seq)
+	v := tx.Get(bMsgs, k)
+	return MessageRecord{key: k, value: v}, v != nil
 }
 
 // lastOrder is the largest order key in conv, or nil.

@@ -98,8 +98,10 @@ func TestOrderReordered(t *testing.T) {
 	if m, decoded := rec.Decode(); !ok || !decoded || m.Seq != 4 || m.ID != "n1-3" {
 		t.Fatalf("MessageRecordByID after renumbering: %+v %v %v, want n1-3 at seq 4", m, ok, decoded)
 	}
-	if _, ok := MessageRecordByID(h.kv, "n9-9"); ok {
+	if rec, ok := MessageRecordByID(h.kv, "n9-9"); ok {
 		t.Fatal("MessageRecordByID found a message never sent")
+	} else if _, decoded := rec.Decode(); decoded {
+		t.Fatal("the record of a message never sent decodes")
 	}
 }
 

@@ -129,17 +129,10 @@ func MessageRecordByID(tx Tx, id string) (MessageRecord, bool) {
 	if i < 0 {
 		return MessageRecord{}, false
 	}
-	conv := string(k[:i])
-	seq := getU64(tx.Get(bOrders, orderKey(conv, k[i+1:])))
-	if seq == 0 {
-		return MessageRecord{}, false
-	}
-	mk := msgKey(conv, seq)
-	v := tx.Get(bMsgs, mk)
-	return MessageRecord{key: mk, value: v}, v != nil
+	return recordByOrder(tx, string(k[:i]), k[i+1:])
 }
 
-// Decode is the message the record holds.
+// Decode is the message the record holds; the zero record holds none.
 func (r MessageRecord) Decode() (Message, bool) {
 	var m Message
 	return m, decodeMessage(r.key, r.value, &m)

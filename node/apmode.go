@@ -98,7 +98,6 @@ func (n *Node) applyEntries(entries []ap.Entry, how ap.Arrival) []fsm.Result {
 	for i := range entries {
 		r := out[i]
 		if r.Renamed != nil {
-			n.names.forget()
 			n.kickRenamed(r.Renamed)
 		}
 		if r.Err != nil || r.Message == nil || r.Dup {
@@ -165,8 +164,7 @@ func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
 			s := ShardOf(it.conv, len(n.shards))
 			byShard[s] = append(byShard[s], i)
 		}
-		recs := make([]fsm.MessageRecord, len(items))
-		found := make([]bool, len(items))
+		recs := make([]fsm.MessageRecord, len(items)) // the zero record: not found
 		for s, idx := range byShard {
 			// A few lookups, on the live state under its lock: a read copy
 			// here, after every round, would make the engine's next writes
@@ -175,14 +173,14 @@ func (n *Node) pushAllLater(items []delayedPush, path pushPath) {
 			// are decoded after.
 			n.locals[s].st.ViewLive(func(tx fsm.Tx) error {
 				for _, i := range idx {
-					recs[i], found[i] = fsm.MessageRecordByID(tx, items[i].id)
+					recs[i], _ = fsm.MessageRecordByID(tx, items[i].id)
 				}
 				return nil
 			})
 		}
 		msgs := make([]*fsm.Message, len(items))
 		for i := range items {
-			if m, ok := recs[i].Decode(); found[i] && ok {
+			if m, ok := recs[i].Decode(); ok {
 				msgs[i] = &m
 			}
 		}

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"strconv"
-	"sync"
 
 	"mpim/fsm"
 	"mpim/internal/convid"
@@ -57,56 +56,25 @@ func (n *Node) wireConv(key string) string {
 	if !ok {
 		return key
 	}
-	return convid.DM(n.names.name(n, a), n.names.name(n, b))
+	return convid.DM(n.nameOf(a), n.nameOf(b))
 }
 
-// nameCache remembers uid → name. Names change only by AP registration
-// conflicts, which reset it (forget); a generation keeps a lookup that
-// raced a reset from storing what it read before.
-type nameCache struct {
-	mu    sync.RWMutex
-	gen   uint64
-	names map[uint64]string
-}
-
-func (c *nameCache) name(n *Node, uid uint64) string {
-	name, ok := c.lookup(n, uid)
+// nameOf is uid's current name on this replica, or "#<uid>" when it does
+// not know the user yet.
+func (n *Node) nameOf(uid uint64) string {
+	name, ok := n.userName(uid)
 	if !ok {
 		return "#" + strconv.FormatUint(uid, 10)
 	}
 	return name
 }
 
-// lookup is uid's current name on this replica, if it knows the user.
-func (c *nameCache) lookup(n *Node, uid uint64) (string, bool) {
-	c.mu.RLock()
-	name, ok := c.names[uid]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok {
-		return name, true
-	}
-	var u fsm.User
-	n.metaShard().view(func(tx fsm.Tx) error { u, ok = fsm.UserByUID(tx, uid); return nil })
-	if !ok {
-		return "", false
-	}
-	c.mu.Lock()
-	if c.gen == gen {
-		if c.names == nil {
-			c.names = map[uint64]string{}
-		}
-		c.names[uid] = u.Name
-	}
-	c.mu.Unlock()
-	return u.Name, true
-}
-
-// forget drops every cached name (a registration conflict renamed an
-// account).
-func (c *nameCache) forget() {
-	c.mu.Lock()
-	c.gen++
-	c.names = nil
-	c.mu.Unlock()
+// userName is uid's current name on this replica, if it knows the user.
+// Names change only by AP registration conflicts, which change the users
+// bucket and so the cache's version.
+func (n *Node) userName(uid uint64) (string, bool) {
+	return n.names.get(n.metaShard(), uid, func(tx fsm.Tx) (string, bool) {
+		u, ok := fsm.UserByUID(tx, uid)
+		return u.Name, ok
+	})
 }

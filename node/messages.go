@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -76,57 +75,13 @@ func caller(c *pb.Caller) error {
 func (n *Node) lookupUser(ctx context.Context, name string) (fsm.User, bool) {
 	var u fsm.User
 	var ok bool
-	read := func() { u, ok = n.users.lookup(n.metaShard(), name) }
+	read := func() {
+		u, ok = n.users.get(n.metaShard(), name, func(tx fsm.Tx) (fsm.User, bool) { return fsm.UserByName(tx, name) })
+	}
 	if read(); !ok && n.misses.allow(time.Now()) && n.metaShard().linearize(ctx) == nil {
 		read()
 	}
 	return u, ok
-}
-
-// userCache remembers the user records lookupUser read, for as long as
-// the meta shard's users bucket has not changed since (its version,
-// store.Mem.Version). Every send looks its recipient up: without the
-// cache that is a view of the meta shard, which waits while the shard
-// applies a batch (an AP engine round, a Raft batch: 25 ms of a slow
-// send under load in the trace of docs/benchmarks.md), and a JSON decode.
-type userCache struct {
-	mu      sync.RWMutex
-	version uint64
-	users   map[string]fsm.User
-}
-
-// maxCachedUsers bounds the cache; past it, it starts again empty.
-const maxCachedUsers = 1 << 16
-
-// lookup is the user called name on sh's replica, if it knows one. The
-// record returned is shared: callers only read it.
-func (c *userCache) lookup(sh replica, name string) (fsm.User, bool) {
-	v := sh.version(fsm.UsersBucket)
-	c.mu.RLock()
-	u, ok := c.users[name]
-	ok = ok && c.version == v
-	c.mu.RUnlock()
-	if ok {
-		return u, true
-	}
-	sh.view(func(tx fsm.Tx) error { u, ok = fsm.UserByName(tx, name); return nil })
-	if !ok {
-		return u, false // an unknown name is not cached: lookupUser catches up
-	}
-	c.mu.Lock()
-	if c.version != v || len(c.users) >= maxCachedUsers {
-		// v read before the view is older than the cache's or newer (then
-		// the cache holds records of an older version); either way,
-		// records of one version only.
-		if v < c.version {
-			c.mu.Unlock()
-			return u, true
-		}
-		c.version, c.users = v, make(map[string]fsm.User)
-	}
-	c.users[name] = u
-	c.mu.Unlock()
-	return u, true
 }
 
 // missCatchUps bounds the catch-ups lookupUser makes for unknown names,

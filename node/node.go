@@ -44,9 +44,9 @@ type Node struct {
 	fanout  *fanout
 	routes  *routes
 	ids     *idGen
-	names   nameCache // uid → current name, for wire conversation ids
-	users   userCache // name → user record, for lookupUser
-	dms     convSet   // DMs seen to exist, for roomForNewDM
+	names   usersCache[uint64, string]   // uid → current name, for wire conversation ids
+	users   usersCache[string, fsm.User] // name → user record, for lookupUser
+	dms     convSet                      // DMs seen to exist, for roomForNewDM
 	// created counts group creations per user (Limits.GroupsPerMinute).
 	created creations
 	// misses bounds lookupUser's catch-ups for unknown names; waiters
@@ -270,7 +270,7 @@ func (n *Node) currentCaller(req any) {
 		return
 	}
 	if c := r.GetCaller(); c != nil && c.Uid != 0 {
-		if name, ok := n.names.lookup(n, c.Uid); ok {
+		if name, ok := n.userName(c.Uid); ok {
 			c.User = name
 		}
 	}

@@ -26,9 +26,9 @@ func (r *memReplica) linearize(context.Context) error  { return nil }
 func (r *memReplica) status() *pb.ShardStatus          { return &pb.ShardStatus{} }
 func (r *memReplica) close() error                     { return nil }
 
-// TestUserCache: a lookup is served from the cache until the users bucket
-// changes, then read again; a change to another bucket keeps it; an
-// unknown name is not remembered.
+// TestUserCache: a lookup through usersCache (as lookupUser makes it) is
+// served from the cache until the users bucket changes, then read again; a
+// change to another bucket keeps it; an unknown name is not remembered.
 func TestUserCache(t *testing.T) {
 	r := &memReplica{st: store.NewMem()}
 	putUser := func(u fsm.User) {
@@ -38,10 +38,10 @@ func TestUserCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var c userCache
+	var c usersCache[string, fsm.User]
 	lookup := func(name string, wantUID uint64, wantViews int) {
 		t.Helper()
-		u, ok := c.lookup(r, name)
+		u, ok := c.get(r, name, func(tx fsm.Tx) (fsm.User, bool) { return fsm.UserByName(tx, name) })
 		if got := map[bool]uint64{true: u.UID}[ok]; got != wantUID {
 			t.Fatalf("lookup %s: uid %d (found %v), want %d", name, got, ok, wantUID)
 		}
